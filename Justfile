@@ -1,0 +1,35 @@
+# plpywasm: a trusted PostgreSQL language running Python in a WebAssembly sandbox.
+# `just demo` and `just test` work on a fresh machine: both run `setup` first.
+
+pg_config := env_var_or_default("PG_CONFIG", "/usr/lib/postgresql/15/bin/pg_config")
+
+# List the recipes.
+default:
+    @just --list
+
+# Install what building and testing need (Debian packages, cargo-pgrx, componentize-py). Idempotent.
+setup:
+    bash scripts/setup.sh
+
+# Build the Python guest component (target/guest.wasm) with componentize-py.
+guest:
+    bash scripts/build-guest.sh
+
+# Build the extension and compile the guest ahead of time (target/plpywasm_guest.cwasm).
+build: guest
+    cargo build --release --locked -p plpywasm-precompile
+    target/release/plpywasm-precompile target/guest.wasm target/plpywasm_guest.cwasm
+    cargo build --release --locked -p plpywasm
+
+# Install the extension and its precompiled guest into the PostgreSQL that pg_config names.
+install: build
+    cargo pgrx install --release --pg-config {{pg_config}}
+    install -m 644 target/plpywasm_guest.cwasm "$({{pg_config}} --pkglibdir)/plpywasm_guest.cwasm"
+
+# Start a throwaway cluster and run examples/demo.sql in it.
+demo: setup install
+    bash scripts/demo.sh
+
+# Run the test suite against a real, throwaway PostgreSQL cluster.
+test: setup install
+    bash tests/run.sh

@@ -1,0 +1,25 @@
+//! The one wasmtime configuration of plpywasm.
+//!
+//! The guest is compiled ahead of time by `plpywasm-precompile` and loaded by the extension, which
+//! carries no compiler. wasmtime only accepts a precompiled artifact from an engine configured the same
+//! way, so both sides take their configuration from here.
+
+use wasmtime::Config;
+
+/// File name of the precompiled guest, installed in PostgreSQL's `$libdir` beside the extension.
+pub const GUEST_ARTIFACT: &str = "plpywasm_guest.cwasm";
+
+/// Largest native stack the guest may use before it traps. The guest runs on the backend's own
+/// stack, so this stays well inside PostgreSQL's default 8 MB thread stack.
+pub const MAX_WASM_STACK: usize = 2 << 20;
+
+pub fn config() -> Config {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    // Cancellation: the host advances the epoch and the guest checks it at loop heads and calls.
+    config.epoch_interruption(true);
+    config.max_wasm_stack(MAX_WASM_STACK);
+    // Instances map the snapshot's memory image copy-on-write: ~1 ms instead of copying ~30 MB.
+    config.memory_init_cow(true);
+    config
+}

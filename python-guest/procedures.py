@@ -1,0 +1,187 @@
+"""Compiling function bodies into Python functions, calling them, and describing their failures."""
+
+import ast
+import builtins
+import itertools
+import keyword
+import sys
+import textwrap
+import traceback
+
+from wit_world.imports.types import PythonError
+
+# Shared by every function of this interpreter, as PL/Python's GD.
+GD = {}
+
+_PROCEDURE_NAME = "__plpywasm_procedure"
+
+# For tracebacks, by the file name given to each compiled body: how to name it, and its lines.
+_sources = {}
+_serial = itertools.count(1)
+
+
+class Procedure:
+    __slots__ = ("name", "function", "namespace", "filename")
+
+    def __init__(self, name, function, namespace, filename):
+        self.name = name
+        self.function = function
+        self.namespace = namespace
+        self.filename = filename
+
+    def release(self):
+        _sources.pop(self.filename, None)
+
+
+def _filename(label):
+    """A file name unique to one compiled body (functions may share a name)."""
+    return "<plpywasm %d>" % next(_serial), label
+
+
+def _parse(body, filename, label):
+    """Parses a body, tolerating a body that is indented as a whole (as PL/Python does)."""
+    body = body.replace("\r\n", "\n").replace("\r", "\n")
+    try:
+        tree = ast.parse(body, filename)
+    except IndentationError:
+        dedented = textwrap.dedent(body)
+        if dedented == body:
+            raise
+        body = dedented
+        tree = ast.parse(body, filename)
+    # Tracebacks show the body's own lines: there is no file to read them from.
+    _sources[filename] = (label, body.splitlines())
+    return tree
+
+
+def _parameter(name, position):
+    """SQL argument names that are not Python identifiers stay reachable through `args` only."""
+    if name and name.isidentifier() and not keyword.iskeyword(name):
+        return name
+    return "__plpywasm_arg%d" % position
+
+
+def _namespace():
+    return {"__builtins__": builtins, "__name__": "__plpywasm__", "GD": GD, "SD": {}, "args": []}
+
+
+def compile_procedure(name, params, body):
+    """Makes `body` the body of a `def` whose parameters are `params`; line numbers stay body-relative."""
+    filename, label = _filename('function "%s"' % name)
+    try:
+        return _define(name, params, _parse(body, filename, label), filename)
+    except BaseException:
+        _sources.pop(filename, None)
+        raise
+
+
+def _define(name, params, tree, filename):
+    seen = set()
+    arguments = []
+    for position, param in enumerate(params):
+        param = _parameter(param, position)
+        if param in seen:
+            param = _parameter("", position)
+        seen.add(param)
+        arguments.append(ast.arg(arg=param))
+    tree = _ArgumentGlobals({a.arg for a in arguments}).visit(tree)
+    definition = ast.FunctionDef(
+        name=_PROCEDURE_NAME,
+        args=ast.arguments(posonlyargs=[], args=arguments, kwonlyargs=[], kw_defaults=[], defaults=[]),
+        body=tree.body or [ast.Pass()],
+        decorator_list=[],
+        returns=None,
+        type_params=[],
+        lineno=1,
+        col_offset=0,
+    )
+    module = ast.Module(body=[definition], type_ignores=[])
+    ast.fix_missing_locations(module)
+    namespace = _namespace()
+    exec(compile(module, filename, "exec", dont_inherit=True), namespace)
+    return Procedure(name, namespace.pop(_PROCEDURE_NAME), namespace, filename)
+
+
+class _ArgumentGlobals(ast.NodeTransformer):
+    """PL/Python passes arguments as globals, and its documentation tells users to declare
+    `global x` before assigning to an argument. Here arguments are parameters, where that
+    declaration is a SyntaxError: drop it, so ported bodies keep working."""
+
+    def __init__(self, params):
+        self._params = params
+
+    def visit_Global(self, node):
+        names = [n for n in node.names if n not in self._params]
+        if not names:
+            return ast.copy_location(ast.Pass(), node)
+        node.names = names
+        return node
+
+    def _nested_scope(self, node):
+        return node
+
+    visit_FunctionDef = visit_AsyncFunctionDef = visit_ClassDef = visit_Lambda = _nested_scope
+
+
+def run_inline(body):
+    """Runs a DO block; returns a PythonError if it raised, else None."""
+    filename, label = _filename("anonymous code block")
+    try:
+        tree = _parse(body, filename, label)
+        exec(compile(tree, filename, "exec", dont_inherit=True), _namespace())
+    except BaseException as exc:
+        return describe(exc)
+    finally:
+        _sources.pop(filename, None)
+    return None
+
+
+def describe(exc, name=None):
+    """A PythonError for the host: class, message and a traceback of the user's frames."""
+    line = None
+    if isinstance(exc, SyntaxError):
+        line = exc.lineno
+        message = exc.msg
+    else:
+        message = str(exc)
+    return PythonError(
+        class_name=_class_name(type(exc)),
+        message=message,
+        traceback=_format_traceback(exc.__traceback__),
+        line=line,
+    )
+
+
+def _class_name(cls):
+    module = cls.__module__
+    if module in ("builtins", "__plpywasm__", None):
+        return cls.__name__
+    return "%s.%s" % (module, cls.__name__)
+
+
+def _format_traceback(tb):
+    frames = traceback.extract_tb(tb)
+    # The first frames are the guest's own dispatch code; users see from their function on.
+    while frames and not _is_user_frame(frames[0]):
+        frames.pop(0)
+    if not frames:
+        return ""
+    out = ["Traceback (most recent call last):"]
+    for frame in frames:
+        if frame.filename == __file__ or frame.filename.endswith("bundled_stdlib.py"):
+            continue
+        if _is_user_frame(frame):
+            label, lines = _sources.get(frame.filename, ("function", ()))
+            where = "<module>" if frame.name == _PROCEDURE_NAME else frame.name
+            out.append("  PL/plpywasm %s, line %d, in %s" % (label, frame.lineno, where))
+            line = lines[frame.lineno - 1].strip() if 0 < frame.lineno <= len(lines) else ""
+        else:
+            out.append('  File "%s", line %d, in %s' % (frame.filename, frame.lineno, frame.name))
+            line = (frame.line or "").strip()
+        if line:
+            out.append("    " + line)
+    return "\n".join(out)
+
+
+def _is_user_frame(frame):
+    return frame.filename.startswith("<plpywasm ")

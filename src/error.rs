@@ -1,0 +1,204 @@
+//! Errors raised by plpywasm, each with its SQLSTATE, and the error context that names the function
+//! and carries the Python traceback (`CONTEXT:` lines, as PL/Python reports them).
+
+use std::cell::RefCell;
+use std::ffi::{c_char, c_int, c_void, CString};
+
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::PgSqlErrorCode;
+
+use crate::runtime::{LoadError, PythonError, TrapKind};
+
+/// An error detected by plpywasm, raised as a PostgreSQL ERROR by [`PlError::raise`].
+#[derive(Debug)]
+pub struct PlError {
+    pub code: PgSqlErrorCode,
+    pub message: String,
+    pub detail: Option<String>,
+    pub hint: Option<String>,
+    /// A Python traceback, reported in the error's context.
+    pub traceback: Option<String>,
+}
+
+impl PlError {
+    pub fn new(code: PgSqlErrorCode, message: impl Into<String>) -> PlError {
+        PlError { code, message: message.into(), detail: None, hint: None, traceback: None }
+    }
+
+    pub fn detail(mut self, detail: impl Into<String>) -> PlError {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> PlError {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// An uncaught Python exception: `Class: message`, the traceback in the context.
+    pub fn python(error: PythonError) -> PlError {
+        let code = match error.class_name.as_str() {
+            "MemoryError" => PgSqlErrorCode::ERRCODE_OUT_OF_MEMORY,
+            "RecursionError" => PgSqlErrorCode::ERRCODE_STATEMENT_TOO_COMPLEX,
+            _ => PgSqlErrorCode::ERRCODE_EXTERNAL_ROUTINE_EXCEPTION,
+        };
+        let message = if error.message.is_empty() {
+            error.class_name
+        } else {
+            format!("{}: {}", error.class_name, error.message)
+        };
+        let traceback = (!error.traceback.is_empty()).then_some(error.traceback);
+        PlError { traceback, ..PlError::new(code, message) }
+    }
+
+    /// A body Python could not compile.
+    pub fn compile(function: &str, error: PythonError) -> PlError {
+        let mut detail = format!("{}: {}", error.class_name, error.message);
+        if let Some(line) = error.line {
+            detail.push_str(&format!(" (line {line})"));
+        }
+        PlError::new(
+            PgSqlErrorCode::ERRCODE_SYNTAX_ERROR,
+            format!("could not compile PL/plpywasm function \"{function}\""),
+        )
+        .detail(detail)
+    }
+
+    /// The guest stopped abnormally; its interpreter has already been discarded.
+    pub fn trap(kind: TrapKind) -> PlError {
+        const FRESH: &str = "The interpreter was discarded; the next call starts a fresh one.";
+        match kind {
+            // `raise` lets PostgreSQL report the pending cancel or termination itself.
+            TrapKind::Interrupted => {
+                PlError::new(PgSqlErrorCode::ERRCODE_QUERY_CANCELED, "canceling statement due to user request")
+            }
+            TrapKind::StackOverflow => {
+                PlError::new(PgSqlErrorCode::ERRCODE_STATEMENT_TOO_COMPLEX, "stack depth limit exceeded")
+                    .detail("The Python code recursed deeper than the WebAssembly stack allows.")
+                    .hint(FRESH)
+            }
+            TrapKind::OutOfMemory => {
+                PlError::new(PgSqlErrorCode::ERRCODE_OUT_OF_MEMORY, "out of memory")
+                    .detail("The Python interpreter reached plpywasm.memory_limit.")
+                    .hint(FRESH)
+            }
+            TrapKind::Other(trap) => PlError::new(
+                PgSqlErrorCode::ERRCODE_EXTERNAL_ROUTINE_EXCEPTION,
+                "PL/plpywasm interpreter stopped abnormally",
+            )
+            .detail(trap)
+            .hint(FRESH),
+        }
+    }
+
+    pub fn load(error: LoadError) -> PlError {
+        PlError::new(PgSqlErrorCode::ERRCODE_CONFIG_FILE_ERROR, error.message).hint(error.hint)
+    }
+
+    pub fn unsupported(message: impl Into<String>) -> PlError {
+        PlError::new(PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED, message)
+    }
+
+    /// Raises this error in PostgreSQL. Must be called with no guest frame on the stack.
+    pub fn raise(self) -> ! {
+        if self.code == PgSqlErrorCode::ERRCODE_QUERY_CANCELED {
+            // A guest stopped for a pending cancel or termination: PostgreSQL reports it with its
+            // own SQLSTATE (57014 or 57P01) and message; ours stands only if nothing was pending.
+            pg_sys::check_for_interrupts!();
+        }
+        PENDING_TRACEBACK.with(|pending| *pending.borrow_mut() = self.traceback);
+        let mut report = ErrorReport::new(self.code, self.message, "plpywasm");
+        if let Some(detail) = self.detail {
+            report = report.set_detail(detail);
+        }
+        if let Some(hint) = self.hint {
+            report = report.set_hint(hint);
+        }
+        report.report(PgLogLevel::ERROR);
+        unreachable!("ERROR returned")
+    }
+}
+
+thread_local! {
+    /// The traceback of the error being raised, taken by the innermost context callback.
+    static PENDING_TRACEBACK: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// What a context callback reports: which function, in which phase.
+#[repr(C)]
+pub struct ContextArg {
+    pub phase: Phase,
+    pub name: [u8; 64],
+}
+
+#[repr(u8)]
+#[derive(Clone, Copy)]
+pub enum Phase {
+    Call,
+    Compile,
+    Inline,
+}
+
+impl ContextArg {
+    pub const fn new(phase: Phase) -> ContextArg {
+        ContextArg { phase, name: [0; 64] }
+    }
+
+    /// Records the function's name (truncated to NAMEDATALEN) for the context line.
+    pub fn set_name(&mut self, name: &str) {
+        let mut len = name.len().min(self.name.len() - 1);
+        while !name.is_char_boundary(len) {
+            len -= 1;
+        }
+        self.name = [0; 64];
+        self.name[..len].copy_from_slice(&name.as_bytes()[..len]);
+    }
+
+    fn name(&self) -> &str {
+        let len = self.name.iter().position(|&b| b == 0).unwrap_or(self.name.len());
+        std::str::from_utf8(&self.name[..len]).unwrap_or("?")
+    }
+}
+
+unsafe extern "C" {
+    fn errcontext_msg(fmt: *const c_char, ...) -> c_int;
+}
+
+/// Runs `f` with an error context callback installed. Only plain data lives in this frame: when `f`
+/// raises, PostgreSQL longjmps over it, after the callback has added its lines.
+///
+/// # Safety
+/// `arg` must stay valid while `f` runs; `f` must be a `#[pg_guard]`ed entry point.
+pub unsafe fn with_context<R: Copy>(arg: *mut ContextArg, f: impl FnOnce() -> R) -> R {
+    let mut callback = pg_sys::ErrorContextCallback {
+        previous: unsafe { pg_sys::error_context_stack },
+        callback: Some(context_callback),
+        arg: arg.cast(),
+    };
+    unsafe { pg_sys::error_context_stack = &mut callback };
+    let result = f();
+    unsafe { pg_sys::error_context_stack = callback.previous };
+    result
+}
+
+unsafe extern "C-unwind" fn context_callback(arg: *mut c_void) {
+    // Nothing here may raise or panic: PostgreSQL is in the middle of reporting an error.
+    let Ok(lines) = std::panic::catch_unwind(|| {
+        let arg = unsafe { &*(arg as *const ContextArg) };
+        let traceback = PENDING_TRACEBACK.with(|pending| pending.try_borrow_mut().ok().and_then(|mut p| p.take()));
+        let name = arg.name();
+        let place = match arg.phase {
+            Phase::Call => format!("PL/plpywasm function \"{name}\""),
+            Phase::Compile => format!("compilation of PL/plpywasm function \"{name}\""),
+            Phase::Inline => "PL/plpywasm anonymous code block".to_string(),
+        };
+        traceback.into_iter().chain(Some(place)).filter_map(|line| CString::new(line).ok()).collect::<Vec<_>>()
+    }) else {
+        return;
+    };
+    for line in &lines {
+        unsafe { errcontext_msg(c"%s".as_ptr(), line.as_ptr()) };
+    }
+}

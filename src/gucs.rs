@@ -1,0 +1,37 @@
+//! Settings. Limits protect the server, so only superusers may change them.
+
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+
+pub static MEMORY_LIMIT_MB: GucSetting<i32> = GucSetting::<i32>::new(256);
+pub static MAX_OUTPUT_KB: GucSetting<i32> = GucSetting::<i32>::new(1024);
+
+pub fn register() {
+    GucRegistry::define_int_guc(
+        c"plpywasm.memory_limit",
+        c"Largest memory, in megabytes, one Python interpreter may use.",
+        c"Applies to interpreters created after the change. Exceeding it raises MemoryError in Python.",
+        &MEMORY_LIMIT_MB,
+        16,
+        4096,
+        GucContext::Suset,
+        GucFlags::UNIT_MB,
+    );
+    GucRegistry::define_int_guc(
+        c"plpywasm.max_output",
+        c"Most output, in kilobytes, one call may print to stdout and stderr.",
+        c"Output beyond this is dropped, with a warning saying how much.",
+        &MAX_OUTPUT_KB,
+        0,
+        1 << 20,
+        GucContext::Suset,
+        GucFlags::UNIT_KB,
+    );
+}
+
+pub fn memory_limit_bytes() -> usize {
+    MEMORY_LIMIT_MB.get() as usize * 1024 * 1024
+}
+
+pub fn max_output_bytes() -> usize {
+    MAX_OUTPUT_KB.get() as usize * 1024
+}

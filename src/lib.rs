@@ -1,0 +1,41 @@
+//! plpywasm: a trusted PostgreSQL procedural language whose functions are Python, run by CPython
+//! compiled to WebAssembly inside wasmtime.
+//!
+//! A call flows one way: `handler` (fmgr entry points) → `procedure` (what the function is) →
+//! `exec` (one call) → `convert` (Datums to guest values) → `interpreters` / `runtime` (the guest) →
+//! `convert` → Datum. Errors flow back up and are raised in `error`.
+
+use pgrx::prelude::*;
+
+mod convert;
+mod error;
+mod exec;
+mod gucs;
+mod handler;
+mod interpreters;
+mod procedure;
+mod runtime;
+
+::pgrx::pg_module_magic!(name, version);
+
+#[pg_guard]
+extern "C-unwind" fn _PG_init() {
+    gucs::register();
+}
+
+extension_sql!(
+    r#"
+CREATE FUNCTION plpywasm_call_handler() RETURNS language_handler
+    LANGUAGE c AS 'MODULE_PATHNAME', 'plpywasm_call_handler';
+CREATE FUNCTION plpywasm_inline_handler(internal) RETURNS void
+    STRICT LANGUAGE c AS 'MODULE_PATHNAME', 'plpywasm_inline_handler';
+CREATE FUNCTION plpywasm_validator(oid) RETURNS void
+    STRICT LANGUAGE c AS 'MODULE_PATHNAME', 'plpywasm_validator';
+CREATE TRUSTED LANGUAGE plpywasm
+    HANDLER plpywasm_call_handler
+    INLINE plpywasm_inline_handler
+    VALIDATOR plpywasm_validator;
+COMMENT ON LANGUAGE plpywasm IS 'PL/plpywasm: Python in a WebAssembly sandbox';
+"#,
+    name = "language",
+);

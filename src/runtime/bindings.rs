@@ -1,0 +1,9 @@
+//! Typed host bindings generated from the WIT contract.
+
+wasmtime::component::bindgen!({
+    path: "wit/plpywasm.wit",
+    world: "plpywasm",
+});
+
+pub use exports::plpywasm::runtime::guest::{PythonError, ResultKind, Value};
+pub use plpywasm::runtime::{host, types};

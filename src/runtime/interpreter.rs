@@ -1,0 +1,158 @@
+//! One Python interpreter: a guest instance in its own Store, with its limits and collected output.
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::{host, types, Plpywasm, PlpywasmPre, PythonError, ResultKind, Value};
+use super::output::{Output, Stream};
+use super::ticker::Ticker;
+use std::sync::Arc;
+
+/// What an interpreter may consume, and how it learns that the backend wants it to stop.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Largest linear memory, in bytes.
+    pub memory: usize,
+    /// Most bytes of stdout + stderr kept per call.
+    pub output: usize,
+    /// Polled on every epoch tick while guest code runs; `true` stops the guest.
+    pub should_stop: fn() -> bool,
+}
+
+/// Per-store state: everything the guest's imports reach.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+    output: Output,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl types::Host for HostState {}
+
+impl host::Host for HostState {
+    fn write_output(&mut self, fd: u8, text: String) {
+        let stream = if fd == 2 { Stream::Stderr } else { Stream::Stdout };
+        self.output.write(stream, &text);
+    }
+}
+
+/// Why a guest call failed.
+#[derive(Debug)]
+pub enum GuestError {
+    /// Python raised and did not catch; the interpreter is intact.
+    Python(PythonError),
+    /// The guest stopped abnormally; the interpreter must be discarded.
+    Trap(TrapKind),
+}
+
+#[derive(Debug)]
+pub enum TrapKind {
+    /// The backend asked it to stop (cancel, timeout, termination).
+    Interrupted,
+    StackOverflow,
+    OutOfMemory,
+    Other(String),
+}
+
+pub struct Interpreter {
+    store: Store<HostState>,
+    guest: Plpywasm,
+    ticker: Arc<Ticker>,
+    output_budget: usize,
+}
+
+impl Interpreter {
+    pub(super) fn new(
+        engine: &Engine,
+        pre: &PlpywasmPre<HostState>,
+        ticker: Arc<Ticker>,
+        limits: Limits,
+    ) -> Result<Interpreter, GuestError> {
+        let state = HostState {
+            wasi: deny_all_wasi(),
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new().memory_size(limits.memory).instances(16).build(),
+            output: Output::with_budget(limits.output),
+        };
+        let mut store = Store::new(engine, state);
+        store.limiter(|state| &mut state.limits);
+        let should_stop = limits.should_stop;
+        store.epoch_deadline_callback(move |_| {
+            if should_stop() {
+                Err(Trap::Interrupt.into())
+            } else {
+                Ok(UpdateDeadline::Continue(1))
+            }
+        });
+        store.set_epoch_deadline(1);
+        let guest = {
+            let _running = ticker.running();
+            pre.instantiate(&mut store).map_err(trap)?
+        };
+        Ok(Interpreter { store, guest, ticker, output_budget: limits.output })
+    }
+
+    pub fn compile(&mut self, name: &str, params: &[String], body: &str) -> Result<u32, GuestError> {
+        self.run(|guest, store| guest.plpywasm_runtime_guest().call_compile(store, name, params, body))
+    }
+
+    pub fn forget(&mut self, handle: u32) -> Result<(), GuestError> {
+        self.run(|guest, store| guest.plpywasm_runtime_guest().call_forget(store, handle).map(Ok))
+    }
+
+    pub fn call(&mut self, handle: u32, args: &[Value], kind: ResultKind) -> Result<Value, GuestError> {
+        self.run(|guest, store| guest.plpywasm_runtime_guest().call_call(store, handle, args, kind))
+    }
+
+    pub fn run_inline(&mut self, body: &str) -> Result<(), GuestError> {
+        self.run(|guest, store| guest.plpywasm_runtime_guest().call_run_inline(store, body))
+    }
+
+    /// Output written since the last call to this method.
+    pub fn take_output(&mut self) -> Output {
+        let fresh = Output::with_budget(self.output_budget);
+        std::mem::replace(&mut self.store.data_mut().output, fresh).finish()
+    }
+
+    fn run<T>(
+        &mut self,
+        f: impl FnOnce(&Plpywasm, &mut Store<HostState>) -> wasmtime::Result<Result<T, PythonError>>,
+    ) -> Result<T, GuestError> {
+        self.store.set_epoch_deadline(1);
+        let _running = self.ticker.running();
+        match f(&self.guest, &mut self.store) {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(GuestError::Python(error)),
+            Err(err) => Err(trap(err)),
+        }
+    }
+}
+
+fn trap(err: wasmtime::Error) -> GuestError {
+    let kind = match err.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => TrapKind::Interrupted,
+        Some(Trap::StackOverflow) => TrapKind::StackOverflow,
+        Some(Trap::AllocationTooLarge) => TrapKind::OutOfMemory,
+        _ => TrapKind::Other(format!("{err:#}")),
+    };
+    GuestError::Trap(kind)
+}
+
+/// The guest's whole view of the host: no files, no environment, no arguments, no network, no name
+/// lookups. Clocks and randomness are the only capabilities it gets.
+fn deny_all_wasi() -> WasiCtx {
+    let mut builder = WasiCtx::builder();
+    builder
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .socket_addr_check(|_, _| Box::pin(async { false }));
+    builder.build()
+}

@@ -1,0 +1,88 @@
+//! The WebAssembly side of plpywasm: the engine, the precompiled guest, interpreters and their limits.
+//!
+//! Nothing here calls PostgreSQL. What the runtime needs from the backend (is a cancel pending?) comes
+//! in through [`Limits`], so this module can be read, and reasoned about, on its own.
+
+mod bindings;
+mod interpreter;
+mod output;
+mod ticker;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::Engine;
+
+pub use bindings::{PythonError, ResultKind, Value};
+pub use interpreter::{GuestError, Interpreter, Limits, TrapKind};
+pub use output::{Output, Stream};
+
+use bindings::PlpywasmPre;
+use interpreter::HostState;
+use ticker::Ticker;
+
+/// The compiled guest and everything needed to instantiate it, built once per backend.
+pub struct Runtime {
+    engine: Engine,
+    pre: PlpywasmPre<HostState>,
+    ticker: Arc<Ticker>,
+}
+
+/// Why the precompiled guest could not be loaded.
+#[derive(Debug)]
+pub struct LoadError {
+    pub message: String,
+    pub hint: &'static str,
+}
+
+const REBUILD_HINT: &str = "Rebuild and reinstall the extension and its guest with `just install`.";
+
+impl Runtime {
+    /// Maps the precompiled guest from `path` and links it; nothing is compiled here.
+    pub fn load(path: &Path) -> Result<Runtime, LoadError> {
+        let engine = Engine::new(&plpywasm_engine::config()).map_err(|err| LoadError {
+            message: format!("could not configure the WebAssembly engine: {err:#}"),
+            hint: REBUILD_HINT,
+        })?;
+        if !path.exists() {
+            return Err(LoadError {
+                message: format!("the plpywasm guest is not installed: {} does not exist", path.display()),
+                hint: REBUILD_HINT,
+            });
+        }
+        // SAFETY: the artifact is produced by plpywasm-precompile from our own guest and installed by
+        // the same `just install` as this library; wasmtime checks its version and configuration.
+        let component = unsafe { Component::deserialize_file(&engine, path) }.map_err(|err| LoadError {
+            message: format!(
+                "the plpywasm guest at {} does not match this build of the extension: {err:#}",
+                path.display()
+            ),
+            hint: REBUILD_HINT,
+        })?;
+        let link = || -> wasmtime::Result<PlpywasmPre<HostState>> {
+            let mut linker = Linker::<HostState>::new(&engine);
+            wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+            bindings::Plpywasm::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)?;
+            PlpywasmPre::new(linker.instantiate_pre(&component)?)
+        };
+        let pre = link().map_err(|err| LoadError {
+            message: format!("could not link the plpywasm guest: {err:#}"),
+            hint: REBUILD_HINT,
+        })?;
+        let ticker = Ticker::start(engine.clone()).map_err(|err| LoadError {
+            message: format!("could not start the plpywasm epoch thread: {err}"),
+            hint: "The server may be out of threads or memory.",
+        })?;
+        // wasmtime-wasi serves some WASI calls from a Tokio runtime with worker threads, started on
+        // first use. Start it now, with every signal blocked, so that its threads inherit that mask
+        // and PostgreSQL's signals keep going to the backend's own thread.
+        ticker::with_signals_blocked(|| wasmtime_wasi::runtime::with_ambient_tokio_runtime(|| ()));
+        Ok(Runtime { engine, pre, ticker: Arc::new(ticker) })
+    }
+
+    /// A fresh interpreter from the guest's pre-initialised snapshot.
+    pub fn instantiate(&self, limits: Limits) -> Result<Interpreter, GuestError> {
+        Interpreter::new(&self.engine, &self.pre, self.ticker.clone(), limits)
+    }
+}

@@ -1,0 +1,56 @@
+//! What the guest writes to `sys.stdout` and `sys.stderr`, split into lines and bounded.
+
+/// Which stream a line was written to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Output collected during one guest call; the host reports it once the call has returned.
+#[derive(Debug, Default)]
+pub struct Output {
+    pub lines: Vec<(Stream, String)>,
+    /// Bytes dropped because the call exceeded its output budget.
+    pub dropped: usize,
+    partial: [String; 2],
+    written: usize,
+    budget: usize,
+}
+
+impl Output {
+    pub(crate) fn with_budget(budget: usize) -> Output {
+        Output { budget, ..Output::default() }
+    }
+
+    pub(crate) fn write(&mut self, stream: Stream, mut text: &str) {
+        let room = self.budget.saturating_sub(self.written);
+        if text.len() > room {
+            let mut cut = room;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            self.dropped += text.len() - cut;
+            text = &text[..cut];
+        }
+        self.written += text.len();
+        let partial = &mut self.partial[stream as usize];
+        let mut rest = text;
+        while let Some(newline) = rest.find('\n') {
+            partial.push_str(&rest[..newline]);
+            self.lines.push((stream, std::mem::take(partial)));
+            rest = &rest[newline + 1..];
+        }
+        partial.push_str(rest);
+    }
+
+    /// Ends the call: unterminated last lines count as lines.
+    pub(crate) fn finish(mut self) -> Output {
+        for (stream, partial) in [Stream::Stdout, Stream::Stderr].into_iter().zip(std::mem::take(&mut self.partial)) {
+            if !partial.is_empty() {
+                self.lines.push((stream, partial));
+            }
+        }
+        self
+    }
+}
