@@ -4,10 +4,10 @@ Everything at module level runs once, at build time, and is frozen into the comp
 """
 
 import bundled_stdlib
-import output
+import hostio
 
 bundled_stdlib.install()
-output.install()
+hostio.install()
 
 # Modules most function bodies reach for, imported now so that run-time imports cost a dict lookup.
 import base64, collections, dataclasses, datetime, decimal, enum, fractions, functools, hashlib  # noqa: E401,F401
@@ -45,8 +45,6 @@ def _to_value(result, kind):
             return Value_Int(int(result))
     elif kind is ResultKind.FLOAT and isinstance(result, float):
         return Value_Float(float(result))
-    elif kind is ResultKind.VOID:
-        raise TypeError("a function returning void must return None, not %s" % type(result).__name__)
     return Value_Text(result if type(result) is str else str(result))
 
 
@@ -60,7 +58,7 @@ class Guest(exports.Guest):
         try:
             procedure = procedures.compile_procedure(name, params, body)
         except BaseException as exc:
-            raise Err(procedures.describe(exc))
+            raise Err(procedures.describe(exc, compiling=True))
         handle = next(_handles)
         _procedures[handle] = procedure
         return handle

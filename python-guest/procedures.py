@@ -127,29 +127,35 @@ def run_inline(body):
     """Runs a DO block; returns a PythonError if it raised, else None."""
     filename, label = _filename("anonymous code block")
     try:
-        tree = _parse(body, filename, label)
-        exec(compile(tree, filename, "exec", dont_inherit=True), _namespace())
-    except BaseException as exc:
-        return describe(exc)
+        try:
+            code = compile(_parse(body, filename, label), filename, "exec", dont_inherit=True)
+        except BaseException as exc:
+            return describe(exc, compiling=True)
+        try:
+            exec(code, _namespace())
+        except BaseException as exc:
+            return describe(exc)
     finally:
         _sources.pop(filename, None)
     return None
 
 
-def describe(exc, name=None):
-    """A PythonError for the host: class, message and a traceback of the user's frames."""
-    line = None
-    if isinstance(exc, SyntaxError):
-        line = exc.lineno
-        message = exc.msg
-    else:
-        message = str(exc)
-    return PythonError(
-        class_name=_class_name(type(exc)),
-        message=message,
-        traceback=_format_traceback(exc.__traceback__),
-        line=line,
-    )
+def describe(exc, compiling=False):
+    """A PythonError for the host: class, message and a traceback of the user's frames.
+
+    Never raises: it also describes a MemoryError or a RecursionError, whose handling must not fail.
+    """
+    try:
+        line = exc.lineno if compiling and isinstance(exc, SyntaxError) else None
+        message = exc.msg if compiling and isinstance(exc, SyntaxError) else str(exc)
+        return PythonError(
+            class_name=_class_name(type(exc)),
+            message=message,
+            traceback="" if compiling else _format_traceback(exc.__traceback__),
+            line=line,
+        )
+    except BaseException:
+        return PythonError(class_name=_class_name(type(exc)), message="", traceback="", line=None)
 
 
 def _class_name(cls):
@@ -159,15 +165,32 @@ def _class_name(cls):
     return "%s.%s" % (module, cls.__name__)
 
 
+# Deep recursion makes tracebacks of a million frames: show the first and the last ones.
+_TRACEBACK_HEAD = 20
+_TRACEBACK_TAIL = 20
+
+
 def _format_traceback(tb):
-    frames = traceback.extract_tb(tb)
+    entries = []
+    while tb is not None:
+        entries.append((tb.tb_frame, tb.tb_lineno))
+        tb = tb.tb_next
     # The first frames are the guest's own dispatch code; users see from their function on.
-    while frames and not _is_user_frame(frames[0]):
-        frames.pop(0)
-    if not frames:
+    start = 0
+    while start < len(entries) and not entries[start][0].f_code.co_filename.startswith("<plpywasm "):
+        start += 1
+    entries = entries[start:]
+    if not entries:
         return ""
+    skipped = 0
+    if len(entries) > _TRACEBACK_HEAD + _TRACEBACK_TAIL:
+        skipped = len(entries) - _TRACEBACK_HEAD - _TRACEBACK_TAIL
+        entries = entries[:_TRACEBACK_HEAD] + entries[-_TRACEBACK_TAIL:]
+    frames = traceback.StackSummary.extract(iter(entries), lookup_lines=False)
     out = ["Traceback (most recent call last):"]
-    for frame in frames:
+    for position, frame in enumerate(frames):
+        if skipped and position == _TRACEBACK_HEAD:
+            out.append("  [... %d frames not shown ...]" % skipped)
         if frame.filename == __file__ or frame.filename.endswith("bundled_stdlib.py"):
             continue
         if _is_user_frame(frame):

@@ -164,7 +164,12 @@ impl ResultConverter {
 
     fn convert(&self, value: Value) -> Result<Datum, PlError> {
         Ok(match (&self.target, value) {
-            (Target::Void, _) => Datum::null(),
+            (Target::Void, _) => {
+                return Err(PlError::new(
+                    PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+                    "PL/plpywasm function with return type \"void\" did not return None",
+                ))
+            }
             (Target::Bool, Value::Boolean(b)) => Datum::from(b),
             (Target::Int2, Value::Int(i)) => Datum::from(self.fit::<i16>(i)?),
             (Target::Int4, Value::Int(i)) => Datum::from(self.fit::<i32>(i)?),
@@ -184,7 +189,7 @@ impl ResultConverter {
     fn fit_f32(&self, f: f64) -> Result<f32, PlError> {
         let narrowed = f as f32;
         if f.is_finite() && (narrowed.is_infinite() || (narrowed == 0.0 && f != 0.0)) {
-            return Err(self.out_of_range(&f.to_string()));
+            return Err(self.out_of_range(&format!("{f:?}")));
         }
         Ok(narrowed)
     }

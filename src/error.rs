@@ -53,7 +53,7 @@ impl PlError {
         PlError { traceback, ..PlError::new(code, message) }
     }
 
-    /// A body Python could not compile.
+    /// A body Python could not compile (`function` as it reads in the message).
     pub fn compile(function: &str, error: PythonError) -> PlError {
         let mut detail = format!("{}: {}", error.class_name, error.message);
         if let Some(line) = error.line {
@@ -61,7 +61,7 @@ impl PlError {
         }
         PlError::new(
             PgSqlErrorCode::ERRCODE_SYNTAX_ERROR,
-            format!("could not compile PL/plpywasm function \"{function}\""),
+            format!("could not compile PL/plpywasm {function}"),
         )
         .detail(detail)
     }

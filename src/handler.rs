@@ -55,6 +55,7 @@ unsafe extern "C-unwind" fn call_handler(fcinfo: pg_sys::FunctionCallInfo, conte
     let oid = unsafe { (*(*fcinfo).flinfo).fn_oid };
     let called = procedure::lookup(oid).and_then(|procedure| {
         unsafe { (*context).set_name(&procedure.name) };
+        procedure.check_supported()?;
         unsafe { exec::call(fcinfo, &procedure) }
     });
     called.unwrap_or_else(|err| err.raise())
@@ -76,6 +77,7 @@ unsafe extern "C-unwind" fn validator(fcinfo: pg_sys::FunctionCallInfo, context:
     }
     let validated = procedure::read_uncached(oid).and_then(|procedure| {
         unsafe { (*context).set_name(&procedure.name) };
+        procedure.check_supported()?;
         procedure.check_signature()?;
         // pg_dump's output turns body checks off: a body is then checked on its first call.
         if unsafe { pg_sys::check_function_bodies } {

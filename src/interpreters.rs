@@ -92,13 +92,18 @@ impl Slot {
     }
 
     pub fn run_inline(&mut self, body: &str) -> Result<(), PlError> {
-        let result = self.interpreter.run_inline(body);
-        self.check_trap(result)
+        match self.interpreter.run_inline(body) {
+            // Only a SyntaxError from compiling the block itself carries a line.
+            Err(GuestError::Python(error)) if error.line.is_some() => {
+                Err(PlError::compile("anonymous code block", error))
+            }
+            other => self.check_trap(other),
+        }
     }
 
     fn compile(&mut self, procedure: &Procedure) -> Result<u32, PlError> {
         match self.interpreter.compile(&procedure.name, &procedure.params, &procedure.body) {
-            Err(GuestError::Python(error)) => Err(PlError::compile(&procedure.name, error)),
+            Err(GuestError::Python(error)) => Err(PlError::compile(&format!("function \"{}\"", procedure.name), error)),
             other => self.check_trap(other),
         }
     }

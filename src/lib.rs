@@ -20,6 +20,9 @@ mod runtime;
 
 #[pg_guard]
 extern "C-unwind" fn _PG_init() {
+    // pgrx attaches a Rust backtrace to re-raised errors when RUST_BACKTRACE is set in the server's
+    // environment; users must see PostgreSQL's message, not our stack. No thread exists yet here.
+    unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
     gucs::register();
 }
 

@@ -28,6 +28,8 @@ pub struct Procedure {
     arg_types: Vec<Oid>,
     args: Vec<Arg>,
     result: Option<ResultConverter>,
+    returns_set: bool,
+    return_type: Oid,
 }
 
 /// An argument's converter, or, for a polymorphic argument, none until a call tells its type.
@@ -41,6 +43,7 @@ thread_local! {
 }
 
 /// The function `oid`, from the cache if its `pg_proc` row has not changed since it was read.
+/// The caller checks [`Procedure::check_supported`] once it has named the function in the context.
 pub fn lookup(oid: Oid) -> Result<Rc<Procedure>, PlError> {
     let row = ProcRow::fetch(oid)?;
     let stamp = row.stamp();
@@ -74,17 +77,26 @@ impl Procedure {
             t if is_polymorphic(t) => None,
             t => Some(ResultConverter::for_type(t)),
         };
-        let procedure = Procedure { oid, stamp: row.stamp(), name, params, body, arg_types: types, args, result };
-        procedure.check_supported(form)?;
-        Ok(procedure)
+        Ok(Procedure {
+            oid,
+            stamp: row.stamp(),
+            name,
+            params,
+            body,
+            arg_types: types,
+            args,
+            result,
+            returns_set: form.proretset,
+            return_type: form.prorettype,
+        })
     }
 
     /// What this version does not handle yet, refused with a clear error rather than a wrong answer.
-    fn check_supported(&self, form: &pg_sys::FormData_pg_proc) -> Result<(), PlError> {
-        if form.proretset {
+    pub fn check_supported(&self) -> Result<(), PlError> {
+        if self.returns_set {
             return Err(PlError::unsupported("set-returning PL/plpywasm functions are not supported yet"));
         }
-        match form.prorettype {
+        match self.return_type {
             pg_sys::TRIGGEROID => Err(PlError::unsupported("PL/plpywasm trigger functions are not supported yet")),
             pg_sys::EVENT_TRIGGEROID => {
                 Err(PlError::unsupported("PL/plpywasm event trigger functions are not supported yet"))

@@ -3,6 +3,7 @@
 wasmtime::component::bindgen!({
     path: "wit/plpywasm.wit",
     world: "plpywasm",
+    imports: { "plpywasm:runtime/host.sleep": trappable },
 });
 
 pub use exports::plpywasm::runtime::guest::{PythonError, ResultKind, Value};

@@ -6,8 +6,9 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{host, types, Plpywasm, PlpywasmPre, PythonError, ResultKind, Value};
 use super::output::{Output, Stream};
-use super::ticker::Ticker;
+use super::ticker::{Ticker, TICK};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// What an interpreter may consume, and how it learns that the backend wants it to stop.
 #[derive(Clone, Copy, Debug)]
@@ -26,6 +27,7 @@ pub struct HostState {
     table: ResourceTable,
     limits: StoreLimits,
     output: Output,
+    should_stop: fn() -> bool,
 }
 
 impl WasiView for HostState {
@@ -40,6 +42,21 @@ impl host::Host for HostState {
     fn write_output(&mut self, fd: u8, text: String) {
         let stream = if fd == 2 { Stream::Stderr } else { Stream::Stdout };
         self.output.write(stream, &text);
+    }
+
+    fn sleep(&mut self, nanoseconds: u64) -> wasmtime::Result<()> {
+        // In slices, so that a cancel is noticed within one tick, as in running code.
+        let deadline = Instant::now() + Duration::from_nanos(nanoseconds);
+        loop {
+            if (self.should_stop)() {
+                return Err(Trap::Interrupt.into());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(());
+            }
+            std::thread::sleep(left.min(TICK));
+        }
     }
 }
 
@@ -80,6 +97,7 @@ impl Interpreter {
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new().memory_size(limits.memory).instances(16).build(),
             output: Output::with_budget(limits.output),
+            should_stop: limits.should_stop,
         };
         let mut store = Store::new(engine, state);
         store.limiter(|state| &mut state.limits);

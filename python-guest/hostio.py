@@ -1,7 +1,10 @@
-"""sys.stdout and sys.stderr, forwarded to the host, which bounds and reports them."""
+"""What the guest asks of the host instead of WASI: output (sys.stdout, sys.stderr), which the
+host bounds and reports, and sleeping (time.sleep), which the host can cut short on a cancel."""
 
 import io
+import math
 import sys
+import time
 
 from wit_world.imports import host
 
@@ -36,6 +39,16 @@ class HostStream(io.TextIOBase):
         return False
 
 
+def sleep(seconds):
+    """time.sleep, served by the host."""
+    seconds = float(seconds)
+    if math.isnan(seconds) or seconds < 0:
+        raise ValueError("sleep length must be non-negative")
+    nanoseconds = seconds * 1e9
+    host.sleep(int(nanoseconds) if nanoseconds < (1 << 64) else (1 << 64) - 1)
+
+
 def install():
     sys.stdout = sys.__stdout__ = HostStream(1, "<stdout>")
     sys.stderr = sys.__stderr__ = HostStream(2, "<stderr>")
+    time.sleep = sleep

@@ -1,0 +1,116 @@
+-- The language end to end, as an ordinary role: functions, DO blocks, output, caching.
+\set VERBOSITY default
+SELECT lanname, lanpltrusted FROM pg_language WHERE lanname = 'plpywasm';
+SELECT rolsuper FROM pg_roles WHERE rolname = 'alice';
+SET ROLE alice;
+
+CREATE FUNCTION add(a int, b int) RETURNS int LANGUAGE plpywasm AS $$ return a + b $$;
+SELECT add(1, 2);
+SELECT add(x, 10) FROM generate_series(1, 3) AS x;
+DO $$ print("hello") $$ LANGUAGE plpywasm;
+
+-- Bodies indented as a whole are accepted, as in PL/Python.
+CREATE FUNCTION indented(n int) RETURNS int LANGUAGE plpywasm AS $$
+    total = 0
+    for i in range(n + 1):
+        total += i
+    return total
+$$;
+SELECT indented(100);
+
+-- Unnamed arguments are reachable through `args`; named ones are parameters too.
+CREATE FUNCTION unnamed(int, text) RETURNS text LANGUAGE plpywasm AS $$ return repr(args) $$;
+SELECT unnamed(7, 'seven');
+CREATE FUNCTION both_ways(a int, b int) RETURNS text LANGUAGE plpywasm AS $$ return "%d %r" % (a + b, args) $$;
+SELECT both_ways(1, 2);
+-- An argument whose name is a Python keyword is still in `args`.
+CREATE FUNCTION keyword_arg("class" text) RETURNS text LANGUAGE plpywasm AS $$ return args[0].upper() $$;
+SELECT keyword_arg('x');
+
+-- PL/Python asks for `global x` before assigning to an argument; that keeps working.
+CREATE FUNCTION pystrip(x text) RETURNS text LANGUAGE plpywasm AS $$
+global x
+x = x.strip()
+return x
+$$;
+SELECT '[' || pystrip('  hi  ') || ']';
+
+-- NULL is None, for strict and non-strict functions.
+CREATE FUNCTION describe_arg(v int) RETURNS text LANGUAGE plpywasm AS $$ return "None" if v is None else "int %d" % v $$;
+SELECT describe_arg(NULL), describe_arg(5);
+CREATE FUNCTION strict_arg(v int) RETURNS text STRICT LANGUAGE plpywasm AS $$ return "called" $$;
+SELECT strict_arg(NULL) IS NULL AS skipped;
+CREATE FUNCTION returns_none() RETURNS int LANGUAGE plpywasm AS $$ return None $$;
+SELECT returns_none() IS NULL AS is_null;
+CREATE FUNCTION falls_off() RETURNS text LANGUAGE plpywasm AS $$ x = 1 $$;
+SELECT falls_off() IS NULL AS is_null;
+CREATE FUNCTION empty_body() RETURNS text LANGUAGE plpywasm AS $$$$;
+SELECT empty_body() IS NULL AS is_null;
+
+-- void functions return None, and say so otherwise.
+CREATE FUNCTION do_nothing() RETURNS void LANGUAGE plpywasm AS $$ pass $$;
+SELECT do_nothing();
+CREATE FUNCTION void_but_value() RETURNS void LANGUAGE plpywasm AS $$ return 1 $$;
+SELECT void_but_value();
+
+-- CREATE OR REPLACE takes effect at once in the same session.
+CREATE FUNCTION fn_version() RETURNS text LANGUAGE plpywasm AS $$ return "one" $$;
+SELECT fn_version();
+CREATE OR REPLACE FUNCTION fn_version() RETURNS text LANGUAGE plpywasm AS $$ return "two" $$;
+SELECT fn_version();
+-- Overloads are separate functions.
+CREATE FUNCTION over(a int) RETURNS text LANGUAGE plpywasm AS $$ return "int" $$;
+CREATE FUNCTION over(a text) RETURNS text LANGUAGE plpywasm AS $$ return "text" $$;
+SELECT over(1), over('x');
+
+-- Module-level state: GD is shared by the role's functions, SD is per function.
+CREATE FUNCTION counter() RETURNS int LANGUAGE plpywasm AS $$
+SD["n"] = SD.get("n", 0) + 1
+return SD["n"]
+$$;
+SELECT counter(), counter(), counter();
+CREATE FUNCTION gd_set(v text) RETURNS void LANGUAGE plpywasm AS $$ GD["v"] = v $$;
+CREATE FUNCTION gd_get() RETURNS text LANGUAGE plpywasm AS $$ return GD.get("v") $$;
+SELECT gd_set('shared');
+SELECT gd_get();
+
+-- print() and sys.stderr reach the client, line by line, in order.
+CREATE FUNCTION chatty() RETURNS int LANGUAGE plpywasm AS $$
+import sys
+print("one", 1)
+print("two\nthree")
+sys.stdout.write("no newline")
+sys.stderr.write("to stderr\n")
+return 3
+$$;
+SELECT chatty();
+
+-- The whole pure-Python standard library is importable, with no file system.
+CREATE FUNCTION stdlib() RETURNS text LANGUAGE plpywasm AS $$
+import json, decimal, fractions, statistics, re, datetime, uuid, csv, io, zoneinfo, collections
+import dataclasses, itertools, functools, textwrap, string, hashlib, base64, ipaddress, difflib
+import email.message, urllib.parse, html, xml.etree.ElementTree, tomllib, heapq, bisect, calendar
+rows = list(csv.reader(io.StringIO("a,b\n1,2\n")))
+return json.dumps({
+    "mean": statistics.mean([1, 2, 3, 4]),
+    "decimal": str(decimal.Decimal("1.1") + decimal.Decimal("2.2")),
+    "fraction": str(fractions.Fraction(1, 3) * 3),
+    "regex": re.findall(r"\d+", "a1b22c333"),
+    "date": datetime.date(2024, 2, 29).isoformat(),
+    "uuid": str(uuid.UUID(int=1)),
+    "csv": rows,
+    "sha1": hashlib.sha1(b"abc").hexdigest(),
+    "url": urllib.parse.quote("a b&c"),
+    "toml": tomllib.loads("x = 1")["x"],
+}, sort_keys=True)
+$$;
+SELECT stdlib();
+
+-- Procedures run too.
+CREATE PROCEDURE proc(n int) LANGUAGE plpywasm AS $$ print("proc", n) $$;
+CALL proc(4);
+
+-- Not yet supported shapes are refused with a clear error at CREATE.
+CREATE FUNCTION srf() RETURNS SETOF int LANGUAGE plpywasm AS $$ return [1, 2] $$;
+CREATE FUNCTION trig() RETURNS trigger LANGUAGE plpywasm AS $$ return None $$;
+RESET ROLE;

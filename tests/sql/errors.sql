@@ -1,0 +1,91 @@
+-- Python exceptions, syntax errors and broken interpreters become ERRORs; the session goes on.
+\set VERBOSITY default
+SET ROLE alice;
+
+-- An uncaught exception: the message names the class, the traceback is in the context.
+CREATE FUNCTION divide(a int, b int) RETURNS float8 LANGUAGE plpywasm AS $$
+def helper(x, y):
+    return x / y
+return helper(a, b)
+$$;
+SELECT divide(1, 0);
+SELECT sqlstate_of($$SELECT divide(1, 0)$$);
+SELECT divide(1, 4);
+CREATE FUNCTION raises(kind text) RETURNS int LANGUAGE plpywasm AS $$
+class AppError(Exception):
+    pass
+if kind == "key":
+    return {}["missing"]
+if kind == "custom":
+    raise AppError("custom failure")
+if kind == "empty":
+    raise ValueError
+if kind == "exit":
+    raise SystemExit(3)
+if kind == "chained":
+    try:
+        1 / 0
+    except ZeroDivisionError as e:
+        raise RuntimeError("while dividing") from e
+if kind == "memory":
+    raise MemoryError("pretend")
+if kind == "recursion":
+    raise RecursionError("pretend")
+return 0
+$$;
+SELECT raises('key');
+SELECT raises('custom');
+SELECT raises('empty');
+SELECT raises('exit');
+SELECT raises('chained');
+SELECT sqlstate_of($$SELECT raises('memory')$$);
+SELECT sqlstate_of($$SELECT raises('recursion')$$);
+SELECT raises('none');
+
+-- Python code can catch its own exceptions and go on.
+CREATE FUNCTION catches() RETURNS text LANGUAGE plpywasm AS $$
+try:
+    int("x")
+except ValueError as e:
+    return "caught: %s" % e
+$$;
+SELECT catches();
+
+-- A SyntaxError is reported at CREATE FUNCTION with its line within the body.
+CREATE FUNCTION bad_syntax() RETURNS int LANGUAGE plpywasm AS $$
+x = 1
+y = = 2
+return x
+$$;
+SELECT sqlstate_of($$CREATE FUNCTION bad_syntax2() RETURNS int LANGUAGE plpywasm AS 'return ('$$);
+CREATE FUNCTION bad_indent() RETURNS int LANGUAGE plpywasm AS $$
+if True:
+return 1
+$$;
+-- With check_function_bodies off (as pg_dump's scripts set it) the body is checked on first call.
+SET check_function_bodies = off;
+CREATE FUNCTION deferred() RETURNS int LANGUAGE plpywasm AS $$ return ( $$;
+RESET check_function_bodies;
+SELECT deferred();
+SELECT sqlstate_of($$SELECT deferred()$$);
+CREATE OR REPLACE FUNCTION deferred() RETURNS int LANGUAGE plpywasm AS $$ return 1 $$;
+SELECT deferred();
+
+-- A SyntaxError in a DO block, and an exception in one.
+DO $$
+x = 1
+if x
+$$ LANGUAGE plpywasm;
+DO $$ raise ValueError("from a DO block") $$ LANGUAGE plpywasm;
+-- Arguments of pseudo-types no PL can take are refused.
+CREATE FUNCTION takes_internal(x internal) RETURNS int LANGUAGE plpywasm AS $$ return 1 $$;
+
+-- Errors can be caught by the caller, and the function works afterwards.
+DO LANGUAGE plpgsql $$
+BEGIN
+    PERFORM divide(1, 0);
+EXCEPTION WHEN external_routine_exception THEN
+    RAISE NOTICE 'caught % (%)', SQLERRM, SQLSTATE;
+END $$;
+SELECT divide(3, 4);
+RESET ROLE;

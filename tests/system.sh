@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Checks that need more than one session or a look at the backend process: signal masks of helper
+# threads, cancellation and termination from another session, raw file-descriptor output, and that
+# no backend ever crashed. Each check prints "ok NAME" or "not ok NAME: why".
+set -uo pipefail
+dir=$1
+export PGDATABASE=plpywasm_test
+log=$dir/server.log
+q() { psql -X -qAt -v ON_ERROR_STOP=1 "$@"; }
+check() { if [ "$2" = 0 ]; then echo "ok $1"; else echo "not ok $1: $3"; fi; }
+
+start_time=$(q -c "SELECT pg_postmaster_start_time()")
+
+q <<'SQL'
+SET ROLE alice;
+CREATE FUNCTION sys_spin() RETURNS int LANGUAGE plpywasm AS $$
+while True:
+    pass
+$$;
+CREATE FUNCTION sys_print_and_sleep() RETURNS int LANGUAGE plpywasm AS $$
+import os, sys, time
+print("printed")
+sys.stderr.write("to stderr\n")
+os.write(1, b"RAW-FD-MARKER-1\n")
+os.write(2, b"RAW-FD-MARKER-2\n")
+time.sleep(0.05)
+return 1
+$$;
+CREATE FUNCTION sys_sleep(s float8) RETURNS int LANGUAGE plpywasm AS $$
+import time
+time.sleep(s)
+return 1
+$$;
+SQL
+
+# 1. Helper threads (the epoch ticker, wasmtime-wasi's Tokio workers) block every signal, so
+#    PostgreSQL's signals always reach the backend's main thread.
+masks=$(q <<'SQL' 2>&1
+SET ROLE alice;
+SELECT sys_print_and_sleep() \gset
+SELECT pg_backend_pid() AS pid \gset
+\setenv BACKEND :pid
+\! for t in /proc/$BACKEND/task/*; do [ "${t##*/}" = "$BACKEND" ] || grep SigBlk "$t/status"; done
+SQL
+)
+bad=0 threads=0
+while read -r _ mask; do
+  [ -n "$mask" ] || continue
+  threads=$((threads + 1))
+  for sig in 1 2 3 10 12 14 15 23; do  # HUP INT QUIT USR1 USR2 ALRM TERM URG
+    (( (16#$mask >> (sig - 1)) & 1 )) || bad=1
+  done
+done < <(echo "$masks" | grep SigBlk)
+[ "$threads" -gt 0 ] || bad=1
+check "helper threads block all signals ($threads threads)" "$bad" "$masks"
+
+# 2. What the guest writes to its raw file descriptors goes nowhere (no silent postmaster output).
+grep -q "RAW-FD-MARKER" "$log"; [ $? -ne 0 ]; check "raw guest stdout/stderr does not reach the server log" $? "marker found in $log"
+
+# 3. pg_cancel_backend() stops a running Python loop with 57014; the session goes on.
+out=$(psql -X -qAt -v VERBOSITY=verbose -c "SET ROLE alice" -c "SELECT sys_spin()" -c "SELECT 'alive'" 2>&1 &
+      sleep 1
+      q -c "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query = 'SELECT sys_spin()'" >/dev/null
+      wait)
+echo "$out" | grep -q "57014" && echo "$out" | grep -q "alive"; check "pg_cancel_backend stops a Python loop" $? "$out"
+
+# 4. A cancel also stops time.sleep in the guest.
+SECONDS=0
+out=$(psql -X -qAt -c "SET ROLE alice" -c "SET statement_timeout = '300ms'" -c "SELECT sys_sleep(30)" 2>&1)
+echo "$out" | grep -q "statement timeout" && [ "$SECONDS" -lt 10 ]; check "statement_timeout stops time.sleep" $? "$out (${SECONDS}s)"
+
+# 5. pg_terminate_backend() ends a backend running Python with 57P01; the server stays up.
+out=$(psql -X -qAt -v VERBOSITY=verbose -c "SET ROLE alice" -c "SELECT sys_spin()" 2>&1 &
+      sleep 1
+      q -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'SELECT sys_spin()'" >/dev/null
+      wait)
+echo "$out" | grep -q "57P01"; check "pg_terminate_backend ends a Python loop" $? "$out"
+
+# 6. Through everything the suite did, no backend crashed: the postmaster never restarted.
+now=$(q -c "SELECT pg_postmaster_start_time()")
+[ "$now" = "$start_time" ] && ! grep -Eq "terminated by signal|was terminated|PANIC|server process .* exited with exit code [^01]" "$log"
+check "no backend crashed" $? "$(grep -E 'terminated|PANIC' "$log" | head -5)"
