@@ -24,7 +24,9 @@ build: guest
 # Install the extension and its precompiled guest into the PostgreSQL that pg_config names.
 install: build
     cargo pgrx install --release --pg-config {{pg_config}}
-    install -m 644 target/plpywasm_guest.cwasm "$({{pg_config}} --pkglibdir)/plpywasm_guest.cwasm"
+    # By rename, never in place: running backends map the installed file.
+    install -m 644 target/plpywasm_guest.cwasm "$({{pg_config}} --pkglibdir)/plpywasm_guest.cwasm.new"
+    mv -f "$({{pg_config}} --pkglibdir)/plpywasm_guest.cwasm.new" "$({{pg_config}} --pkglibdir)/plpywasm_guest.cwasm"
 
 # Start a throwaway cluster and run examples/demo.sql in it.
 demo: setup install

@@ -76,7 +76,20 @@ out=$(psql -X -qAt -v VERBOSITY=verbose -c "SET ROLE alice" -c "SELECT sys_spin(
       wait)
 echo "$out" | grep -q "57P01"; check "pg_terminate_backend ends a Python loop" $? "$out"
 
-# 6. Through everything the suite did, no backend crashed: the postmaster never restarted.
+# 6. A guest artifact that does not match this build is a clear ERROR naming the fix, not a crash.
+artifact=$(pg_config_bin=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}; "$pg_config_bin" --pkglibdir)/plpywasm_guest.cwasm
+cp "$artifact" "$artifact.saved"
+restore() { mv -f "$artifact.saved" "$artifact"; }
+trap restore EXIT
+# Replaced by rename, as `just install` does: backends may have the old file mapped.
+printf 'not a compiled component' > "$artifact.bad" && mv -f "$artifact.bad" "$artifact"
+out=$(psql -X -qAt -v VERBOSITY=verbose -c "SET ROLE alice" -c "SELECT sys_sleep(0)" 2>&1)
+restore; trap - EXIT
+echo "$out" | grep -q "F0000" && echo "$out" | grep -q "just install"; check "a mismatched guest artifact is a clear error" $? "$out"
+out=$(psql -X -qAt -c "SET ROLE alice" -c "SELECT sys_sleep(0)" 2>&1)
+[ "$out" = "1" ]; check "the restored artifact works in a new session" $? "$out"
+
+# 7. Through everything the suite did, no backend crashed: the postmaster never restarted.
 now=$(q -c "SELECT pg_postmaster_start_time()")
 [ "$now" = "$start_time" ] && ! grep -Eq "terminated by signal|was terminated|PANIC|server process .* exited with exit code [^01]" "$log"
 check "no backend crashed" $? "$(grep -E 'terminated|PANIC' "$log" | head -5)"
