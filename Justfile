@@ -35,3 +35,7 @@ demo: setup install
 # Run the test suite against a real, throwaway PostgreSQL cluster.
 test: setup install
     bash tests/run.sh
+
+# Benchmark plpywasm against plpython3u (plpgsql and SQL as a floor); writes BENCHMARKS.md and BENCHMARKS.png.
+bench: setup install
+    bash bench/run.sh

@@ -49,12 +49,14 @@ done
 [ -f "$outdir/regression.diffs" ] && [ "$failed" -gt 0 ] && head -c 20000 "$outdir/regression.diffs"
 
 # System checks: each prints "ok NAME" or "not ok NAME: why".
-while read -r status name; do
+bash tests/system.sh "$dir" > "$outdir/system.out" 2>&1
+cat "$outdir/system.out"
+while read -r status _; do
   case "$status" in
     ok) passed=$((passed + 1)) ;;
     *) failed=$((failed + 1)) ;;
   esac
-done < <(bash tests/system.sh "$dir" 2>&1 | tee /dev/stderr | grep -E '^(ok|not ok) ')
+done < <(grep -E '^(ok|not ok) ' "$outdir/system.out")
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
