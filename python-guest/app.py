@@ -14,70 +14,91 @@ import base64, collections, dataclasses, datetime, decimal, enum, fractions, fun
 import itertools, json, math, random, re, statistics, string, textwrap, typing, uuid  # noqa: E401,F401
 
 import procedures
+import values
 from componentize_py_types import Err
 from wit_world import exports
-from wit_world.imports.types import (
-    ResultKind,
-    Value_Boolean,
-    Value_Float,
-    Value_Int,
-    Value_Null,
-    Value_Text,
-)
 
-_INT64_MIN = -(1 << 63)
-_INT64_MAX = (1 << 63) - 1
-_NULL = Value_Null()
-
-
-def _to_python(value):
-    return None if type(value) is Value_Null else value.value
-
-
-def _to_value(result, kind):
-    """Shapes a Python result for the host; anything it cannot take natively goes as `str()`."""
-    if result is None:
-        return _NULL
-    if kind is ResultKind.BOOLEAN:
-        return Value_Boolean(bool(result))
-    if kind is ResultKind.INT and isinstance(result, int) and not isinstance(result, bool):
-        if _INT64_MIN <= result <= _INT64_MAX:
-            return Value_Int(int(result))
-    elif kind is ResultKind.FLOAT and isinstance(result, float):
-        return Value_Float(float(result))
-    return Value_Text(result if type(result) is str else str(result))
-
-
-# Compiled functions by handle. Module state, not instance state: the bindings may make a new Guest per call.
+# Compiled functions and open result sets, by handle. Module state, not instance state: the
+# bindings may make a new Guest per call.
 _procedures = {}
+_sets = {}
 _handles = itertools.count(1)
 
 
 class Guest(exports.Guest):
-    def compile(self, name, params, body):
+    def compile(self, name, params, body, shape):
         try:
             procedure = procedures.compile_procedure(name, params, body)
+            procedure.encode = values.encoder(shape)
         except BaseException as exc:
             raise Err(procedures.describe(exc, compiling=True))
         handle = next(_handles)
         _procedures[handle] = procedure
         return handle
 
+    def reshape(self, handle, shape):
+        _procedures[handle].encode = values.encoder(shape)
+
     def forget(self, handle):
         procedure = _procedures.pop(handle, None)
         if procedure is not None:
             procedure.release()
 
-    def call(self, handle, args, kind):
+    def call(self, handle, args):
         try:
             procedure = _procedures[handle]
-            argv = [_to_python(a) for a in args]
-            procedure.namespace["args"] = argv
-            return _to_value(procedure.function(*argv), kind)
+            result = procedure.call(values.decode_args(args))
+            out = []
+            procedure.encode(result, out)
+            return out
         except BaseException as exc:
             raise Err(procedures.describe(exc))
+
+    def call_set(self, handle, args):
+        try:
+            procedure = _procedures[handle]
+            rows = procedures.iterate(procedure.call(values.decode_args(args)))
+        except BaseException as exc:
+            raise Err(procedures.describe(exc))
+        iterator = next(_handles)
+        _sets[iterator] = (rows, procedure.encode)
+        return iterator
+
+    def next_row(self, iterator):
+        rows, encode = _sets[iterator]
+        try:
+            row = next(rows)
+        except StopIteration:
+            del _sets[iterator]
+            return None
+        except BaseException as exc:
+            del _sets[iterator]
+            raise Err(procedures.describe(exc))
+        try:
+            out = []
+            encode(row, out)
+            return out
+        except BaseException as exc:
+            _close(_sets.pop(iterator)[0])
+            raise Err(procedures.describe(exc))
+
+    def close_sets(self, iterators):
+        for iterator in iterators:
+            entry = _sets.pop(iterator, None)
+            if entry is not None:
+                _close(entry[0])
 
     def run_inline(self, body):
         error = procedures.run_inline(body)
         if error is not None:
             raise Err(error)
+
+
+def _close(rows):
+    """Runs a generator's cleanup (`finally`, `with`) when the host stops reading it early."""
+    close = getattr(rows, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception:
+            pass

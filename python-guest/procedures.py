@@ -8,6 +8,7 @@ import sys
 import textwrap
 import traceback
 
+import values
 from wit_world.imports.types import PythonError
 
 # Shared by every function of this interpreter, as PL/Python's GD.
@@ -21,13 +22,19 @@ _serial = itertools.count(1)
 
 
 class Procedure:
-    __slots__ = ("name", "function", "namespace", "filename")
+    __slots__ = ("name", "function", "namespace", "filename", "encode")
 
     def __init__(self, name, function, namespace, filename):
         self.name = name
         self.function = function
         self.namespace = namespace
         self.filename = filename
+        # How the result becomes nodes, set from the result's shape (values.encoder).
+        self.encode = None
+
+    def call(self, argv):
+        self.namespace["args"] = argv
+        return self.function(*argv)
 
     def release(self):
         _sources.pop(self.filename, None)
@@ -140,6 +147,18 @@ def run_inline(body):
     return None
 
 
+def iterate(result):
+    """The rows of a set-returning function's result: any iterable, consumed lazily."""
+    try:
+        return iter(result)
+    except TypeError:
+        raise values.ConversionError(
+            "42804",
+            "returned object cannot be iterated",
+            detail="PL/plpywasm set-returning functions must return an iterable object.",
+        ) from None
+
+
 def describe(exc, compiling=False):
     """A PythonError for the host: class, message and a traceback of the user's frames.
 
@@ -148,14 +167,21 @@ def describe(exc, compiling=False):
     try:
         line = exc.lineno if compiling and isinstance(exc, SyntaxError) else None
         message = exc.msg if compiling and isinstance(exc, SyntaxError) else str(exc)
+        # A result that does not fit its type is PostgreSQL's error, not a Python exception.
+        reported = exc if isinstance(exc, values.ConversionError) else None
         return PythonError(
-            class_name=_class_name(type(exc)),
+            class_name="" if reported else _class_name(type(exc)),
             message=message,
             traceback="" if compiling else _format_traceback(exc.__traceback__),
             line=line,
+            sqlstate=reported and reported.sqlstate,
+            detail=reported and reported.detail,
+            hint=reported and reported.hint,
         )
     except BaseException:
-        return PythonError(class_name=_class_name(type(exc)), message="", traceback="", line=None)
+        return PythonError(
+            class_name=_class_name(type(exc)), message="", traceback="", line=None, sqlstate=None, detail=None, hint=None
+        )
 
 
 def _class_name(cls):

@@ -37,20 +37,23 @@ impl PlError {
         self
     }
 
-    /// An uncaught Python exception: `Class: message`, the traceback in the context.
+    /// An uncaught Python exception: `Class: message`, the traceback in the context. An error the
+    /// guest reports with a SQLSTATE (a result that does not fit its type) is its message alone.
     pub fn python(error: PythonError) -> PlError {
-        let code = match error.class_name.as_str() {
+        let code = error.sqlstate.as_deref().and_then(sqlstate).unwrap_or(match error.class_name.as_str() {
             "MemoryError" => PgSqlErrorCode::ERRCODE_OUT_OF_MEMORY,
             "RecursionError" => PgSqlErrorCode::ERRCODE_STATEMENT_TOO_COMPLEX,
             _ => PgSqlErrorCode::ERRCODE_EXTERNAL_ROUTINE_EXCEPTION,
-        };
-        let message = if error.message.is_empty() {
+        });
+        let message = if error.class_name.is_empty() {
+            error.message
+        } else if error.message.is_empty() {
             error.class_name
         } else {
             format!("{}: {}", error.class_name, error.message)
         };
         let traceback = (!error.traceback.is_empty()).then_some(error.traceback);
-        PlError { traceback, ..PlError::new(code, message) }
+        PlError { traceback, detail: error.detail, hint: error.hint, ..PlError::new(code, message) }
     }
 
     /// A body Python could not compile (`function` as it reads in the message).
@@ -119,6 +122,17 @@ impl PlError {
         report.report(PgLogLevel::ERROR);
         unreachable!("ERROR returned")
     }
+}
+
+/// The error code of a SQLSTATE such as `22003`; none unless it is five digits or capitals.
+fn sqlstate(text: &str) -> Option<PgSqlErrorCode> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 5 || !bytes.iter().all(|b| b.is_ascii_digit() || b.is_ascii_uppercase()) {
+        return None;
+    }
+    // PostgreSQL's MAKE_SQLSTATE: six bits per character, the first character lowest.
+    let code = bytes.iter().enumerate().fold(0i32, |code, (i, &b)| code | (((b - b'0') as i32 & 0x3F) << (6 * i)));
+    Some(PgSqlErrorCode::from(code))
 }
 
 thread_local! {

@@ -1,36 +1,131 @@
-//! One use of the guest: a function call, a `DO` block, or a validation, each in the current role's
-//! interpreter. Output the guest printed is reported once the guest has returned.
+//! One use of the guest: a function call (returning a value or a set), a `DO` block, or a
+//! validation, each in the current role's interpreter. Output the guest printed is reported once the
+//! guest has returned.
 
-use pgrx::pg_sys::{self, Datum};
-use pgrx::{notice, warning};
+use std::rc::Rc;
+
+use pgrx::pg_sys::{self, Datum, Oid};
+use pgrx::{notice, warning, PgSqlErrorCode};
 
 use crate::error::PlError;
-use crate::interpreters::with_interpreter;
-use crate::procedure::Procedure;
-use crate::runtime::{Output, Stream, Value};
+use crate::interpreters::{abandon_set, with_interpreter};
+use crate::procedure::{Procedure, Resolved};
+use crate::runtime::{Node, Output, Stream};
 
 /// Calls `procedure` with the arguments in `fcinfo`; sets `fcinfo->isnull` for a NULL result.
 ///
 /// # Safety
 /// `fcinfo` must be the live call info of a call to `procedure`.
 pub unsafe fn call(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> Result<Datum, PlError> {
-    let flinfo = unsafe { (*fcinfo).flinfo };
-    let converters = procedure.arg_converters(flinfo)?;
-    let passed = unsafe { (*fcinfo).args.as_slice((*fcinfo).nargs as usize) };
-    let args: Vec<Value> = converters
-        .iter()
-        .zip(passed)
-        .map(|(converter, arg)| if arg.isnull { Value::Null } else { unsafe { converter.to_value(arg.value) } })
-        .collect();
-    let result = procedure.result_converter(flinfo)?;
-    let kind = result.kind();
-    let value = finish(with_interpreter(|slot| {
-        let handle = slot.handle(procedure)?;
-        slot.call(handle, &args, kind)
+    if procedure.returns_set {
+        return unsafe { call_set(fcinfo, procedure) };
+    }
+    let resolved = unsafe { procedure.result(fcinfo) }?;
+    let args = unsafe { args(fcinfo, procedure) }?;
+    let nodes = finish(with_interpreter(|slot| {
+        let handle = slot.handle(procedure, &resolved.shape)?;
+        slot.call(handle, &args)
     }))?;
-    let (datum, is_null) = result.to_datum(value)?;
+    let (datum, is_null) = resolved.convert.decode(&mut nodes.into_iter())?;
     unsafe { (*fcinfo).isnull = is_null };
     Ok(datum)
+}
+
+unsafe fn args(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> Result<Vec<Node>, PlError> {
+    let mut args = Vec::with_capacity(unsafe { (*fcinfo).nargs } as usize);
+    unsafe { procedure.encode_args(fcinfo, &mut args) }?;
+    Ok(args)
+}
+
+/// A set being returned row by row (value-per-call mode): the guest holds the iterator, which is
+/// read one row per call, so `LIMIT` stops a generator early.
+struct SetState {
+    iterator: u32,
+    role: Oid,
+    generation: u64,
+    resolved: Rc<Resolved>,
+    econtext: *mut pg_sys::ExprContext,
+}
+
+/// # Safety
+/// `fcinfo` must be the live call info of a call to `procedure`, a set-returning function.
+unsafe fn call_set(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> Result<Datum, PlError> {
+    let rsi = unsafe { (*fcinfo).resultinfo } as *mut pg_sys::ReturnSetInfo;
+    let accepts_rows = !rsi.is_null()
+        && unsafe { (*rsi).type_ } == pg_sys::NodeTag::T_ReturnSetInfo
+        && unsafe { (*rsi).allowedModes } & pg_sys::SetFunctionReturnMode::SFRM_ValuePerCall as i32 != 0;
+    if !accepts_rows {
+        return Err(PlError::new(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            "set-valued function called in context that cannot accept a set",
+        ));
+    }
+    if unsafe { (*(*fcinfo).flinfo).fn_extra }.is_null() {
+        let state = unsafe { start_set(fcinfo, procedure, rsi) }?;
+        let funcctx = unsafe { pg_sys::init_MultiFuncCall(fcinfo) };
+        unsafe { (*funcctx).user_fctx = Box::into_raw(Box::new(state)).cast() };
+        unsafe { pg_sys::RegisterExprContextCallback((*rsi).econtext, Some(abandon), Datum::from((*funcctx).user_fctx)) };
+    }
+    let funcctx = unsafe { pg_sys::per_MultiFuncCall(fcinfo) };
+    let state = unsafe { &*((*funcctx).user_fctx as *const SetState) };
+    let row = finish(with_interpreter(|slot| slot.next_row(state.iterator, state.generation)));
+    let decoded = row.and_then(|row| row.map(|nodes| state.resolved.convert.decode(&mut nodes.into_iter())).transpose());
+    match decoded {
+        Ok(Some((datum, is_null))) => {
+            unsafe {
+                (*rsi).isDone = pg_sys::ExprDoneCond::ExprMultipleResult;
+                (*fcinfo).isnull = is_null;
+            }
+            Ok(datum)
+        }
+        Ok(None) => {
+            // The guest released the iterator at its end.
+            unsafe { finish_set(fcinfo, funcctx, rsi) };
+            unsafe { (*fcinfo).isnull = true };
+            Ok(Datum::null())
+        }
+        Err(err) => {
+            // Released by the guest if the error was Python's; otherwise on the next use.
+            abandon_set(state.role, state.generation, state.iterator);
+            unsafe { finish_set(fcinfo, funcctx, rsi) };
+            Err(err)
+        }
+    }
+}
+
+unsafe fn start_set(
+    fcinfo: pg_sys::FunctionCallInfo,
+    procedure: &Procedure,
+    rsi: *mut pg_sys::ReturnSetInfo,
+) -> Result<SetState, PlError> {
+    let resolved = unsafe { procedure.result(fcinfo) }?;
+    let args = unsafe { args(fcinfo, procedure) }?;
+    let (iterator, generation) = finish(with_interpreter(|slot| {
+        let handle = slot.handle(procedure, &resolved.shape)?;
+        Ok((slot.call_set(handle, &args)?, slot.generation))
+    }))?;
+    let role = unsafe { pg_sys::GetUserId() };
+    Ok(SetState { iterator, role, generation, resolved, econtext: unsafe { (*rsi).econtext } })
+}
+
+/// Ends a set: releases its state and its executor callback.
+unsafe fn finish_set(fcinfo: pg_sys::FunctionCallInfo, funcctx: *mut pg_sys::FuncCallContext, rsi: *mut pg_sys::ReturnSetInfo) {
+    unsafe {
+        let state = (*funcctx).user_fctx as *mut SetState;
+        (*funcctx).user_fctx = std::ptr::null_mut();
+        pg_sys::UnregisterExprContextCallback((*state).econtext, Some(abandon), Datum::from(state));
+        drop(Box::from_raw(state));
+        pg_sys::end_MultiFuncCall(fcinfo, funcctx);
+        (*rsi).isDone = pg_sys::ExprDoneCond::ExprEndResult;
+    }
+}
+
+/// The executor stopped reading a set before its end (`LIMIT`, a rescan): the guest closes the
+/// iterator on the interpreter's next use. Runs inside executor shutdown: calls neither the guest
+/// nor PostgreSQL, and cannot panic.
+unsafe extern "C-unwind" fn abandon(arg: Datum) {
+    let state = unsafe { Box::from_raw(arg.cast_mut_ptr::<SetState>()) };
+    abandon_set(state.role, state.generation, state.iterator);
 }
 
 /// Runs the body of a `DO` block.

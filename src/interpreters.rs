@@ -15,7 +15,7 @@ use pgrx::pg_sys::{self, Oid};
 use crate::error::PlError;
 use crate::gucs;
 use crate::procedure::{Procedure, Stamp};
-use crate::runtime::{GuestError, Interpreter, Limits, Output, ResultKind, Runtime, Value};
+use crate::runtime::{GuestError, Interpreter, Limits, Node, Output, Runtime, Shape};
 
 struct Backend {
     runtime: Runtime,
@@ -25,13 +25,41 @@ struct Backend {
 /// An interpreter and what has been compiled into it.
 pub struct Slot {
     interpreter: Interpreter,
-    functions: HashMap<Oid, (Stamp, u32)>,
+    /// Which interpreter this is: a set being read belongs to the one that started it.
+    pub generation: u64,
+    functions: HashMap<Oid, Compiled>,
     /// Set when the guest trapped: the slot is dropped once the current use ends.
     broken: bool,
 }
 
+/// A function compiled into an interpreter: which version, its handle, the result shape it has.
+struct Compiled {
+    stamp: Stamp,
+    handle: u32,
+    shape: Vec<Shape>,
+}
+
+/// A result set the executor stopped reading early (`LIMIT`): which interpreter holds it.
+struct Abandoned {
+    role: Oid,
+    generation: u64,
+    iterator: u32,
+}
+
 thread_local! {
     static BACKEND: RefCell<Option<Backend>> = const { RefCell::new(None) };
+    static ABANDONED: RefCell<Vec<Abandoned>> = const { RefCell::new(Vec::new()) };
+    static GENERATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Has `iterator` closed the next time its interpreter is used. Called from executor callbacks:
+/// it never calls the guest or PostgreSQL.
+pub fn abandon_set(role: Oid, generation: u64, iterator: u32) {
+    ABANDONED.with(|abandoned| {
+        if let Ok(mut abandoned) = abandoned.try_borrow_mut() {
+            abandoned.push(Abandoned { role, generation, iterator });
+        }
+    });
 }
 
 /// Runs `f` with the current role's interpreter. Output the guest wrote is returned beside the result
@@ -51,10 +79,14 @@ pub fn with_interpreter<T>(f: impl FnOnce(&mut Slot) -> Result<T, PlError>) -> R
                 GuestError::Trap(kind) => PlError::trap(kind),
                 GuestError::Python(err) => PlError::python(err),
             })?;
-            backend.by_role.insert(role, Slot { interpreter, functions: HashMap::new(), broken: false });
+            let generation = GENERATIONS.with(|g| {
+                g.set(g.get() + 1);
+                g.get()
+            });
+            backend.by_role.insert(role, Slot { interpreter, generation, functions: HashMap::new(), broken: false });
         }
         let slot = backend.by_role.get_mut(&role).expect("inserted above");
-        let result = f(slot);
+        let result = slot.close_abandoned(role).and_then(|()| f(slot));
         let output = slot.interpreter.take_output();
         if slot.broken {
             backend.by_role.remove(&role);
@@ -64,31 +96,73 @@ pub fn with_interpreter<T>(f: impl FnOnce(&mut Slot) -> Result<T, PlError>) -> R
 }
 
 impl Slot {
-    /// The handle of `procedure` in this interpreter, compiling it if it is new or has changed.
-    pub fn handle(&mut self, procedure: &Procedure) -> Result<u32, PlError> {
-        if let Some(&(stamp, handle)) = self.functions.get(&procedure.oid) {
-            if stamp == procedure.stamp {
+    /// The handle of `procedure` in this interpreter, compiling it if it is new or has changed, and
+    /// telling the guest when a call resolved its result to another shape.
+    pub fn handle(&mut self, procedure: &Procedure, shape: &[Shape]) -> Result<u32, PlError> {
+        if let Some(compiled) = self.functions.get(&procedure.oid) {
+            let handle = compiled.handle;
+            if compiled.stamp != procedure.stamp {
+                self.functions.remove(&procedure.oid);
+                let forgotten = self.interpreter.forget(handle);
+                self.check_trap(forgotten)?;
+            } else if compiled.shape != shape {
+                let reshaped = self.interpreter.reshape(handle, shape);
+                self.check_trap(reshaped)?;
+                self.functions.get_mut(&procedure.oid).expect("present").shape = shape.to_vec();
+                return Ok(handle);
+            } else {
                 return Ok(handle);
             }
-            self.functions.remove(&procedure.oid);
-            let forgotten = self.interpreter.forget(handle);
-            self.check_trap(forgotten)?;
         }
-        let handle = self.compile(procedure)?;
-        self.functions.insert(procedure.oid, (procedure.stamp, handle));
+        let handle = self.compile(procedure, shape)?;
+        self.functions.insert(procedure.oid, Compiled { stamp: procedure.stamp, handle, shape: shape.to_vec() });
         Ok(handle)
     }
 
     /// Compiles a body only to check it.
     pub fn check(&mut self, procedure: &Procedure) -> Result<(), PlError> {
-        let handle = self.compile(procedure)?;
+        let handle = self.compile(procedure, &[Shape::Void])?;
         let forgotten = self.interpreter.forget(handle);
         self.check_trap(forgotten)
     }
 
-    pub fn call(&mut self, handle: u32, args: &[Value], kind: ResultKind) -> Result<Value, PlError> {
-        let result = self.interpreter.call(handle, args, kind);
+    pub fn call(&mut self, handle: u32, args: &[Node]) -> Result<Vec<Node>, PlError> {
+        let result = self.interpreter.call(handle, args);
         self.check_trap(result)
+    }
+
+    /// Starts a set-returning call; its rows are read with [`Slot::next_row`].
+    pub fn call_set(&mut self, handle: u32, args: &[Node]) -> Result<u32, PlError> {
+        let result = self.interpreter.call_set(handle, args);
+        self.check_trap(result)
+    }
+
+    /// The next row of a set this interpreter (`generation`) started; none at its end.
+    pub fn next_row(&mut self, iterator: u32, generation: u64) -> Result<Option<Vec<Node>>, PlError> {
+        if generation != self.generation {
+            return Err(PlError::new(
+                pgrx::PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                "the PL/plpywasm interpreter of this set-returning function was discarded while it ran",
+            ));
+        }
+        let result = self.interpreter.next_row(iterator);
+        self.check_trap(result)
+    }
+
+    fn close_abandoned(&mut self, role: Oid) -> Result<(), PlError> {
+        let generation = self.generation;
+        let iterators: Vec<u32> = ABANDONED.with(|abandoned| {
+            let mut abandoned = abandoned.borrow_mut();
+            let mine = abandoned.iter().filter(|a| a.role == role && a.generation == generation).map(|a| a.iterator).collect();
+            // Sets of interpreters that are gone are gone with them.
+            abandoned.retain(|a| a.role != role);
+            mine
+        });
+        if iterators.is_empty() {
+            return Ok(());
+        }
+        let closed = self.interpreter.close_sets(&iterators);
+        self.check_trap(closed)
     }
 
     pub fn run_inline(&mut self, body: &str) -> Result<(), PlError> {
@@ -101,8 +175,8 @@ impl Slot {
         }
     }
 
-    fn compile(&mut self, procedure: &Procedure) -> Result<u32, PlError> {
-        match self.interpreter.compile(&procedure.name, &procedure.params, &procedure.body) {
+    fn compile(&mut self, procedure: &Procedure, shape: &[Shape]) -> Result<u32, PlError> {
+        match self.interpreter.compile(&procedure.name, &procedure.params, &procedure.body, shape) {
             Err(GuestError::Python(error)) => Err(PlError::compile(&format!("function \"{}\"", procedure.name), error)),
             other => self.check_trap(other),
         }

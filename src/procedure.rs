@@ -6,10 +6,11 @@ use std::ffi::CStr;
 use std::rc::Rc;
 
 use pgrx::pg_sys::{self, Oid};
-use pgrx::{FromDatum, IntoDatum};
+use pgrx::{FromDatum, IntoDatum, PgSqlErrorCode};
 
-use crate::convert::{type_name, ArgConverter, ResultConverter};
+use crate::convert::{type_name, FromGuest, ToGuest};
 use crate::error::PlError;
+use crate::runtime::{Node, Shape};
 
 /// Identifies one version of a `pg_proc` row: `CREATE OR REPLACE` and `ALTER FUNCTION` change it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -25,17 +26,44 @@ pub struct Procedure {
     /// Names of the IN arguments, in order; empty for unnamed ones.
     pub params: Vec<String>,
     pub body: String,
+    pub returns_set: bool,
     arg_types: Vec<Oid>,
     args: Vec<Arg>,
-    result: Option<ResultConverter>,
-    returns_set: bool,
+    result: ResultPlan,
     return_type: Oid,
 }
 
-/// An argument's converter, or, for a polymorphic argument, none until a call tells its type.
+/// An argument's converter; a polymorphic argument's is made for the type a call passes, and kept
+/// while calls pass that type.
 enum Arg {
-    Fixed(ArgConverter),
-    Polymorphic,
+    Fixed(ToGuest),
+    Polymorphic(RefCell<Option<(Oid, Rc<ToGuest>)>>),
+}
+
+/// The result's converter: known from the declaration, or resolved by each call (a polymorphic
+/// result, or `record` with a column definition list), and kept while calls resolve it alike.
+enum ResultPlan {
+    Fixed(Rc<Resolved>),
+    PerCall(RefCell<Option<Rc<Resolved>>>),
+    /// Trigger functions return no SQL value.
+    None,
+}
+
+/// A result converter and the shape the guest needs to produce what it takes.
+pub struct Resolved {
+    pub convert: FromGuest,
+    pub shape: Vec<Shape>,
+    /// The type a per-call resolution found: a scalar type, or the row type (RECORD for a
+    /// column definition list, whose layout `convert` itself compares).
+    type_oid: Oid,
+}
+
+impl Resolved {
+    fn new(convert: FromGuest, type_oid: Oid) -> Rc<Resolved> {
+        let mut shape = Vec::new();
+        convert.shape(&mut shape);
+        Rc::new(Resolved { convert, shape, type_oid })
+    }
 }
 
 thread_local! {
@@ -70,39 +98,28 @@ impl Procedure {
         let (types, params) = row.input_args();
         let args = types
             .iter()
-            .map(|&t| if is_polymorphic(t) { Arg::Polymorphic } else { Arg::Fixed(ArgConverter::for_type(t)) })
+            .map(|&t| if is_polymorphic(t) { Arg::Polymorphic(RefCell::new(None)) } else { Arg::Fixed(ToGuest::for_type(t)) })
             .collect();
-        let result = match form.prorettype {
-            pg_sys::TRIGGEROID | pg_sys::EVENT_TRIGGEROID => None,
-            t if is_polymorphic(t) => None,
-            t => Some(ResultConverter::for_type(t)),
-        };
         Ok(Procedure {
             oid,
             stamp: row.stamp(),
             name,
             params,
             body,
+            returns_set: form.proretset,
             arg_types: types,
             args,
-            result,
-            returns_set: form.proretset,
+            result: row.result_plan(),
             return_type: form.prorettype,
         })
     }
 
     /// What this version does not handle yet, refused with a clear error rather than a wrong answer.
     pub fn check_supported(&self) -> Result<(), PlError> {
-        if self.returns_set {
-            return Err(PlError::unsupported("set-returning PL/plpywasm functions are not supported yet"));
-        }
         match self.return_type {
             pg_sys::TRIGGEROID => Err(PlError::unsupported("PL/plpywasm trigger functions are not supported yet")),
             pg_sys::EVENT_TRIGGEROID => {
                 Err(PlError::unsupported("PL/plpywasm event trigger functions are not supported yet"))
-            }
-            pg_sys::RECORDOID => {
-                Err(PlError::unsupported("PL/plpywasm functions returning record are not supported yet"))
             }
             _ => Ok(()),
         }
@@ -111,74 +128,80 @@ impl Procedure {
     /// Refuses argument types no PL can take (the validator's check, as PL/Python's).
     pub fn check_signature(&self) -> Result<(), PlError> {
         for &t in &self.arg_types {
-            if unsafe { pg_sys::get_typtype(t) } == pg_sys::TYPTYPE_PSEUDO as std::ffi::c_char && !is_polymorphic(t) {
+            let pseudo = unsafe { pg_sys::get_typtype(t) } == pg_sys::TYPTYPE_PSEUDO as std::ffi::c_char;
+            // `record` arguments take their layout from each value (PL/Python refuses them).
+            if pseudo && !is_polymorphic(t) && t != pg_sys::RECORDOID {
                 return Err(PlError::unsupported(format!("PL/plpywasm functions cannot accept type {}", type_name(t))));
             }
         }
         Ok(())
     }
 
-    /// Converters for this call's arguments; polymorphic ones are resolved from the call site.
-    pub fn arg_converters<'a>(&'a self, flinfo: *mut pg_sys::FmgrInfo) -> Result<Vec<ConverterRef<'a>>, PlError> {
-        self.args
-            .iter()
-            .enumerate()
-            .map(|(i, arg)| match arg {
-                Arg::Fixed(converter) => Ok(ConverterRef::Borrowed(converter)),
-                Arg::Polymorphic => {
-                    let actual = unsafe { pg_sys::get_fn_expr_argtype(flinfo, i as i32) };
+    /// Appends the nodes of this call's arguments.
+    ///
+    /// # Safety
+    /// `fcinfo` must be the live call info of a call to this function.
+    pub unsafe fn encode_args(&self, fcinfo: pg_sys::FunctionCallInfo, out: &mut Vec<Node>) -> Result<(), PlError> {
+        let passed = unsafe { (*fcinfo).args.as_slice((*fcinfo).nargs as usize) };
+        for (position, (arg, passed)) in self.args.iter().zip(passed).enumerate() {
+            match arg {
+                _ if passed.isnull => out.push(Node::Null),
+                Arg::Fixed(convert) => unsafe { convert.encode(passed.value, out) },
+                Arg::Polymorphic(cache) => {
+                    let actual = unsafe { pg_sys::get_fn_expr_argtype((*fcinfo).flinfo, position as i32) };
                     if actual == Oid::INVALID {
                         return Err(PlError::unsupported("could not determine the actual type of a polymorphic argument"));
                     }
-                    Ok(ConverterRef::Owned(ArgConverter::for_type(actual)))
+                    let mut cache = cache.borrow_mut();
+                    let convert = match &*cache {
+                        Some((oid, convert)) if *oid == actual => convert.clone(),
+                        _ => {
+                            let convert = Rc::new(ToGuest::for_type(actual));
+                            *cache = Some((actual, convert.clone()));
+                            convert
+                        }
+                    };
+                    drop(cache);
+                    unsafe { convert.encode(passed.value, out) };
                 }
-            })
-            .collect()
+            }
+        }
+        Ok(())
     }
 
     /// The converter for this call's result.
-    pub fn result_converter<'a>(&'a self, flinfo: *mut pg_sys::FmgrInfo) -> Result<ResultRef<'a>, PlError> {
-        if let Some(converter) = &self.result {
-            return Ok(ResultRef::Borrowed(converter));
-        }
-        let actual = unsafe { pg_sys::get_fn_expr_rettype(flinfo) };
-        if actual == Oid::INVALID || is_polymorphic(actual) {
-            return Err(PlError::unsupported(format!(
-                "could not determine the actual result type of function \"{}\"",
-                self.name
-            )));
-        }
-        Ok(ResultRef::Owned(ResultConverter::for_type(actual)))
-    }
-}
-
-pub enum ConverterRef<'a> {
-    Borrowed(&'a ArgConverter),
-    Owned(ArgConverter),
-}
-
-impl std::ops::Deref for ConverterRef<'_> {
-    type Target = ArgConverter;
-    fn deref(&self) -> &ArgConverter {
-        match self {
-            ConverterRef::Borrowed(c) => c,
-            ConverterRef::Owned(c) => c,
-        }
-    }
-}
-
-pub enum ResultRef<'a> {
-    Borrowed(&'a ResultConverter),
-    Owned(ResultConverter),
-}
-
-impl std::ops::Deref for ResultRef<'_> {
-    type Target = ResultConverter;
-    fn deref(&self) -> &ResultConverter {
-        match self {
-            ResultRef::Borrowed(c) => c,
-            ResultRef::Owned(c) => c,
-        }
+    ///
+    /// # Safety
+    /// `fcinfo` must be the live call info of a call to this function.
+    pub unsafe fn result(&self, fcinfo: pg_sys::FunctionCallInfo) -> Result<Rc<Resolved>, PlError> {
+        let cache = match &self.result {
+            ResultPlan::Fixed(resolved) => return Ok(resolved.clone()),
+            ResultPlan::None => return Ok(Resolved::new(FromGuest::for_type(pg_sys::VOIDOID, -1), pg_sys::VOIDOID)),
+            ResultPlan::PerCall(cache) => cache,
+        };
+        let (mut type_oid, mut tupdesc) = (Oid::INVALID, std::ptr::null_mut());
+        let class = unsafe { pg_sys::get_call_result_type(fcinfo, &mut type_oid, &mut tupdesc) };
+        let cached = cache.borrow().clone();
+        let resolved = match class {
+            pg_sys::TypeFuncClass::TYPEFUNC_SCALAR => match cached {
+                Some(resolved) if resolved.type_oid == type_oid => resolved,
+                _ => Resolved::new(FromGuest::for_type(type_oid, -1), type_oid),
+            },
+            pg_sys::TypeFuncClass::TYPEFUNC_COMPOSITE | pg_sys::TypeFuncClass::TYPEFUNC_COMPOSITE_DOMAIN => {
+                match cached {
+                    Some(resolved) if resolved.type_oid == type_oid && resolved.convert.matches_row(tupdesc) => resolved,
+                    _ => Resolved::new(unsafe { FromGuest::for_row(tupdesc, type_oid) }, type_oid),
+                }
+            }
+            _ => {
+                return Err(PlError::new(
+                    PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                    "function returning record called in context that cannot accept type record",
+                ))
+            }
+        };
+        *cache.borrow_mut() = Some(resolved.clone());
+        Ok(resolved)
     }
 }
 
@@ -198,7 +221,6 @@ fn is_polymorphic(type_oid: Oid) -> bool {
             | pg_sys::ANYCOMPATIBLEMULTIRANGEOID
     )
 }
-
 
 /// A `pg_proc` row pinned in the syscache, released on drop.
 struct ProcRow(pg_sys::HeapTuple);
@@ -232,6 +254,28 @@ impl ProcRow {
                     tid.ip_posid,
                 ),
             }
+        }
+    }
+
+    fn result_plan(&self) -> ResultPlan {
+        let return_type = self.form().prorettype;
+        match return_type {
+            pg_sys::TRIGGEROID | pg_sys::EVENT_TRIGGEROID => ResultPlan::None,
+            t if is_polymorphic(t) => ResultPlan::PerCall(RefCell::new(None)),
+            pg_sys::RECORDOID => {
+                // OUT parameters declare the row; without them a call site's column list does.
+                let tupdesc = unsafe { pg_sys::build_function_result_tupdesc_t(self.0) };
+                let fixed = !tupdesc.is_null()
+                    && unsafe { (*tupdesc).attrs.as_slice((*tupdesc).natts as usize) }
+                        .iter()
+                        .all(|attribute| !is_polymorphic(attribute.atttypid));
+                if fixed {
+                    ResultPlan::Fixed(Resolved::new(unsafe { FromGuest::for_row(tupdesc, return_type) }, return_type))
+                } else {
+                    ResultPlan::PerCall(RefCell::new(None))
+                }
+            }
+            t => ResultPlan::Fixed(Resolved::new(FromGuest::for_type(t, -1), t)),
         }
     }
 

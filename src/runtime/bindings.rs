@@ -4,7 +4,10 @@ wasmtime::component::bindgen!({
     path: "wit/plpywasm.wit",
     world: "plpywasm",
     imports: { "plpywasm:runtime/host.sleep": trappable },
+    // Shapes are compared to tell whether a polymorphic result needs a `reshape`.
+    additional_derives: [PartialEq],
 });
 
-pub use exports::plpywasm::runtime::guest::{PythonError, ResultKind, Value};
+pub use exports::plpywasm::runtime::guest::{Node, PythonError, Shape};
+pub use plpywasm::runtime::types::{Interval, Zoned};
 pub use plpywasm::runtime::{host, types};

@@ -4,7 +4,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::{host, types, Plpywasm, PlpywasmPre, PythonError, ResultKind, Value};
+use super::bindings::{host, types, Node, Plpywasm, PlpywasmPre, PythonError, Shape};
 use super::output::{Output, Stream};
 use super::ticker::{Ticker, TICK};
 use std::sync::Arc;
@@ -117,16 +117,32 @@ impl Interpreter {
         Ok(Interpreter { store, guest, ticker, output_budget: limits.output })
     }
 
-    pub fn compile(&mut self, name: &str, params: &[String], body: &str) -> Result<u32, GuestError> {
-        self.run(|guest, store| guest.plpywasm_runtime_guest().call_compile(store, name, params, body))
+    pub fn compile(&mut self, name: &str, params: &[String], body: &str, shape: &[Shape]) -> Result<u32, GuestError> {
+        self.run(|guest, store| guest.plpywasm_runtime_guest().call_compile(store, name, params, body, shape))
+    }
+
+    pub fn reshape(&mut self, handle: u32, shape: &[Shape]) -> Result<(), GuestError> {
+        self.run(|guest, store| guest.plpywasm_runtime_guest().call_reshape(store, handle, shape).map(Ok))
     }
 
     pub fn forget(&mut self, handle: u32) -> Result<(), GuestError> {
         self.run(|guest, store| guest.plpywasm_runtime_guest().call_forget(store, handle).map(Ok))
     }
 
-    pub fn call(&mut self, handle: u32, args: &[Value], kind: ResultKind) -> Result<Value, GuestError> {
-        self.run(|guest, store| guest.plpywasm_runtime_guest().call_call(store, handle, args, kind))
+    pub fn call(&mut self, handle: u32, args: &[Node]) -> Result<Vec<Node>, GuestError> {
+        self.run(|guest, store| guest.plpywasm_runtime_guest().call_call(store, handle, args))
+    }
+
+    pub fn call_set(&mut self, handle: u32, args: &[Node]) -> Result<u32, GuestError> {
+        self.run(|guest, store| guest.plpywasm_runtime_guest().call_call_set(store, handle, args))
+    }
+
+    pub fn next_row(&mut self, iterator: u32) -> Result<Option<Vec<Node>>, GuestError> {
+        self.run(|guest, store| guest.plpywasm_runtime_guest().call_next_row(store, iterator))
+    }
+
+    pub fn close_sets(&mut self, iterators: &[u32]) -> Result<(), GuestError> {
+        self.run(|guest, store| guest.plpywasm_runtime_guest().call_close_sets(store, iterators).map(Ok))
     }
 
     pub fn run_inline(&mut self, body: &str) -> Result<(), GuestError> {

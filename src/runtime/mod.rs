@@ -14,7 +14,7 @@ use std::sync::Arc;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::Engine;
 
-pub use bindings::{PythonError, ResultKind, Value};
+pub use bindings::{Interval, Node, PythonError, Shape, Zoned};
 pub use interpreter::{GuestError, Interpreter, Limits, TrapKind};
 pub use output::{Output, Stream};
 

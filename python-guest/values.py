@@ -1,0 +1,433 @@
+"""SQL values ⇄ Python objects: the guest's half of the type mapping.
+
+Arguments arrive as nodes (wit/plpywasm.wit) and are decoded by one table, keyed by node class.
+Results are encoded by an encoder built once per result shape (when a function is compiled, or
+when a call resolves a polymorphic result anew) and run once per call.
+"""
+
+import datetime
+import decimal
+import ipaddress
+import json
+import math
+import operator
+import sys
+import uuid
+from collections.abc import Mapping, Sequence
+from json.encoder import encode_basestring
+
+from wit_world.imports.types import (
+    Interval,
+    Node_Array,
+    Node_Boolean,
+    Node_Bytes,
+    Node_Cidr,
+    Node_Composite,
+    Node_Date,
+    Node_Decimal,
+    Node_Float,
+    Node_Inet,
+    Node_Int,
+    Node_Interval,
+    Node_Json,
+    Node_Null,
+    Node_Text,
+    Node_Time,
+    Node_Timestamp,
+    Node_Timestamptz,
+    Node_Timetz,
+    Node_Uuid,
+    Shape_Array,
+    Shape_Boolean,
+    Shape_Bytes,
+    Shape_Composite,
+    Shape_Float,
+    Shape_Int,
+    Shape_Interval,
+    Shape_Json,
+    Shape_Text,
+    Shape_Void,
+)
+
+# numeric and json hold integers of any length; Python's guard against slow int ⇄ str
+# conversions would refuse them (a runaway conversion is stopped like any other loop).
+sys.set_int_max_str_digits(0)
+
+
+class ConversionError(Exception):
+    """A result that does not fit its SQL type, with the SQLSTATE the host reports."""
+
+    def __init__(self, sqlstate, message, detail=None, hint=None):
+        super().__init__(message)
+        self.sqlstate = sqlstate
+        self.detail = detail
+        self.hint = hint
+
+
+# --- SQL → Python ------------------------------------------------------------------------------
+
+_EPOCH = datetime.datetime(2000, 1, 1)
+_EPOCH_UTC = _EPOCH.replace(tzinfo=datetime.timezone.utc)
+_EPOCH_ORDINAL = _EPOCH.date().toordinal()
+_DAY_US = 86_400_000_000
+_zones = {0: datetime.timezone.utc}
+
+
+def _zone(offset_seconds):
+    zone = _zones.get(offset_seconds)
+    if zone is None:
+        zone = _zones[offset_seconds] = datetime.timezone(datetime.timedelta(seconds=offset_seconds))
+    return zone
+
+
+def _time(microseconds, tzinfo=None):
+    seconds, us = divmod(microseconds, 1_000_000)
+    minutes, s = divmod(seconds, 60)
+    h, m = divmod(minutes, 60)
+    return datetime.time(h, m, s, us, tzinfo)
+
+
+def _json_float(text):
+    """A JSON number with a fraction or exponent: a float where that is exact, else a Decimal."""
+    value = float(text)
+    if repr(value) == text or decimal.Decimal(repr(value)) == decimal.Decimal(text):
+        return value
+    return decimal.Decimal(text)
+
+
+def _inet(text):
+    return ipaddress.ip_interface(text) if "/" in text else ipaddress.ip_address(text)
+
+
+_value = operator.attrgetter("value")
+
+_DECODERS = {
+    Node_Null: lambda node: None,
+    Node_Boolean: _value,
+    Node_Int: _value,
+    Node_Float: _value,
+    Node_Text: _value,
+    Node_Bytes: _value,
+    Node_Decimal: lambda node: decimal.Decimal(node.value),
+    Node_Json: lambda node: json.loads(node.value, parse_float=_json_float),
+    Node_Uuid: lambda node: uuid.UUID(int=(node.value[0] << 64) | node.value[1]),
+    Node_Date: lambda node: datetime.date.fromordinal(_EPOCH_ORDINAL + node.value),
+    Node_Time: lambda node: _time(node.value),
+    Node_Timetz: lambda node: _time(node.value.microseconds, _zone(node.value.offset_seconds)),
+    Node_Timestamp: lambda node: _EPOCH + datetime.timedelta(microseconds=node.value),
+    Node_Timestamptz: lambda node: (_EPOCH_UTC + datetime.timedelta(microseconds=node.value.microseconds)).astimezone(
+        _zone(node.value.offset_seconds)
+    ),
+    Node_Interval: lambda node: datetime.timedelta(days=node.value.days, microseconds=node.value.microseconds),
+    Node_Inet: lambda node: _inet(node.value),
+    Node_Cidr: lambda node: ipaddress.ip_network(node.value),
+}
+
+
+def _decode(node, rest):
+    """The value whose head is `node`; an array's or a row's parts are taken from `rest`."""
+    decoder = _DECODERS.get(type(node))
+    if decoder is not None:
+        return decoder(node)
+    if type(node) is Node_Array:
+        return _decode_array(node.value, rest)
+    return {name: _decode(next(rest), rest) for name in node.value}
+
+
+def _decode_array(dims, rest):
+    if not dims:
+        return []
+    last = len(dims) - 1
+
+    def level(depth):
+        if depth == last:
+            return [_decode(next(rest), rest) for _ in range(dims[depth])]
+        return [level(depth + 1) for _ in range(dims[depth])]
+
+    return level(0)
+
+
+def decode_args(nodes):
+    """The Python values of a call's arguments."""
+    rest = iter(nodes)
+    return [_decode(node, rest) for node in rest]
+
+
+def decode_value(nodes):
+    """The Python value of one SQL value."""
+    rest = iter(nodes)
+    return _decode(next(rest), rest)
+
+
+# --- Python → SQL ------------------------------------------------------------------------------
+
+_NULL = Node_Null()
+_INT64_MIN = -(1 << 63)
+_INT64_MAX = (1 << 63) - 1
+_MAXDIM = 6
+
+
+def _encode_void(obj, out):
+    if obj is not None:
+        raise ConversionError("42804", 'PL/plpywasm function with return type "void" did not return None')
+    out.append(_NULL)
+
+
+def _encode_boolean(obj, out):
+    out.append(_NULL if obj is None else Node_Boolean(bool(obj)))
+
+
+def _encode_int(obj, out):
+    if type(obj) is int and _INT64_MIN <= obj <= _INT64_MAX:
+        out.append(Node_Int(obj))
+    else:
+        _encode_text(obj, out)
+
+
+def _encode_float(obj, out):
+    if type(obj) is float:
+        out.append(Node_Float(obj))
+    else:
+        _encode_text(obj, out)
+
+
+def _encode_text(obj, out):
+    if obj is None:
+        out.append(_NULL)
+    else:
+        out.append(Node_Text(obj if type(obj) is str else str(obj)))
+
+
+def _encode_bytes(obj, out):
+    if obj is None:
+        out.append(_NULL)
+    elif isinstance(obj, str):
+        # bytea's own text form, e.g. '\x00ff', through its input function.
+        out.append(Node_Text(obj))
+    else:
+        try:
+            out.append(Node_Bytes(bytes(memoryview(obj))))
+        except TypeError:
+            raise ConversionError(
+                "42804", "could not convert Python object of type %s to bytea" % type(obj).__name__
+            ) from None
+
+
+def _encode_json(obj, out):
+    if obj is None:
+        out.append(_NULL)
+        return
+    try:
+        out.append(Node_Json(dumps_json(obj)))
+    except TypeError as exc:
+        raise ConversionError("42804", "could not convert Python object to JSON: %s" % exc) from None
+
+
+def _encode_interval(obj, out):
+    if obj is None:
+        out.append(_NULL)
+    elif isinstance(obj, datetime.timedelta):
+        days = obj.days
+        microseconds = obj.seconds * 1_000_000 + obj.microseconds
+        # timedelta keeps its time part positive; PostgreSQL shows -00:00:01, not -1 days +23:59:59.
+        if days < 0 and microseconds > 0:
+            days += 1
+            microseconds -= _DAY_US
+        out.append(Node_Interval(Interval(days, microseconds)))
+    else:
+        _encode_text(obj, out)
+
+
+_SCALAR_ENCODERS = {
+    Shape_Void: _encode_void,
+    Shape_Boolean: _encode_boolean,
+    Shape_Int: _encode_int,
+    Shape_Float: _encode_float,
+    Shape_Text: _encode_text,
+    Shape_Bytes: _encode_bytes,
+    Shape_Json: _encode_json,
+    Shape_Interval: _encode_interval,
+}
+
+
+def encoder(shapes):
+    """A function `encode(obj, out)` that appends the nodes of `obj` as a value of this shape."""
+    rest = iter(shapes)
+    return _encoder(next(rest), rest)
+
+
+def _encoder(shape, rest):
+    kind = type(shape)
+    if kind is Shape_Array:
+        element_shape = next(rest)
+        element = _encoder(element_shape, rest)
+        # Where elements are rows, a tuple is a row, not a dimension (as in PL/Python).
+        rows = type(element_shape) is Shape_Composite
+        return lambda obj, out: _encode_array(obj, out, element, rows)
+    if kind is Shape_Composite:
+        names = shape.value
+        fields = [_encoder(next(rest), rest) for _ in names]
+        return lambda obj, out: encode_row(obj, out, names, fields)
+    return _SCALAR_ENCODERS[kind]
+
+
+def _is_dimension(obj, rows):
+    if isinstance(obj, (str, bytes, bytearray, memoryview, Mapping)):
+        return False
+    if rows and isinstance(obj, tuple):
+        return False
+    return isinstance(obj, Sequence)
+
+
+def _encode_array(obj, out, element, rows):
+    if obj is None:
+        out.append(_NULL)
+        return
+    if isinstance(obj, str):
+        # An array literal such as '{1,2}', through the array type's input function.
+        out.append(Node_Text(obj))
+        return
+    if not _is_dimension(obj, rows):
+        raise ConversionError(
+            "42804",
+            "return value of function with array return type is not a Python sequence",
+            detail="Got an object of type %s." % type(obj).__name__,
+        )
+    dims = []
+    inner = obj
+    while _is_dimension(inner, rows):
+        if len(dims) == _MAXDIM:
+            raise ConversionError(
+                "54000", "number of array dimensions exceeds the maximum allowed (%d)" % _MAXDIM
+            )
+        dims.append(len(inner))
+        if not inner:
+            break
+        inner = inner[0]
+    out.append(Node_Array(dims))
+    _encode_elements(obj, out, element, rows, dims, 0)
+
+
+def _encode_elements(seq, out, element, rows, dims, depth):
+    if len(seq) != dims[depth]:
+        raise ConversionError(
+            "22P02",
+            "wrong length of inner sequence: has length %d, but %d was expected" % (len(seq), dims[depth]),
+            detail="To construct a multidimensional array, the inner sequences must all have the same length.",
+        )
+    if depth == len(dims) - 1:
+        for item in seq:
+            if _is_dimension(item, rows):
+                raise ConversionError(
+                    "22P02", "multidimensional arrays must have array expressions with matching dimensions"
+                )
+            element(item, out)
+        return
+    for item in seq:
+        if not _is_dimension(item, rows):
+            raise ConversionError(
+                "22P02", "multidimensional arrays must have array expressions with matching dimensions"
+            )
+        _encode_elements(item, out, element, rows, dims, depth + 1)
+
+
+_NO_NAMES = Node_Composite([])
+
+
+def encode_row(obj, out, names, fields):
+    """A row from a mapping, a sequence or an object with attributes, as PL/Python takes them."""
+    if obj is None:
+        out.append(_NULL)
+        return
+    if isinstance(obj, str):
+        # A row literal such as '(1,x)', through the row type's input function.
+        out.append(Node_Text(obj))
+        return
+    out.append(_NO_NAMES)
+    if isinstance(obj, Mapping):
+        for name, field in zip(names, fields):
+            try:
+                value = obj[name]
+            except KeyError:
+                raise ConversionError(
+                    "42703",
+                    'key "%s" not found in mapping' % name,
+                    hint="To return null in a column, add the value None to the mapping with the key named after the column.",
+                ) from None
+            field(value, out)
+    elif isinstance(obj, (list, tuple)):
+        if len(obj) != len(names):
+            raise ConversionError("42804", "length of returned sequence did not match number of columns in row")
+        for value, field in zip(obj, fields):
+            field(value, out)
+    else:
+        for name, field in zip(names, fields):
+            try:
+                value = getattr(obj, name)
+            except AttributeError:
+                raise ConversionError(
+                    "42703",
+                    'attribute "%s" does not exist in Python object' % name,
+                    hint="To return null in a column, let the returned object have an attribute named after column with value None.",
+                ) from None
+            field(value, out)
+
+
+# --- JSON --------------------------------------------------------------------------------------
+
+
+def dumps_json(obj):
+    """JSON text for `obj`: Decimal and integers of any size exactly, NaN and Infinity refused."""
+    try:
+        return json.dumps(obj, ensure_ascii=False, allow_nan=False)
+    except TypeError:
+        # A Decimal (or something not serialisable at all): the exact, slower path says which.
+        pass
+    except ValueError:
+        raise ConversionError("22P02", "cannot convert NaN or Infinity to JSON") from None
+    parts = []
+    _dump_exact(obj, parts)
+    return "".join(parts)
+
+
+def _dump_exact(obj, parts):
+    if isinstance(obj, str):
+        parts.append(encode_basestring(obj))
+    elif obj is None:
+        parts.append("null")
+    elif obj is True:
+        parts.append("true")
+    elif obj is False:
+        parts.append("false")
+    elif isinstance(obj, int):
+        parts.append(int.__repr__(obj))
+    elif isinstance(obj, (float, decimal.Decimal)):
+        if isinstance(obj, float) and not math.isfinite(obj) or isinstance(obj, decimal.Decimal) and not obj.is_finite():
+            raise ConversionError("22P02", "cannot convert NaN or Infinity to JSON")
+        parts.append(float.__repr__(obj) if isinstance(obj, float) else str(obj))
+    elif isinstance(obj, Mapping):
+        parts.append("{")
+        for position, (key, value) in enumerate(obj.items()):
+            if position:
+                parts.append(", ")
+            parts.append(encode_basestring(_json_key(key)))
+            parts.append(": ")
+            _dump_exact(value, parts)
+        parts.append("}")
+    elif isinstance(obj, (list, tuple)):
+        parts.append("[")
+        for position, value in enumerate(obj):
+            if position:
+                parts.append(", ")
+            _dump_exact(value, parts)
+        parts.append("]")
+    else:
+        raise TypeError("Object of type %s is not JSON serializable" % type(obj).__name__)
+
+
+def _json_key(key):
+    if isinstance(key, str):
+        return key
+    if key is None or isinstance(key, (bool, int, float, decimal.Decimal)):
+        return dumps_json(key)
+    raise TypeError("keys must be str, int, float, bool or None, not %s" % type(key).__name__)

@@ -1,0 +1,127 @@
+//! Dates, times, timestamps and intervals.
+//!
+//! They cross in PostgreSQL's own units (days and microseconds since 2000-01-01), so no DateStyle
+//! or IntervalStyle is involved. A value Python cannot represent exactly — `infinity`, a year outside
+//! 1..9999, `24:00:00`, an interval `timedelta` cannot give back unchanged — crosses as its text
+//! instead: never a nearby value.
+
+use pgrx::pg_sys::{self, Datum, Oid};
+
+use super::io::IoFunction;
+use crate::runtime::{Node, Zoned};
+
+const DAY_US: i64 = 86_400_000_000;
+/// Python's `date` spans years 1 to 9999: these are their first and last days after 2000-01-01.
+const FIRST_DAY: i64 = -730_119;
+const LAST_DAY: i64 = 2_921_939;
+/// `timedelta` spans ±999,999,999 days.
+const TIMEDELTA_DAYS: i128 = 999_999_999;
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Date,
+    Time,
+    TimeTz,
+    Timestamp,
+    TimestampTz,
+    Interval,
+}
+
+/// How a date/time Datum becomes a node.
+pub struct DateTimeIn {
+    kind: Kind,
+    output: IoFunction,
+}
+
+impl DateTimeIn {
+    pub fn for_type(base: Oid) -> Option<DateTimeIn> {
+        let kind = match base {
+            pg_sys::DATEOID => Kind::Date,
+            pg_sys::TIMEOID => Kind::Time,
+            pg_sys::TIMETZOID => Kind::TimeTz,
+            pg_sys::TIMESTAMPOID => Kind::Timestamp,
+            pg_sys::TIMESTAMPTZOID => Kind::TimestampTz,
+            pg_sys::INTERVALOID => Kind::Interval,
+            _ => return None,
+        };
+        Some(DateTimeIn { kind, output: IoFunction::output(base) })
+    }
+
+    /// # Safety
+    /// `datum` must be a valid, non-null Datum of this converter's type.
+    pub unsafe fn encode(&self, datum: Datum) -> Node {
+        let exact = match self.kind {
+            Kind::Date => {
+                let days = datum.value() as i32;
+                (FIRST_DAY..=LAST_DAY).contains(&(days as i64)).then_some(Node::Date(days))
+            }
+            Kind::Time => {
+                let time = datum.value() as i64;
+                (time < DAY_US).then_some(Node::Time(time))
+            }
+            Kind::TimeTz => {
+                let value = unsafe { &*datum.cast_mut_ptr::<pg_sys::TimeTzADT>() };
+                // PostgreSQL counts zones west of UTC, Python east.
+                (value.time < DAY_US)
+                    .then_some(Node::Timetz(Zoned { microseconds: value.time, offset_seconds: -value.zone }))
+            }
+            Kind::Timestamp => {
+                let timestamp = datum.value() as i64;
+                in_python_range(timestamp).then_some(Node::Timestamp(timestamp))
+            }
+            Kind::TimestampTz => {
+                let timestamp = datum.value() as i64;
+                session_offset(timestamp)
+                    .filter(|&offset| in_python_range(timestamp + offset as i64 * 1_000_000))
+                    .map(|offset| Node::Timestamptz(Zoned { microseconds: timestamp, offset_seconds: offset }))
+            }
+            Kind::Interval => {
+                let value = unsafe { &*datum.cast_mut_ptr::<pg_sys::Interval>() };
+                timedelta_exact(value).then_some(Node::Interval(crate::runtime::Interval {
+                    days: value.day,
+                    microseconds: value.time,
+                }))
+            }
+        };
+        exact.unwrap_or_else(|| Node::Text(unsafe { self.output.to_text(datum) }))
+    }
+}
+
+/// Whether a `timedelta` holds this interval so that it comes back unchanged. PostgreSQL keeps
+/// months, days and time apart (a day is not always 24 hours across a DST change); a `timedelta`
+/// normalises days and time, which is undone exactly only when they share a sign and the time is
+/// under a day.
+fn timedelta_exact(value: &pg_sys::Interval) -> bool {
+    let same_sign = value.day == 0 || value.time == 0 || (value.day > 0) == (value.time > 0);
+    let total = value.day as i128 * DAY_US as i128 + value.time as i128;
+    let in_range = -TIMEDELTA_DAYS * DAY_US as i128 <= total && total < (TIMEDELTA_DAYS + 1) * DAY_US as i128;
+    value.month == 0 && same_sign && -DAY_US < value.time && value.time < DAY_US && in_range
+}
+
+/// Whether a timestamp (microseconds since 2000-01-01) falls in years 1 to 9999.
+fn in_python_range(microseconds: i64) -> bool {
+    (FIRST_DAY * DAY_US..(LAST_DAY + 1) * DAY_US).contains(&microseconds)
+}
+
+/// The session time zone's offset east of UTC, in seconds, at `timestamp`; none if it is infinite.
+fn session_offset(timestamp: i64) -> Option<i32> {
+    if !in_python_range(timestamp) {
+        return None;
+    }
+    let mut zone_west = 0;
+    let mut tm = unsafe { std::mem::zeroed::<pg_sys::pg_tm>() };
+    let mut fsec = 0;
+    let status = unsafe {
+        pg_sys::timestamp2tm(timestamp, &mut zone_west, &mut tm, &mut fsec, std::ptr::null_mut(), std::ptr::null_mut())
+    };
+    (status == 0).then_some(-zone_west)
+}
+
+/// An interval Datum of days and microseconds, as a `timedelta` gives them.
+pub fn interval_datum(days: i32, microseconds: i64) -> Datum {
+    unsafe {
+        let interval = pg_sys::palloc(std::mem::size_of::<pg_sys::Interval>()) as *mut pg_sys::Interval;
+        *interval = pg_sys::Interval { time: microseconds, day: days, month: 0 };
+        Datum::from(interval)
+    }
+}

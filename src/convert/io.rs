@@ -1,0 +1,134 @@
+//! Text: a type's own I/O functions (the fallback every type has) and the server encoding.
+
+use std::cell::UnsafeCell;
+use std::ffi::{c_char, CStr, CString};
+
+use pgrx::pg_sys::{self, Datum, Oid};
+use pgrx::PgSqlErrorCode;
+
+use crate::error::PlError;
+
+/// A type's text input or output function, looked up once and kept with the function.
+pub struct IoFunction {
+    /// Boxed: PostgreSQL keeps pointers into FmgrInfo, so it must not move; and it writes its cache
+    /// (`fn_extra`) into it on calls.
+    finfo: Box<UnsafeCell<pg_sys::FmgrInfo>>,
+    ioparam: Oid,
+}
+
+impl IoFunction {
+    pub fn output(type_oid: Oid) -> IoFunction {
+        let (mut func, mut is_varlena) = (Oid::INVALID, false);
+        unsafe { pg_sys::getTypeOutputInfo(type_oid, &mut func, &mut is_varlena) };
+        IoFunction::new(func, Oid::INVALID)
+    }
+
+    pub fn input(type_oid: Oid) -> IoFunction {
+        let (mut func, mut ioparam) = (Oid::INVALID, Oid::INVALID);
+        unsafe { pg_sys::getTypeInputInfo(type_oid, &mut func, &mut ioparam) };
+        IoFunction::new(func, ioparam)
+    }
+
+    fn new(func: Oid, ioparam: Oid) -> IoFunction {
+        let finfo = Box::new(UnsafeCell::new(unsafe { std::mem::zeroed::<pg_sys::FmgrInfo>() }));
+        unsafe { pg_sys::fmgr_info_cxt(func, finfo.get(), pg_sys::TopMemoryContext) };
+        IoFunction { finfo, ioparam }
+    }
+
+    /// The text form of `datum`, in UTF-8.
+    ///
+    /// # Safety
+    /// `datum` must be a valid, non-null Datum of the type this output function was made for.
+    pub unsafe fn to_text(&self, datum: Datum) -> String {
+        let text = unsafe { CStr::from_ptr(pg_sys::OutputFunctionCall(self.finfo.get(), datum)) };
+        unsafe { server_to_string(text.to_bytes()) }
+    }
+
+    /// Parses `text` exactly as if it were written in SQL (a literal of the type, with `typmod`).
+    pub fn parse(&self, text: &str, typmod: i32) -> Result<Datum, PlError> {
+        let cstring = server_cstring(text)?;
+        Ok(unsafe { pg_sys::InputFunctionCall(self.finfo.get(), cstring, self.ioparam, typmod) })
+    }
+}
+
+pub fn type_name(type_oid: Oid) -> String {
+    let name = unsafe { CStr::from_ptr(pg_sys::format_type_be(type_oid)) };
+    name.to_string_lossy().into_owned()
+}
+
+/// A text-like varlena as a string.
+///
+/// # Safety
+/// `datum` must be a non-null varlena Datum holding server-encoded characters.
+pub unsafe fn text_to_string(datum: Datum) -> String {
+    unsafe { server_to_string(varlena_bytes(datum)) }
+}
+
+/// The payload of a (possibly toasted or short-header) varlena Datum.
+///
+/// # Safety
+/// `datum` must be a non-null varlena Datum; the slice lives as long as the current memory context.
+pub unsafe fn varlena_bytes<'a>(datum: Datum) -> &'a [u8] {
+    unsafe {
+        let varlena = pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr());
+        let len = pgrx::varlena::varsize_any_exhdr(varlena);
+        let data = pgrx::varlena::vardata_any(varlena) as *const u8;
+        std::slice::from_raw_parts(data, len)
+    }
+}
+
+fn is_utf8_database() -> bool {
+    unsafe { pg_sys::GetDatabaseEncoding() == pg_sys::pg_enc::PG_UTF8 as i32 }
+}
+
+/// Server-encoded bytes as a Rust string (the guest speaks UTF-8).
+///
+/// # Safety
+/// `bytes` must be validly encoded in the server encoding.
+pub unsafe fn server_to_string(bytes: &[u8]) -> String {
+    if is_utf8_database() {
+        // PostgreSQL only stores validly encoded text; from_utf8 cannot fail on it.
+        return String::from_utf8_lossy(bytes).into_owned();
+    }
+    let converted = unsafe {
+        pg_sys::pg_server_to_any(bytes.as_ptr().cast(), bytes.len() as i32, pg_sys::pg_enc::PG_UTF8 as i32)
+    };
+    unsafe { CStr::from_ptr(converted) }.to_string_lossy().into_owned()
+}
+
+/// A guest string in the server encoding, NUL-terminated, validated as PostgreSQL validates input.
+fn server_cstring(text: &str) -> Result<*mut c_char, PlError> {
+    if text.contains('\0') {
+        return Err(PlError::new(
+            PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
+            "invalid byte sequence: a Python string returned to PostgreSQL contains a NUL character (0x00)",
+        ));
+    }
+    let owned = CString::new(text).expect("checked for NUL above");
+    // pg_any_to_server validates and converts; it returns its input when nothing changes, so copy
+    // into palloc'd memory first: the result must outlive `owned`.
+    unsafe {
+        let copy = pg_sys::pstrdup(owned.as_ptr());
+        Ok(pg_sys::pg_any_to_server(copy, text.len() as i32, pg_sys::pg_enc::PG_UTF8 as i32))
+    }
+}
+
+/// A `text` Datum holding `text` in the server encoding.
+pub fn text_datum(text: &str) -> Result<Datum, PlError> {
+    let cstring = server_cstring(text)?;
+    unsafe {
+        let len = CStr::from_ptr(cstring).to_bytes().len();
+        Ok(Datum::from(pg_sys::cstring_to_text_with_len(cstring, len as i32)))
+    }
+}
+
+/// A `bytea` Datum holding `bytes`.
+pub fn bytea_datum(bytes: &[u8]) -> Datum {
+    unsafe {
+        let total = bytes.len() + pg_sys::VARHDRSZ;
+        let varlena = pg_sys::palloc(total) as *mut pg_sys::varlena;
+        pgrx::set_varsize_4b(varlena, total as i32);
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), pgrx::varlena::vardata_any(varlena) as *mut u8, bytes.len());
+        Datum::from(varlena)
+    }
+}

@@ -1,0 +1,295 @@
+//! Datums ⇄ guest nodes (wit/plpywasm.wit). A converter is chosen once per function from the
+//! declared types (cached with the function) and run once per call. Types with a binary form cross
+//! as numbers; a type without a Python mapping crosses as text made by its own output function and
+//! comes back through its input function, so no type is refused.
+//!
+//! One file per type family: `datetime`, `array`, `row`; `io` holds the text fallback and the
+//! server-encoding helpers every family shares.
+
+mod array;
+mod datetime;
+mod io;
+mod row;
+
+use std::cell::Cell;
+use std::ffi::c_void;
+
+use pgrx::pg_sys::{self, Datum, Oid};
+use pgrx::PgSqlErrorCode;
+
+use crate::error::PlError;
+use crate::runtime::{Node, Shape};
+pub use io::type_name;
+use io::IoFunction;
+
+/// The nodes of a guest result, consumed in prefix order.
+pub type Nodes = std::vec::IntoIter<Node>;
+
+/// How a Datum of one type becomes the guest's nodes.
+pub enum ToGuest {
+    Bool,
+    Int2,
+    Int4,
+    Int8,
+    Oid,
+    Float4,
+    Float8,
+    /// text, varchar, bpchar: a varlena holding server-encoded characters.
+    Text,
+    Name,
+    Bytea,
+    Uuid,
+    Numeric(IoFunction),
+    Json(IoFunction),
+    Inet(IoFunction),
+    Cidr(IoFunction),
+    DateTime(datetime::DateTimeIn),
+    Array(Box<array::ArrayIn>),
+    Row(Box<row::RowIn>),
+    /// Any other type: its text form.
+    Io(IoFunction),
+}
+
+impl ToGuest {
+    /// The converter for arguments of `type_oid` (a domain converts as its base type).
+    pub fn for_type(type_oid: Oid) -> ToGuest {
+        let base = unsafe { pg_sys::getBaseType(type_oid) };
+        match base {
+            pg_sys::BOOLOID => ToGuest::Bool,
+            pg_sys::INT2OID => ToGuest::Int2,
+            pg_sys::INT4OID => ToGuest::Int4,
+            pg_sys::INT8OID => ToGuest::Int8,
+            pg_sys::OIDOID => ToGuest::Oid,
+            pg_sys::FLOAT4OID => ToGuest::Float4,
+            pg_sys::FLOAT8OID => ToGuest::Float8,
+            pg_sys::TEXTOID | pg_sys::VARCHAROID | pg_sys::BPCHAROID => ToGuest::Text,
+            pg_sys::NAMEOID => ToGuest::Name,
+            pg_sys::BYTEAOID => ToGuest::Bytea,
+            pg_sys::UUIDOID => ToGuest::Uuid,
+            pg_sys::NUMERICOID => ToGuest::Numeric(IoFunction::output(base)),
+            pg_sys::JSONOID | pg_sys::JSONBOID => ToGuest::Json(IoFunction::output(base)),
+            pg_sys::INETOID => ToGuest::Inet(IoFunction::output(base)),
+            pg_sys::CIDROID => ToGuest::Cidr(IoFunction::output(base)),
+            _ => {
+                if let Some(datetime) = datetime::DateTimeIn::for_type(base) {
+                    ToGuest::DateTime(datetime)
+                } else if let Some(array) = array::ArrayIn::for_type(base) {
+                    ToGuest::Array(Box::new(array))
+                } else if unsafe { pg_sys::type_is_rowtype(base) } {
+                    ToGuest::Row(Box::new(row::RowIn::new()))
+                } else {
+                    ToGuest::Io(IoFunction::output(base))
+                }
+            }
+        }
+    }
+
+    /// Appends the nodes of a non-null `datum`.
+    ///
+    /// # Safety
+    /// `datum` must be a valid, non-null Datum of the type this converter was made for.
+    pub unsafe fn encode(&self, datum: Datum, out: &mut Vec<Node>) {
+        let node = match self {
+            ToGuest::Bool => Node::Boolean(datum.value() != 0),
+            ToGuest::Int2 => Node::Int(datum.value() as i16 as i64),
+            ToGuest::Int4 => Node::Int(datum.value() as i32 as i64),
+            ToGuest::Int8 => Node::Int(datum.value() as i64),
+            ToGuest::Oid => Node::Int(datum.value() as u32 as i64),
+            ToGuest::Float4 => Node::Float(f32::from_bits(datum.value() as u32) as f64),
+            ToGuest::Float8 => Node::Float(f64::from_bits(datum.value() as u64)),
+            ToGuest::Text => Node::Text(unsafe { io::text_to_string(datum) }),
+            ToGuest::Name => {
+                let name = unsafe { std::ffi::CStr::from_ptr(datum.cast_mut_ptr::<std::ffi::c_char>()) };
+                Node::Text(unsafe { io::server_to_string(name.to_bytes()) })
+            }
+            ToGuest::Bytea => Node::Bytes(unsafe { io::varlena_bytes(datum) }.to_vec()),
+            ToGuest::Uuid => {
+                let bytes = unsafe { &*datum.cast_mut_ptr::<[u8; 16]>() };
+                let high = u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes"));
+                let low = u64::from_be_bytes(bytes[8..].try_into().expect("8 bytes"));
+                Node::Uuid((high, low))
+            }
+            ToGuest::Numeric(output) => Node::Decimal(unsafe { output.to_text(datum) }),
+            ToGuest::Json(output) => Node::Json(unsafe { output.to_text(datum) }),
+            ToGuest::Inet(output) => Node::Inet(unsafe { output.to_text(datum) }),
+            ToGuest::Cidr(output) => Node::Cidr(unsafe { output.to_text(datum) }),
+            ToGuest::DateTime(datetime) => unsafe { datetime.encode(datum) },
+            ToGuest::Array(array) => return unsafe { array.encode(datum, out) },
+            ToGuest::Row(row) => return unsafe { row.encode(datum, out) },
+            ToGuest::Io(output) => Node::Text(unsafe { output.to_text(datum) }),
+        };
+        out.push(node);
+    }
+}
+
+/// How the guest's nodes become a Datum of one type.
+pub struct FromGuest {
+    target: Target,
+    /// The base type and typmod text is parsed for, by the base type's input function.
+    type_oid: Oid,
+    typmod: i32,
+    input: IoFunction,
+    /// Set when the type is a domain: its constraints are checked on every value, NULL included.
+    domain: Option<Domain>,
+}
+
+enum Target {
+    Void,
+    Bool,
+    Int2,
+    Int4,
+    Int8,
+    Float4,
+    Float8,
+    Text,
+    Bytea,
+    Json,
+    Interval,
+    Array(Box<array::ArrayOut>),
+    Row(Box<row::RowOut>),
+    /// Text only, parsed by the input function.
+    Io,
+}
+
+struct Domain {
+    type_oid: Oid,
+    /// domain_check's cache of the constraints, kept across calls.
+    cache: Cell<*mut c_void>,
+}
+
+impl FromGuest {
+    /// The converter for results of `type_oid` (with `typmod`, as in a row's attribute).
+    pub fn for_type(type_oid: Oid, typmod: i32) -> FromGuest {
+        let base = unsafe { pg_sys::getBaseType(type_oid) };
+        let target = match base {
+            pg_sys::VOIDOID => Target::Void,
+            pg_sys::BOOLOID => Target::Bool,
+            pg_sys::INT2OID => Target::Int2,
+            pg_sys::INT4OID => Target::Int4,
+            pg_sys::INT8OID => Target::Int8,
+            pg_sys::FLOAT4OID => Target::Float4,
+            pg_sys::FLOAT8OID => Target::Float8,
+            // A length limit (varchar(n) in a row) is the input function's to apply.
+            pg_sys::TEXTOID | pg_sys::VARCHAROID | pg_sys::BPCHAROID if typmod < 0 => Target::Text,
+            pg_sys::BYTEAOID => Target::Bytea,
+            pg_sys::JSONOID | pg_sys::JSONBOID => Target::Json,
+            pg_sys::INTERVALOID if typmod < 0 => Target::Interval,
+            _ => {
+                if let Some(array) = array::ArrayOut::for_type(base) {
+                    Target::Array(Box::new(array))
+                } else if unsafe { pg_sys::type_is_rowtype(base) } && base != pg_sys::RECORDOID {
+                    Target::Row(Box::new(row::RowOut::for_type(base, typmod)))
+                } else {
+                    Target::Io
+                }
+            }
+        };
+        FromGuest::new(target, type_oid, base, typmod)
+    }
+
+    /// The converter for rows of `tupdesc` (a `record` result resolved by the call).
+    ///
+    /// # Safety
+    /// `tupdesc` must be a valid tuple descriptor.
+    pub unsafe fn for_row(tupdesc: pg_sys::TupleDesc, type_oid: Oid) -> FromGuest {
+        let row = unsafe { row::RowOut::for_tupdesc(tupdesc) };
+        let base = unsafe { pg_sys::getBaseType(type_oid) };
+        FromGuest::new(Target::Row(Box::new(row)), type_oid, base, -1)
+    }
+
+    fn new(target: Target, type_oid: Oid, base: Oid, typmod: i32) -> FromGuest {
+        let domain = (base != type_oid).then(|| Domain { type_oid, cache: Cell::new(std::ptr::null_mut()) });
+        FromGuest { target, type_oid: base, typmod, input: IoFunction::input(base), domain }
+    }
+
+    /// Whether this converter was made for rows of exactly this layout.
+    pub fn matches_row(&self, tupdesc: pg_sys::TupleDesc) -> bool {
+        matches!(&self.target, Target::Row(row) if row.matches(tupdesc))
+    }
+
+    /// What the guest must make of a Python object for this type, in prefix order.
+    pub fn shape(&self, out: &mut Vec<Shape>) {
+        let shape = match &self.target {
+            Target::Void => Shape::Void,
+            Target::Bool => Shape::Boolean,
+            Target::Int2 | Target::Int4 | Target::Int8 => Shape::Int,
+            Target::Float4 | Target::Float8 => Shape::Float,
+            Target::Text | Target::Io => Shape::Text,
+            Target::Bytea => Shape::Bytes,
+            Target::Json => Shape::Json,
+            Target::Interval => Shape::Interval,
+            Target::Array(array) => return array.shape(out),
+            Target::Row(row) => return row.shape(out),
+        };
+        out.push(shape);
+    }
+
+    /// The Datum for the value at the head of `nodes`, and whether it is NULL.
+    pub fn decode(&self, nodes: &mut Nodes) -> Result<(Datum, bool), PlError> {
+        let node = nodes.next().ok_or_else(malformed)?;
+        let (datum, is_null) = match node {
+            Node::Null => (Datum::null(), true),
+            node => (self.convert(node, nodes)?, false),
+        };
+        if let Some(domain) = &self.domain {
+            let mut cache = domain.cache.get();
+            unsafe { pg_sys::domain_check(datum, is_null, domain.type_oid, &mut cache, pg_sys::TopMemoryContext) };
+            domain.cache.set(cache);
+        }
+        Ok((datum, is_null))
+    }
+
+    fn convert(&self, node: Node, nodes: &mut Nodes) -> Result<Datum, PlError> {
+        Ok(match (&self.target, node) {
+            (Target::Void, _) => return Err(malformed()),
+            (Target::Text, Node::Text(text)) => io::text_datum(&text)?,
+            (_, Node::Text(text)) => self.parse(&text)?,
+            (Target::Bool, Node::Boolean(b)) => Datum::from(b),
+            (Target::Int2, Node::Int(i)) => Datum::from(self.fit::<i16>(i)?),
+            (Target::Int4, Node::Int(i)) => Datum::from(self.fit::<i32>(i)?),
+            (Target::Int8, Node::Int(i)) => Datum::from(i),
+            (Target::Float8, Node::Float(f)) => Datum::from(f.to_bits()),
+            (Target::Float4, Node::Float(f)) => Datum::from(self.fit_f32(f)?.to_bits()),
+            (Target::Bytea, Node::Bytes(bytes)) => io::bytea_datum(&bytes),
+            (Target::Json, Node::Json(text)) => self.parse(&text)?,
+            (Target::Interval, Node::Interval(interval)) => {
+                datetime::interval_datum(interval.days, interval.microseconds)
+            }
+            (Target::Array(array), Node::Array(dims)) => array.decode(dims, nodes)?,
+            (Target::Row(row), Node::Composite(_)) => row.decode(nodes)?,
+            _ => return Err(malformed()),
+        })
+    }
+
+    fn fit<T: TryFrom<i64>>(&self, i: i64) -> Result<T, PlError> {
+        T::try_from(i).map_err(|_| self.out_of_range(&i.to_string()))
+    }
+
+    fn fit_f32(&self, f: f64) -> Result<f32, PlError> {
+        let narrowed = f as f32;
+        if f.is_finite() && (narrowed.is_infinite() || (narrowed == 0.0 && f != 0.0)) {
+            return Err(self.out_of_range(&format!("{f:?}")));
+        }
+        Ok(narrowed)
+    }
+
+    fn out_of_range(&self, value: &str) -> PlError {
+        PlError::new(
+            PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+            format!("value \"{value}\" is out of range for type {}", type_name(self.type_oid)),
+        )
+    }
+
+    /// Through the type's input function, exactly as if the text were written in SQL.
+    fn parse(&self, text: &str) -> Result<Datum, PlError> {
+        self.input.parse(text, self.typmod)
+    }
+}
+
+/// The guest sent nodes that do not fit the shape it was given: its runtime was tampered with.
+fn malformed() -> PlError {
+    PlError::new(
+        PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+        "PL/plpywasm guest returned a value that does not match the function's result type",
+    )
+}

@@ -1,0 +1,184 @@
+//! Composite values (table rows, `CREATE TYPE … AS`, `record`): dicts keyed by attribute name.
+
+use std::cell::RefCell;
+use std::ffi::CStr;
+
+use pgrx::pg_sys::{self, Datum, Oid};
+use pgrx::PgMemoryContexts;
+
+use super::{malformed, FromGuest, Nodes, ToGuest};
+use crate::error::PlError;
+use crate::runtime::{Node, Shape};
+
+/// A composite argument. Its layout is read from the value itself, so `record` arguments work and
+/// an `ALTER TYPE` between calls is seen.
+pub struct RowIn {
+    layout: RefCell<Option<LayoutIn>>,
+}
+
+struct LayoutIn {
+    type_oid: Oid,
+    typmod: i32,
+    /// The type cache's identifier of the row type's current definition (0 for `record`).
+    identifier: u64,
+    names: Vec<String>,
+    /// One per attribute; `None` for a dropped one.
+    attributes: Vec<Option<ToGuest>>,
+}
+
+impl RowIn {
+    pub fn new() -> RowIn {
+        RowIn { layout: RefCell::new(None) }
+    }
+
+    /// # Safety
+    /// `datum` must be a valid, non-null composite Datum.
+    pub unsafe fn encode(&self, datum: Datum, out: &mut Vec<Node>) {
+        unsafe {
+            let header = pg_sys::pg_detoast_datum(datum.cast_mut_ptr()) as pg_sys::HeapTupleHeader;
+            let type_oid = (*header).t_choice.t_datum.datum_typeid;
+            let typmod = (*header).t_choice.t_datum.datum_typmod;
+            let tupdesc = pg_sys::lookup_rowtype_tupdesc(type_oid, typmod);
+            let identifier = identifier_of(type_oid);
+            let mut layout = self.layout.borrow_mut();
+            let current = layout
+                .as_ref()
+                .is_some_and(|l| l.type_oid == type_oid && l.typmod == typmod && l.identifier == identifier);
+            if !current {
+                *layout = Some(LayoutIn::read(tupdesc, type_oid, typmod, identifier));
+            }
+            let layout = layout.as_ref().expect("set above");
+
+            let natts = (*tupdesc).natts as usize;
+            let mut tuple = pg_sys::HeapTupleData {
+                t_len: pgrx::varlena::varsize(header.cast()) as u32,
+                t_self: std::mem::zeroed(),
+                t_tableOid: Oid::INVALID,
+                t_data: header,
+            };
+            let mut values = vec![Datum::null(); natts];
+            let mut nulls = vec![false; natts];
+            pg_sys::heap_deform_tuple(&mut tuple, tupdesc, values.as_mut_ptr(), nulls.as_mut_ptr());
+            pg_sys::DecrTupleDescRefCount(tupdesc);
+
+            out.push(Node::Composite(layout.names.clone()));
+            for (i, attribute) in layout.attributes.iter().enumerate() {
+                let Some(convert) = attribute else { continue };
+                if nulls[i] {
+                    out.push(Node::Null);
+                } else {
+                    convert.encode(values[i], out);
+                }
+            }
+        }
+    }
+}
+
+impl LayoutIn {
+    unsafe fn read(tupdesc: pg_sys::TupleDesc, type_oid: Oid, typmod: i32, identifier: u64) -> LayoutIn {
+        let mut names = Vec::new();
+        let mut attributes = Vec::new();
+        for attribute in unsafe { attributes_of(tupdesc) } {
+            if attribute.attisdropped {
+                attributes.push(None);
+            } else {
+                names.push(attribute_name(attribute));
+                attributes.push(Some(ToGuest::for_type(attribute.atttypid)));
+            }
+        }
+        LayoutIn { type_oid, typmod, identifier, names, attributes }
+    }
+}
+
+/// A composite result: the declared row type, or the row a call resolves (`record`, OUT parameters).
+pub struct RowOut {
+    /// A blessed copy in TopMemoryContext, so that `record` results carry a usable type.
+    tupdesc: pg_sys::TupleDesc,
+    names: Vec<String>,
+    attributes: Vec<Option<FromGuest>>,
+}
+
+impl RowOut {
+    pub fn for_type(type_oid: Oid, typmod: i32) -> RowOut {
+        unsafe {
+            let tupdesc = pg_sys::lookup_rowtype_tupdesc(type_oid, typmod);
+            let row = RowOut::for_tupdesc(tupdesc);
+            pg_sys::DecrTupleDescRefCount(tupdesc);
+            row
+        }
+    }
+
+    /// # Safety
+    /// `tupdesc` must be a valid tuple descriptor; it is copied.
+    pub unsafe fn for_tupdesc(tupdesc: pg_sys::TupleDesc) -> RowOut {
+        let tupdesc = unsafe {
+            PgMemoryContexts::TopMemoryContext.switch_to(|_| pg_sys::BlessTupleDesc(pg_sys::CreateTupleDescCopy(tupdesc)))
+        };
+        let mut names = Vec::new();
+        let mut attributes = Vec::new();
+        for attribute in unsafe { attributes_of(tupdesc) } {
+            if attribute.attisdropped {
+                attributes.push(None);
+            } else {
+                names.push(attribute_name(attribute));
+                attributes.push(Some(FromGuest::for_type(attribute.atttypid, attribute.atttypmod)));
+            }
+        }
+        RowOut { tupdesc, names, attributes }
+    }
+
+    /// Whether this converter was made for a row of exactly this layout.
+    pub fn matches(&self, tupdesc: pg_sys::TupleDesc) -> bool {
+        unsafe { pg_sys::equalTupleDescs(self.tupdesc, tupdesc) }
+    }
+
+    pub fn shape(&self, out: &mut Vec<Shape>) {
+        out.push(Shape::Composite(self.names.clone()));
+        for attribute in self.attributes.iter().flatten() {
+            attribute.shape(out);
+        }
+    }
+
+    /// The row whose attributes are the next nodes.
+    pub fn decode(&self, nodes: &mut Nodes) -> Result<Datum, PlError> {
+        let mut values = Vec::with_capacity(self.attributes.len());
+        let mut nulls = Vec::with_capacity(self.attributes.len());
+        for attribute in &self.attributes {
+            let (value, is_null) = match attribute {
+                Some(convert) => convert.decode(nodes)?,
+                None => (Datum::null(), true),
+            };
+            values.push(value);
+            nulls.push(is_null);
+        }
+        if values.len() != unsafe { (*self.tupdesc).natts } as usize {
+            return Err(malformed());
+        }
+        unsafe {
+            let tuple = pg_sys::heap_form_tuple(self.tupdesc, values.as_mut_ptr(), nulls.as_mut_ptr());
+            Ok(pg_sys::heap_copy_tuple_as_datum(tuple, self.tupdesc))
+        }
+    }
+}
+
+impl Drop for RowOut {
+    fn drop(&mut self) {
+        unsafe { pg_sys::FreeTupleDesc(self.tupdesc) };
+    }
+}
+
+unsafe fn attributes_of<'a>(tupdesc: pg_sys::TupleDesc) -> &'a [pg_sys::FormData_pg_attribute] {
+    unsafe { (*tupdesc).attrs.as_slice((*tupdesc).natts as usize) }
+}
+
+fn attribute_name(attribute: &pg_sys::FormData_pg_attribute) -> String {
+    unsafe { CStr::from_ptr(attribute.attname.data.as_ptr()) }.to_string_lossy().into_owned()
+}
+
+/// Changes whenever a named row type is altered; `record` types never change.
+fn identifier_of(type_oid: Oid) -> u64 {
+    if type_oid == pg_sys::RECORDOID {
+        return 0;
+    }
+    unsafe { (*pg_sys::lookup_type_cache(type_oid, pg_sys::TYPECACHE_TUPDESC as i32)).tupDesc_identifier }
+}

@@ -1,0 +1,117 @@
+-- Rich Python values: numeric, bytea, dates and times, intervals, json, uuid, network addresses,
+-- and every other type through its text form. Each in and out, with NULLs, edges and errors.
+\set VERBOSITY default
+SET ROLE alice;
+SET TimeZone = 'Europe/Paris';
+CREATE FUNCTION py_repr(v anyelement) RETURNS text LANGUAGE plpywasm AS $$ return type(v).__name__ + ": " + repr(v) $$;
+CREATE FUNCTION id(v anyelement) RETURNS anyelement LANGUAGE plpywasm AS $$ return v $$;
+
+-- numeric ⇄ decimal.Decimal, exact, NaN and ±Infinity kept.
+SELECT py_repr(1.50::numeric), py_repr('NaN'::numeric), py_repr('Infinity'::numeric), py_repr('-Infinity'::numeric);
+SELECT v, id(v) = v OR (v = 'NaN' AND id(v) = 'NaN') AS same
+FROM unnest(ARRAY[0, -0.000001, 123456789012345678901234567890.123456789, 1e-100, 'NaN', 'Infinity', '-Infinity']::numeric[]) AS v;
+SELECT id(('9' || repeat('0', 10000))::numeric) = ('9' || repeat('0', 10000))::numeric AS huge_numeric;
+CREATE FUNCTION to_numeric(v text) RETURNS numeric LANGUAGE plpywasm AS $$
+import decimal
+return eval(v)
+$$;
+SELECT to_numeric('1'), to_numeric('2.5'), to_numeric('decimal.Decimal("1.10")'), to_numeric('"3.25"'), to_numeric('10**30');
+SELECT to_numeric('float("nan")'), to_numeric('float("inf")'), to_numeric('decimal.Decimal("-Infinity")'), to_numeric('1e300') = 1e300 AS big_float;
+SELECT sqlstate_of($$SELECT to_numeric('"abc"')$$);
+CREATE FUNCTION decimal_math(a numeric, b numeric) RETURNS numeric LANGUAGE plpywasm AS $$ return a * b + 1 $$;
+SELECT decimal_math(0.1, 3);
+
+-- bytea ⇄ bytes, NUL bytes included; bytes-like objects accepted on return.
+SELECT py_repr('\x00ff41'::bytea), py_repr(''::bytea);
+SELECT id('\x00'::bytea) = '\x00'::bytea AS nul, id(decode(repeat('00ff', 50000), 'hex')) = decode(repeat('00ff', 50000), 'hex') AS long;
+CREATE FUNCTION to_bytea(v text) RETURNS bytea LANGUAGE plpywasm AS $$ return eval(v) $$;
+SELECT to_bytea('b"ab\x00c"'), to_bytea('bytearray(b"xy")'), to_bytea('memoryview(b"mv")'), to_bytea($q$'\\x0102'$q$);
+SELECT sqlstate_of($$SELECT to_bytea('5')$$);
+
+-- Dates and times as datetime objects; timestamptz aware, in the session's time zone.
+SELECT py_repr('2024-02-29'::date), py_repr('0001-01-01'::date), py_repr('9999-12-31'::date);
+SELECT py_repr('13:14:15.123456'::time), py_repr('23:59:59.999999'::time), py_repr('13:14:15+05:30'::timetz);
+SELECT py_repr('2024-02-29 13:14:15.5'::timestamp), py_repr('2024-07-01 12:00:00+00'::timestamptz), py_repr('2024-01-01 12:00:00+00'::timestamptz);
+SET TimeZone = 'America/New_York';
+SELECT py_repr('2024-07-01 12:00:00+00'::timestamptz);
+SET TimeZone = 'Europe/Paris';
+-- Values Python cannot hold cross as their PostgreSQL text, and come back unchanged.
+SELECT py_repr('infinity'::date), py_repr('-infinity'::timestamp), py_repr('infinity'::timestamptz), py_repr('24:00:00'::time);
+SELECT py_repr('0044-03-15 BC'::date), py_repr('10000-01-01'::timestamp), py_repr('294276-12-31 23:59:59'::timestamptz);
+SELECT id(v) = v AS same FROM unnest(ARRAY['2024-02-29', 'infinity', '-infinity', '0044-03-15 BC', '5874897-12-31', '0001-01-01', '9999-12-31']::date[]) AS v;
+SELECT id(v) = v AS same FROM unnest(ARRAY['2024-02-29 01:02:03.000004', 'infinity', '-infinity', '4713-01-01 BC', '294276-12-31 23:59:59.999999']::timestamp[]) AS v;
+SELECT id(v) = v AS same FROM unnest(ARRAY['2024-03-31 01:59:59.999999+00', '2024-10-27 00:30:00+00', 'infinity', '0001-01-01 00:00:00+00']::timestamptz[]) AS v;
+SELECT id(v) = v AS same FROM unnest(ARRAY['00:00', '24:00:00', '12:34:56.789']::time[]) AS v;
+SELECT id(v)::text = v::text AS same FROM unnest(ARRAY['00:00+00', '24:00:00-15:59', '12:34:56.789+05:45']::timetz[]) AS v;
+CREATE FUNCTION make_datetimes() RETURNS text[] LANGUAGE plpywasm AS $$
+import datetime
+zone = datetime.timezone(datetime.timedelta(hours=-3))
+return [datetime.date(2020, 1, 31), datetime.datetime(2020, 1, 31, 8, 9, 10), datetime.datetime(2020, 1, 31, 8, 9, 10, tzinfo=zone),
+        datetime.time(1, 2, 3, 4), datetime.time(1, 2, tzinfo=zone)]
+$$;
+SELECT make_datetimes();
+CREATE FUNCTION aware(v timestamptz) RETURNS timestamptz LANGUAGE plpywasm AS $$
+import datetime
+return v.astimezone(datetime.timezone(datetime.timedelta(hours=9)))
+$$;
+SELECT aware('2024-05-05 05:05:05+00') = '2024-05-05 05:05:05+00'::timestamptz AS same_instant;
+CREATE FUNCTION naive_to_tz() RETURNS timestamptz LANGUAGE plpywasm AS $$
+import datetime
+return datetime.datetime(2024, 5, 5, 12, 0)
+$$;
+SELECT naive_to_tz();  -- a naive datetime is read in the session's time zone, as PostgreSQL reads text
+CREATE FUNCTION bad_date() RETURNS date LANGUAGE plpywasm AS $$ return "not a date" $$;
+SELECT sqlstate_of($$SELECT bad_date()$$);
+
+-- interval ⇄ datetime.timedelta; an interval with months crosses as text, exactly.
+SELECT py_repr('1 day 02:03:04.000005'::interval), py_repr('-00:00:01'::interval), py_repr('1 mon 2 days'::interval);
+SELECT v, id(v) = v AS same, id(v)::text = v::text AS same_text
+FROM unnest(ARRAY['0', '-00:00:01', '-1 day -00:00:01', '1 day -00:00:01', '-1 day +00:00:01', '25:00:00', '2 years 3 mons', '178000000 years', '999999999 days', '1000000000 days']::interval[]) AS v;
+SELECT py_repr('1 day -00:00:01'::interval), py_repr('25:00:00'::interval);
+CREATE FUNCTION to_interval(v text) RETURNS interval LANGUAGE plpywasm AS $$
+import datetime
+return eval(v)
+$$;
+SELECT to_interval('datetime.timedelta(days=1, hours=-1)'), to_interval('datetime.timedelta(microseconds=-1)'), to_interval('"3 weeks"');
+
+-- json and jsonb ⇄ parsed Python objects; big ints and non-float numbers stay exact.
+SELECT py_repr('{"a": [1, 2.5, null, true, "x"]}'::jsonb), py_repr('"str"'::json), py_repr('null'::jsonb), py_repr('[]'::json);
+SELECT left(v::text, 40) AS v, id(v) = v AS same FROM unnest(ARRAY['{"a": {"b": [1, 2, {"c": null}]}}', '123456789012345678901234567890', '0.1000000000000000000001',
+    '1e400', '[1.5, -0.0, 2.50]', '"ünïcödé ☃"', '{}', '[]', 'true', 'null']::jsonb[]) AS v;
+SELECT id('{"b": 1,  "a": [1,2]}'::json)::text;
+CREATE FUNCTION to_jsonb(v text) RETURNS jsonb LANGUAGE plpywasm AS $$
+import decimal
+return eval(v)
+$$;
+SELECT to_jsonb('{"k": [1, 2.5, None, True], 1: "int key"}'), to_jsonb('"just a string"'), to_jsonb('[decimal.Decimal("1.10"), 10**40]');
+SELECT to_jsonb('None') IS NULL AS sql_null, to_jsonb('(1, 2)');
+SELECT sqlstate_of($$SELECT to_jsonb('{1, 2}')$$);
+SELECT sqlstate_of($$SELECT to_jsonb('float("nan")')$$);
+SELECT sqlstate_of($$SELECT to_jsonb('object()')$$);
+CREATE FUNCTION json_sum(doc jsonb) RETURNS jsonb LANGUAGE plpywasm AS $$ return {"total": sum(doc["values"]), "n": len(doc["values"])} $$;
+SELECT json_sum('{"values": [1, 2, 3.5]}');
+
+-- uuid ⇄ uuid.UUID, inet/cidr ⇄ ipaddress objects.
+SELECT py_repr('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid), id('00000000-0000-0000-0000-000000000000'::uuid), id('ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid);
+CREATE FUNCTION make_uuid() RETURNS uuid LANGUAGE plpywasm AS $$
+import uuid
+return uuid.UUID(int=42)
+$$;
+SELECT make_uuid();
+SELECT py_repr('192.168.0.1'::inet), py_repr('192.168.0.1/24'::inet), py_repr('10.0.0.0/8'::cidr), py_repr('::1'::inet), py_repr('2001:db8::/32'::cidr);
+SELECT id(v) = v AS same FROM unnest(ARRAY['192.168.0.1', '192.168.0.1/24', '::ffff:1.2.3.4', '2001:db8::1/64']::inet[]) AS v;
+CREATE FUNCTION next_host(a inet) RETURNS inet LANGUAGE plpywasm AS $$ return a.ip + 1 $$;
+SELECT next_host('10.1.2.3/16');
+
+-- Every other type crosses as its text form, and comes back through its input function.
+CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+SELECT py_repr('happy'::mood), py_repr('[1,5)'::int4range), py_repr('$1.50'::money), py_repr('(1,2)'::point), py_repr('a'::"char");
+SELECT id('happy'::mood), id('[1,5)'::int4range), id('$1.50'::money), id('(1,2)'::point)::text, id('a'::"char"), id(42::oid), id(B'101'::bit(3));
+CREATE FUNCTION bad_mood() RETURNS mood LANGUAGE plpywasm AS $$ return "furious" $$;
+SELECT sqlstate_of($$SELECT bad_mood()$$);
+RESET ROLE;
+CREATE EXTENSION citext;
+SET ROLE alice;
+SELECT py_repr('MiXeD'::citext), id('MiXeD'::citext) = 'mixed' AS citext_ok;
+DROP FUNCTION py_repr(anyelement), id(anyelement);
+RESET ROLE;

@@ -1,0 +1,165 @@
+-- Arrays, composite values, set-returning functions, OUT parameters and record results.
+\set VERBOSITY default
+SET ROLE alice;
+CREATE FUNCTION py_repr(v anyelement) RETURNS text LANGUAGE plpywasm AS $$ return type(v).__name__ + ": " + repr(v) $$;
+CREATE FUNCTION id(v anyelement) RETURNS anyelement LANGUAGE plpywasm AS $$ return v $$;
+
+-- Arrays are nested lists, NULL elements None; any element type, any number of dimensions.
+SELECT py_repr('{1,NULL,3}'::int[]), py_repr('{}'::int[]), py_repr('{{1,2},{3,4}}'::int[]), py_repr('{a,"b c",NULL}'::text[]);
+SELECT py_repr('{1.5,NaN}'::numeric[]), py_repr('{2024-01-02}'::date[]), py_repr('{"{\"a\": 1}"}'::jsonb[]), py_repr('[0:1]={7,8}'::int[]);
+SELECT v, id(v) = v AS same FROM unnest(ARRAY['{}', '{NULL}', '{1,2,3}', '{{1,2},{3,4},{5,6}}', '{{{1}},{{2}}}', '{{{{{{1,2}}}}}}',
+    '{-2147483648,2147483647}']::text[]) AS t(s), LATERAL (SELECT s::int[] AS v) AS x;
+SELECT id(ARRAY['', 'ünï', NULL, 'x y']) = ARRAY['', 'ünï', NULL, 'x y'] AS text_array, id('{"\\x00ff"}'::bytea[]) = '{"\\x00ff"}'::bytea[] AS bytea_array;
+SELECT cardinality(id(array_agg(i))) FROM generate_series(1, 100000) AS i;
+CREATE FUNCTION to_int_array(v text) RETURNS int[] LANGUAGE plpywasm AS $$ return eval(v) $$;
+SELECT to_int_array('[1, 2, None]'), to_int_array('(1, 2)'), to_int_array('[[1, 2], [3, 4]]'), to_int_array('[]'), to_int_array('[[], []]'), to_int_array('range(3)'), to_int_array('"{5,6}"');
+SELECT sqlstate_of($$SELECT to_int_array('[[1, 2], [3]]')$$);
+SELECT sqlstate_of($$SELECT to_int_array('[[1], 2]')$$);
+SELECT sqlstate_of($$SELECT to_int_array('[1, [2]]')$$);
+SELECT sqlstate_of($$SELECT to_int_array('5')$$);
+SELECT sqlstate_of($$SELECT to_int_array('[2**40]')$$);
+SELECT sqlstate_of($$SELECT to_int_array('[[[[[[[1]]]]]]]')$$);
+SELECT sqlstate_of($$SELECT to_int_array('["x"]')$$);
+SELECT to_int_array('[[1, 2], [3]]');
+CREATE FUNCTION text_matrix() RETURNS text[] LANGUAGE plpywasm AS $$ return [["a", "b"], ["c", None]] $$;
+SELECT text_matrix(), array_dims(text_matrix());
+
+-- Composite values are dicts keyed by attribute name; results may be dicts, sequences or objects.
+CREATE TYPE pair AS (name text, value int);
+CREATE TABLE items (id int, label text, tags text[], price numeric);
+INSERT INTO items VALUES (1, 'one', '{a,b}', 1.5), (2, NULL, NULL, NULL);
+SELECT py_repr(ROW('x', 1)::pair), py_repr(i) FROM items AS i ORDER BY id;
+CREATE FUNCTION label_of(item items) RETURNS text LANGUAGE plpywasm AS $$ return "%s:%s:%s" % (item["id"], item["label"], item["tags"]) $$;
+SELECT label_of(i) FROM items AS i ORDER BY id;
+CREATE FUNCTION make_pair(kind text) RETURNS pair LANGUAGE plpywasm AS $$
+class Pair:
+    name = "object"
+    value = 3
+return {"dict": {"name": "dict", "value": 1, "extra": "ignored"}, "tuple": ("tuple", 2), "list": ["list", 4],
+        "object": Pair(), "none": None, "text": "(text,5)", "null_value": {"name": "n", "value": None}}[kind]
+$$;
+SELECT k, make_pair(k), (make_pair(k)).value FROM unnest(ARRAY['dict', 'tuple', 'list', 'object', 'none', 'text', 'null_value']) AS k;
+CREATE FUNCTION broken_pair(kind text) RETURNS pair LANGUAGE plpywasm AS $$
+return {"missing": {"name": "x"}, "short": ("x",), "attr": object(), "badint": {"name": "x", "value": "y"}}[kind]
+$$;
+SELECT sqlstate_of($$SELECT broken_pair('missing')$$);
+SELECT sqlstate_of($$SELECT broken_pair('short')$$);
+SELECT sqlstate_of($$SELECT broken_pair('attr')$$);
+SELECT sqlstate_of($$SELECT broken_pair('badint')$$);
+SELECT broken_pair('missing');
+CREATE FUNCTION id_pair(p pair) RETURNS pair LANGUAGE plpywasm AS $$ return p $$;
+SELECT id_pair(ROW('a', 1)), id_pair(ROW(NULL, NULL)), id_pair(NULL) IS NULL AS null_row;
+-- Composites nested in arrays and arrays in composites.
+CREATE TYPE bag AS (label text, pairs pair[], grid int[]);
+CREATE FUNCTION id_bag(b bag) RETURNS bag LANGUAGE plpywasm AS $$ return b $$;
+SELECT id_bag(ROW('b', ARRAY[ROW('x', 1)::pair, ROW('y', NULL)::pair, NULL], '{{1,2},{3,4}}'));
+SELECT py_repr(ROW('b', ARRAY[ROW('x', 1)::pair], '{{1}}')::bag);
+CREATE FUNCTION make_pairs() RETURNS pair[] LANGUAGE plpywasm AS $$ return [("a", 1), {"name": "b", "value": 2}, None] $$;
+SELECT make_pairs();
+-- A table's row type follows ALTER TABLE.
+CREATE TABLE evolving (a int);
+INSERT INTO evolving VALUES (1);
+CREATE FUNCTION keys_of(r evolving) RETURNS text LANGUAGE plpywasm AS $$ return ",".join(sorted(r)) $$;
+SELECT keys_of(e) FROM evolving AS e;
+ALTER TABLE evolving ADD COLUMN b text;
+SELECT keys_of(e) FROM evolving AS e;
+ALTER TABLE evolving DROP COLUMN a;
+SELECT keys_of(e) FROM evolving AS e;
+-- record arguments take their layout from the value.
+CREATE FUNCTION record_keys(r record) RETURNS text LANGUAGE plpywasm AS $$ return repr(r) $$;
+SELECT record_keys(ROW(1, 'a')), record_keys(t) FROM (SELECT 1 AS x, 'y' AS z) AS t;
+
+-- Domains over composites and arrays are checked on return.
+CREATE DOMAIN short_list AS int[] CHECK (cardinality(VALUE) <= 2);
+CREATE FUNCTION to_short_list(n int) RETURNS short_list LANGUAGE plpywasm AS $$ return list(range(n)) $$;
+SELECT to_short_list(2);
+SELECT sqlstate_of($$SELECT to_short_list(3)$$);
+
+-- Set-returning functions take any iterable; a generator is read lazily, row by row.
+CREATE FUNCTION upto(n int) RETURNS SETOF int LANGUAGE plpywasm AS $$ return range(1, n + 1) $$;
+SELECT * FROM upto(3);
+SELECT upto(2);
+SELECT count(*) FROM upto(0);
+CREATE FUNCTION endless() RETURNS SETOF bigint LANGUAGE plpywasm AS $$
+n = 0
+while True:
+    n += 1
+    yield n
+$$;
+SELECT endless() LIMIT 5;
+SELECT sum(x) FROM (SELECT endless() AS x LIMIT 1000) AS t;
+-- A generator the query stops reading is closed (its `finally` runs) on the role's next call.
+CREATE FUNCTION watched() RETURNS SETOF int LANGUAGE plpywasm AS $$
+GD["closed"] = False
+try:
+    while True:
+        yield 1
+finally:
+    GD["closed"] = True
+$$;
+CREATE FUNCTION watched_closed() RETURNS bool LANGUAGE plpywasm AS $$ return GD.get("closed") $$;
+SELECT watched() LIMIT 3;
+SELECT watched_closed();
+CREATE FUNCTION shapes_of_sets(kind text) RETURNS SETOF text LANGUAGE plpywasm AS $$
+return {"list": ["a", "b"], "tuple": ("c",), "iter": iter(["d"]), "gen": (s for s in "ef"), "str": "gh", "dict": {"k": 1}, "none": None, "int": 5}[kind]
+$$;
+SELECT k, array(SELECT shapes_of_sets(k)) FROM unnest(ARRAY['list', 'tuple', 'iter', 'gen', 'str', 'dict']) AS k;
+SELECT sqlstate_of($$SELECT * FROM shapes_of_sets('int')$$);
+SELECT sqlstate_of($$SELECT * FROM shapes_of_sets('none')$$);
+CREATE FUNCTION failing_set() RETURNS SETOF int LANGUAGE plpywasm AS $$
+yield 1
+raise ValueError("row two")
+$$;
+SELECT * FROM failing_set();
+CREATE FUNCTION bad_row_set() RETURNS SETOF int LANGUAGE plpywasm AS $$ return [1, "x"] $$;
+SELECT sqlstate_of($$SELECT * FROM bad_row_set()$$);
+-- The same functions work after those errors, and after a LIMIT left a generator open.
+SELECT * FROM upto(2);
+SELECT endless() LIMIT 2;
+-- A set-returning function in a lateral join, re-run for each outer row.
+SELECT i, u FROM generate_series(1, 3) AS i, LATERAL upto(i) AS u;
+CREATE FUNCTION pairs(n int) RETURNS SETOF pair LANGUAGE plpywasm AS $$
+for i in range(n):
+    yield {"name": "p%d" % i, "value": i}
+$$;
+SELECT * FROM pairs(3);
+CREATE FUNCTION table_rows(n int) RETURNS TABLE (a int, b text, c float8) LANGUAGE plpywasm AS $$
+for i in range(n):
+    yield (i, "x" * i if i < 5 else str(i), i / 2)
+$$;
+SELECT * FROM table_rows(3);
+SELECT count(*), sum(a) FROM table_rows(100000);
+CREATE FUNCTION one_column_table() RETURNS TABLE (x text) LANGUAGE plpywasm AS $$ return ["a", "b"] $$;
+SELECT * FROM one_column_table();
+CREATE FUNCTION setof_arrays() RETURNS SETOF int[] LANGUAGE plpywasm AS $$ return [[1, 2], [], None] $$;
+SELECT * FROM setof_arrays();
+
+-- OUT and INOUT parameters: a tuple, a list, a dict or an object.
+CREATE FUNCTION split_name(full_name text, OUT first text, OUT last text) LANGUAGE plpywasm AS $$ return full_name.split(" ", 1) $$;
+SELECT * FROM split_name('Ada Lovelace');
+CREATE FUNCTION stats(VARIADIC xs float8[], OUT n int, OUT mean float8) LANGUAGE plpywasm AS $$ return {"n": len(xs), "mean": sum(xs) / len(xs)} $$;
+SELECT * FROM stats(1, 2, 3, 6);
+CREATE FUNCTION bump(INOUT counter int, OUT doubled int) LANGUAGE plpywasm AS $$ return (counter + 1, counter * 2) $$;
+SELECT * FROM bump(20);
+CREATE FUNCTION single_out(OUT only_one int) LANGUAGE plpywasm AS $$ return 7 $$;
+SELECT single_out();
+CREATE PROCEDURE proc_inout(INOUT a int, INOUT b text) LANGUAGE plpywasm AS $$ return (a * 2, b.upper()) $$;
+CALL proc_inout(21, 'x');
+
+-- RETURNS record takes its columns from the call site.
+CREATE FUNCTION any_record(kind text) RETURNS record LANGUAGE plpywasm AS $$
+return {"pair": ("p", 1), "triple": {"x": 1, "y": "two", "z": 3.0}}[kind]
+$$;
+SELECT * FROM any_record('pair') AS (name text, value int);
+SELECT * FROM any_record('triple') AS (x int, y text, z float8);
+SELECT * FROM any_record('pair') AS (name text, value int);
+SELECT sqlstate_of($$SELECT any_record('pair')$$);
+CREATE FUNCTION records(n int) RETURNS SETOF record LANGUAGE plpywasm AS $$ return [(i, i * i) for i in range(n)] $$;
+SELECT * FROM records(3) AS (i int, sq int);
+
+-- Polymorphic results follow each call's argument types.
+CREATE FUNCTION first_of(v anyarray) RETURNS anyelement LANGUAGE plpywasm AS $$ return v[0] if v else None $$;
+SELECT first_of(ARRAY[1, 2]), first_of(ARRAY['a', 'b']), first_of(ARRAY[1.5]), first_of(ARRAY[ROW('q', 9)::pair]), first_of('{}'::int[]);
+CREATE FUNCTION wrap(v anycompatible, w anycompatible) RETURNS anycompatiblearray LANGUAGE plpywasm AS $$ return [v, w] $$;
+SELECT wrap(1, 2.5), wrap('a'::text, 'b');
+RESET ROLE;
