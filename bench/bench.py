@@ -288,12 +288,14 @@ def first_call(cluster, query):
 
 
 def smaps(pid):
-    """(Pss, Private_Clean + Private_Dirty) of a process in MiB."""
+    """(Pss, Private_Clean + Private_Dirty, Private_Dirty) of a process in MiB. Private_Clean
+    includes file pages (libraries, the guest's code) that no other process maps at the moment."""
     fields = {}
     for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
         name, value = line.split(":")
         fields[name] = int(value.split()[0])
-    return fields["Pss"] / 1024, (fields["Private_Clean"] + fields["Private_Dirty"]) / 1024
+    private = fields["Private_Clean"] + fields["Private_Dirty"]
+    return fields["Pss"] / 1024, private / 1024, fields["Private_Dirty"] / 1024
 
 
 def wait_exited(pids):
@@ -305,7 +307,7 @@ def wait_exited(pids):
 
 
 def memory(cluster, query):
-    """After `query` as a fresh backend's first call: median (Pss, private) of one backend over REPS
+    """After `query` as a fresh backend's first call: the median smaps() of one backend over REPS
     backends, and the sum of Pss of CONCURRENT_BACKENDS backends alive at once. MiB."""
     conns, pids = [], []
     try:
@@ -327,7 +329,7 @@ def memory(cluster, query):
         for conn in conns:
             conn.close()
         wait_exited(pids)
-    return (statistics.median(s[0] for s in singles), statistics.median(s[1] for s in singles), total)
+    return tuple(statistics.median(s[i] for s in singles) for i in range(3)) + (total,)
 
 
 def python_version(conn, lang):
@@ -423,7 +425,8 @@ def progress(what, result):
     if isinstance(result, list):
         result = f"median {statistics.median(result):.1f} ms"
     elif isinstance(result, tuple):
-        result = f"Pss {result[0]:.1f} MiB, private {result[1]:.1f} MiB, {CONCURRENT_BACKENDS} backends {result[2]:.0f} MiB"
+        result = (f"Pss {result[0]:.1f} MiB, private {result[1]:.1f} MiB, "
+                  f"{CONCURRENT_BACKENDS} backends {result[3]:.0f} MiB")
     print(f"bench: {what}: {result}", file=sys.stderr, flush=True)
 
 
@@ -473,7 +476,7 @@ def markdown(timings, cold, mem, info):
     out = [
         "# Benchmarks",
         "",
-        "Written by `just bench` (bench/bench.py); numbers only.",
+        "Written by `just bench` (bench/run.sh, bench/bench.py).",
         "",
         f"- date: {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}",
         f"- machine: {machine()}",
@@ -482,7 +485,8 @@ def markdown(timings, cold, mem, info):
         f"- Python: plpywasm {py['plpywasm']}; plpython3u {py['plpython3u']}; client {client}",
         f"- method: client-side wall time of execute + fetchall over the unix socket; per workload and "
         f"language a new connection, one warm-up run, then {REPS} timed runs; server settings "
-        f"{', '.join(CONF)}; run took {info['minutes']:.1f} min",
+        f"{', '.join(CONF)}",
+        f"- sizes: as in the workload names, none scaled down; this run took {info['minutes']:.1f} min",
         "",
         "## Run time (ms)",
         "",
@@ -524,20 +528,21 @@ def markdown(timings, cold, mem, info):
         "## Backend memory after its first call (MiB)",
         "",
         f"From /proc/PID/smaps_rollup; one backend: median over {REPS} fresh backends; "
-        f"total: sum of Pss over {CONCURRENT_BACKENDS} backends alive at once, each having made the call.",
+        f"total: sum of Pss over {CONCURRENT_BACKENDS} backends alive at once, each having made the call. "
+        "Private pages are those no other process maps at that moment, file pages included.",
         "",
-        f"| language | Pss, one backend | private (clean + dirty), one backend | "
+        f"| language | Pss, one backend | private (clean + dirty), one backend | private dirty, one backend | "
         f"Pss, {CONCURRENT_BACKENDS} backends | plpywasm / plpython3u (Pss, one) |",
-        "|---|--:|--:|--:|--:|",
+        "|---|--:|--:|--:|--:|--:|",
     ]
     ratios = mem_ratios(mem)
     for lang in MEMORY_ROWS:
         r = mem[lang]
         cell = ratios[lang][0] if lang in ratios else ""
         if isinstance(r, str):
-            out.append(f"| {lang} | {r} | | | {cell} |")
+            out.append(f"| {lang} | {r} | | | | {cell} |")
         else:
-            out.append(f"| {lang} | {r[0]:.1f} | {r[1]:.1f} | {r[2]:.0f} | {cell} |")
+            out.append(f"| {lang} | {r[0]:.1f} | {r[1]:.1f} | {r[2]:.1f} | {r[3]:.0f} | {cell} |")
     return "\n".join(out) + "\n"
 
 
