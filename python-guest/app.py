@@ -13,6 +13,7 @@ hostio.install()
 import base64, collections, dataclasses, datetime, decimal, enum, fractions, functools, hashlib  # noqa: E401,F401
 import itertools, json, math, random, re, statistics, string, textwrap, typing, uuid  # noqa: E401,F401
 
+import plpy  # noqa: F401  (in the snapshot: `import plpy` in a body is a dict lookup)
 import procedures
 import values
 from componentize_py_types import Err

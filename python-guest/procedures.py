@@ -8,6 +8,7 @@ import sys
 import textwrap
 import traceback
 
+import plpy
 import values
 from wit_world.imports.types import PythonError
 
@@ -69,7 +70,7 @@ def _parameter(name, position):
 
 
 def _namespace():
-    return {"__builtins__": builtins, "__name__": "__plpywasm__", "GD": GD, "SD": {}, "args": []}
+    return {"__builtins__": builtins, "__name__": "__plpywasm__", "GD": GD, "SD": {}, "args": [], "plpy": plpy}
 
 
 def compile_procedure(name, params, body):
@@ -167,21 +168,27 @@ def describe(exc, compiling=False):
     try:
         line = exc.lineno if compiling and isinstance(exc, SyntaxError) else None
         message = exc.msg if compiling and isinstance(exc, SyntaxError) else str(exc)
-        # A result that does not fit its type is PostgreSQL's error, not a Python exception.
-        reported = exc if isinstance(exc, values.ConversionError) else None
+        # Errors that carry their own SQLSTATE, detail and hint: a result that does not fit its type
+        # (PostgreSQL's error, not a Python exception: no class name), plpy.error(), plpy.SPIError.
+        conversion = isinstance(exc, values.ConversionError)
+        fields = exc if conversion or isinstance(exc, plpy._Reported) else None
         return PythonError(
-            class_name="" if reported else _class_name(type(exc)),
+            class_name="" if conversion else _class_name(type(exc)),
             message=message,
             traceback="" if compiling else _format_traceback(exc.__traceback__),
             line=line,
-            sqlstate=reported and reported.sqlstate,
-            detail=reported and reported.detail,
-            hint=reported and reported.hint,
+            sqlstate=_text(getattr(fields, "sqlstate", None)),
+            detail=_text(getattr(fields, "detail", None)),
+            hint=_text(getattr(fields, "hint", None)),
         )
     except BaseException:
         return PythonError(
             class_name=_class_name(type(exc)), message="", traceback="", line=None, sqlstate=None, detail=None, hint=None
         )
+
+
+def _text(value):
+    return None if value is None else str(value)
 
 
 def _class_name(cls):
@@ -190,6 +197,9 @@ def _class_name(cls):
         return cls.__name__
     return "%s.%s" % (module, cls.__name__)
 
+
+# The guest runtime's own frames are not the user's business.
+_RUNTIME_FILES = frozenset({__file__, plpy.__file__, values.__file__, sys.modules["bundled_stdlib"].__file__})
 
 # Deep recursion makes tracebacks of a million frames: show the first and the last ones.
 _TRACEBACK_HEAD = 20
@@ -217,7 +227,7 @@ def _format_traceback(tb):
     for position, frame in enumerate(frames):
         if skipped and position == _TRACEBACK_HEAD:
             out.append("  [... %d frames not shown ...]" % skipped)
-        if frame.filename == __file__ or frame.filename.endswith("bundled_stdlib.py"):
+        if frame.filename in _RUNTIME_FILES:
             continue
         if _is_user_frame(frame):
             label, lines = _sources.get(frame.filename, ("function", ()))

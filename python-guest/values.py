@@ -153,6 +153,21 @@ def decode_args(nodes):
     return [_decode(node, rest) for node in rest]
 
 
+def decode_rows(names, nodes):
+    """Rows of a query result, as dicts by column name; `nodes` holds the values row after row."""
+    rows = []
+    if not names:
+        return rows
+    first, others = names[0], names[1:]
+    rest = iter(nodes)
+    for node in rest:
+        row = {first: _decode(node, rest)}
+        for name in others:
+            row[name] = _decode(next(rest), rest)
+        rows.append(row)
+    return rows
+
+
 def decode_value(nodes):
     """The Python value of one SQL value."""
     rest = iter(nodes)

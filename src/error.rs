@@ -20,11 +20,13 @@ pub struct PlError {
     pub hint: Option<String>,
     /// A Python traceback, reported in the error's context.
     pub traceback: Option<String>,
+    /// `plpy.fatal`: ends the session, as in PL/Python.
+    pub fatal: bool,
 }
 
 impl PlError {
     pub fn new(code: PgSqlErrorCode, message: impl Into<String>) -> PlError {
-        PlError { code, message: message.into(), detail: None, hint: None, traceback: None }
+        PlError { code, message: message.into(), detail: None, hint: None, traceback: None, fatal: false }
     }
 
     pub fn detail(mut self, detail: impl Into<String>) -> PlError {
@@ -45,6 +47,7 @@ impl PlError {
             "RecursionError" => PgSqlErrorCode::ERRCODE_STATEMENT_TOO_COMPLEX,
             _ => PgSqlErrorCode::ERRCODE_EXTERNAL_ROUTINE_EXCEPTION,
         });
+        let fatal = error.class_name == "plpy.Fatal";
         let message = if error.class_name.is_empty() {
             error.message
         } else if error.message.is_empty() {
@@ -53,7 +56,7 @@ impl PlError {
             format!("{}: {}", error.class_name, error.message)
         };
         let traceback = (!error.traceback.is_empty()).then_some(error.traceback);
-        PlError { traceback, detail: error.detail, hint: error.hint, ..PlError::new(code, message) }
+        PlError { traceback, detail: error.detail, hint: error.hint, fatal, ..PlError::new(code, message) }
     }
 
     /// A body Python could not compile (`function` as it reads in the message).
@@ -119,13 +122,13 @@ impl PlError {
         if let Some(hint) = self.hint {
             report = report.set_hint(hint);
         }
-        report.report(PgLogLevel::ERROR);
+        report.report(if self.fatal { PgLogLevel::FATAL } else { PgLogLevel::ERROR });
         unreachable!("ERROR returned")
     }
 }
 
 /// The error code of a SQLSTATE such as `22003`; none unless it is five digits or capitals.
-fn sqlstate(text: &str) -> Option<PgSqlErrorCode> {
+pub fn sqlstate(text: &str) -> Option<PgSqlErrorCode> {
     let bytes = text.as_bytes();
     if bytes.len() != 5 || !bytes.iter().all(|b| b.is_ascii_digit() || b.is_ascii_uppercase()) {
         return None;
@@ -133,6 +136,12 @@ fn sqlstate(text: &str) -> Option<PgSqlErrorCode> {
     // PostgreSQL's MAKE_SQLSTATE: six bits per character, the first character lowest.
     let code = bytes.iter().enumerate().fold(0i32, |code, (i, &b)| code | (((b - b'0') as i32 & 0x3F) << (6 * i)));
     Some(PgSqlErrorCode::from(code))
+}
+
+/// The five characters of an error code.
+pub fn sqlstate_text(code: PgSqlErrorCode) -> String {
+    let code = code as i32;
+    (0..5).map(|i| (((code >> (6 * i)) & 0x3F) as u8 + b'0') as char).collect()
 }
 
 thread_local! {

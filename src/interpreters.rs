@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use pgrx::pg_sys::{self, Oid};
 
 use crate::error::PlError;
-use crate::gucs;
+use crate::{gucs, spi};
 use crate::procedure::{Procedure, Stamp};
 use crate::runtime::{GuestError, Interpreter, Limits, Node, Output, Runtime, Shape};
 
@@ -86,7 +86,7 @@ pub fn with_interpreter<T>(f: impl FnOnce(&mut Slot) -> Result<T, PlError>) -> R
             backend.by_role.insert(role, Slot { interpreter, generation, functions: HashMap::new(), broken: false });
         }
         let slot = backend.by_role.get_mut(&role).expect("inserted above");
-        let result = slot.close_abandoned(role).and_then(|()| f(slot));
+        let result = spi::scope(|| slot.close_abandoned(role).and_then(|()| f(slot)));
         let output = slot.interpreter.take_output();
         if slot.broken {
             backend.by_role.remove(&role);
@@ -194,7 +194,12 @@ impl Slot {
 }
 
 fn limits() -> Limits {
-    Limits { memory: gucs::memory_limit_bytes(), output: gucs::max_output_bytes(), should_stop: cancel_pending }
+    Limits {
+        memory: gucs::memory_limit_bytes(),
+        output: gucs::max_output_bytes(),
+        should_stop: cancel_pending,
+        database: &spi::SPI,
+    }
 }
 
 /// A query cancel or a backend termination is pending (set by PostgreSQL's signal handlers).

@@ -15,6 +15,7 @@ mod handler;
 mod interpreters;
 mod procedure;
 mod runtime;
+mod spi;
 
 ::pgrx::pg_module_magic!(name, version);
 

@@ -3,11 +3,12 @@
 wasmtime::component::bindgen!({
     path: "wit/plpywasm.wit",
     world: "plpywasm",
-    imports: { "plpywasm:runtime/host.sleep": trappable },
+    // A canceled query stops the guest, as a cancel does in running Python.
+    imports: { "plpywasm:runtime/host.sleep": trappable, "plpywasm:runtime/host.execute": trappable },
     // Shapes are compared to tell whether a polymorphic result needs a `reshape`.
     additional_derives: [PartialEq],
 });
 
 pub use exports::plpywasm::runtime::guest::{Node, PythonError, Shape};
-pub use plpywasm::runtime::types::{Interval, Zoned};
+pub use plpywasm::runtime::types::{DbError, Interval, Rows, Zoned};
 pub use plpywasm::runtime::{host, types};

@@ -4,14 +4,16 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::{host, types, Node, Plpywasm, PlpywasmPre, PythonError, Shape};
+use super::bindings::{host, types, DbError, Node, Plpywasm, PlpywasmPre, PythonError, Rows, Shape};
+use super::{Canceled, Database};
 use super::output::{Output, Stream};
 use super::ticker::{Ticker, TICK};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// What an interpreter may consume, and how it learns that the backend wants it to stop.
-#[derive(Clone, Copy, Debug)]
+/// What an interpreter may consume, how it learns that the backend wants it to stop, and the
+/// database it reaches through `plpy`.
+#[derive(Clone, Copy)]
 pub struct Limits {
     /// Largest linear memory, in bytes.
     pub memory: usize,
@@ -19,6 +21,7 @@ pub struct Limits {
     pub output: usize,
     /// Polled on every epoch tick while guest code runs; `true` stops the guest.
     pub should_stop: fn() -> bool,
+    pub database: &'static dyn Database,
 }
 
 /// Per-store state: everything the guest's imports reach.
@@ -28,6 +31,7 @@ pub struct HostState {
     limits: StoreLimits,
     output: Output,
     should_stop: fn() -> bool,
+    database: &'static dyn Database,
 }
 
 impl WasiView for HostState {
@@ -39,6 +43,23 @@ impl WasiView for HostState {
 impl types::Host for HostState {}
 
 impl host::Host for HostState {
+    fn report(&mut self, level: u8, message: String, detail: Option<String>, hint: Option<String>, sqlstate: Option<String>) {
+        // What the guest printed so far comes first, so that messages keep the order they were made in.
+        for (stream, line) in self.output.drain_lines() {
+            let level = if stream == Stream::Stderr { WARNING } else { NOTICE };
+            self.database.report(level, &line, None, None, None);
+        }
+        self.database.report(level, &message, detail.as_deref(), hint.as_deref(), sqlstate.as_deref());
+    }
+
+    fn execute(&mut self, query: String, limit: u64) -> wasmtime::Result<Result<Rows, DbError>> {
+        self.database.execute(&query, limit).map_err(|Canceled| Trap::Interrupt.into())
+    }
+
+    fn quote_ident(&mut self, name: String) -> String {
+        self.database.quote_ident(&name)
+    }
+
     fn write_output(&mut self, fd: u8, text: String) {
         let stream = if fd == 2 { Stream::Stderr } else { Stream::Stdout };
         self.output.write(stream, &text);
@@ -59,6 +80,10 @@ impl host::Host for HostState {
         }
     }
 }
+
+/// PostgreSQL's elog levels for output written between `plpy` messages.
+const NOTICE: u8 = 18;
+const WARNING: u8 = 19;
 
 /// Why a guest call failed.
 #[derive(Debug)]
@@ -98,6 +123,7 @@ impl Interpreter {
             limits: StoreLimitsBuilder::new().memory_size(limits.memory).instances(16).build(),
             output: Output::with_budget(limits.output),
             should_stop: limits.should_stop,
+            database: limits.database,
         };
         let mut store = Store::new(engine, state);
         store.limiter(|state| &mut state.limits);

@@ -1,7 +1,8 @@
 //! The WebAssembly side of plpywasm: the engine, the precompiled guest, interpreters and their limits.
 //!
 //! Nothing here calls PostgreSQL. What the runtime needs from the backend (is a cancel pending?) comes
-//! in through [`Limits`], so this module can be read, and reasoned about, on its own.
+//! in through [`Limits`], and what the guest asks of the database goes out through [`Database`], so
+//! this module can be read, and reasoned about, on its own.
 
 mod bindings;
 mod interpreter;
@@ -14,13 +15,28 @@ use std::sync::Arc;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::Engine;
 
-pub use bindings::{Interval, Node, PythonError, Shape, Zoned};
+pub use bindings::{DbError, Interval, Node, PythonError, Rows, Shape, Zoned};
 pub use interpreter::{GuestError, Interpreter, Limits, TrapKind};
 pub use output::{Output, Stream};
 
 use bindings::PlpywasmPre;
 use interpreter::HostState;
 use ticker::Ticker;
+
+/// What the guest's `plpy` asks of the database, served on the backend's thread while the guest
+/// waits. Implementations catch every PostgreSQL error: nothing may unwind into the guest.
+pub trait Database: Sync {
+    /// plpy.debug … plpy.warning.
+    fn report(&self, level: u8, message: &str, detail: Option<&str>, hint: Option<&str>, sqlstate: Option<&str>);
+    /// plpy.execute; `Err` when the query was canceled, which stops the guest.
+    fn execute(&self, query: &str, limit: u64) -> Result<Result<Rows, DbError>, Canceled>;
+    /// plpy.quote_ident.
+    fn quote_ident(&self, name: &str) -> String;
+}
+
+/// A query the backend was asked to cancel (or to end): the guest stops, as in running code.
+#[derive(Debug)]
+pub struct Canceled;
 
 /// The compiled guest and everything needed to instantiate it, built once per backend.
 pub struct Runtime {

@@ -44,6 +44,11 @@ impl Output {
         partial.push_str(rest);
     }
 
+    /// The complete lines written so far, handed over to be reported now.
+    pub(crate) fn drain_lines(&mut self) -> Vec<(Stream, String)> {
+        std::mem::take(&mut self.lines)
+    }
+
     /// Ends the call: unterminated last lines count as lines.
     pub(crate) fn finish(mut self) -> Output {
         for (stream, partial) in [Stream::Stdout, Stream::Stderr].into_iter().zip(std::mem::take(&mut self.partial)) {

@@ -1,0 +1,138 @@
+-- plpy: messages, queries, errors and quoting, as PL/Python users know them.
+\set VERBOSITY default
+SET ROLE alice;
+CREATE TABLE users (id int PRIMARY KEY, name text, score numeric);
+INSERT INTO users VALUES (1, 'ada', 9.5), (2, 'bob', NULL), (3, 'cy', 7);
+
+-- plpy is a global and importable.
+DO $$
+import plpy as imported
+assert imported is plpy
+plpy.notice("plpy is here")
+$$ LANGUAGE plpywasm;
+
+-- Messages at every level, with detail, hint and SQLSTATE; in order with print().
+SET client_min_messages = debug2;
+DO $$
+print("printed first")
+plpy.debug("a debug message")
+plpy.log("a log message")
+plpy.info("an info message")
+plpy.notice("a notice", detail="some detail", hint="a hint")
+plpy.warning("a warning", sqlstate="01000")
+print("printed last")
+plpy.notice("several", "args")
+$$ LANGUAGE plpywasm;
+RESET client_min_messages;
+DO $$ plpy.notice("x", nonsense=1) $$ LANGUAGE plpywasm;
+
+-- plpy.error and plpy.Error end the function with their SQLSTATE, detail and hint.
+CREATE FUNCTION raise_error(code text) RETURNS int LANGUAGE plpywasm AS $$
+plpy.error("custom failure", detail="the detail", hint="the hint", sqlstate=code)
+$$;
+SELECT raise_error('22012');
+SELECT sqlstate_of($$SELECT raise_error('P0001')$$);
+SELECT sqlstate_of($$SELECT raise_error(NULL)$$);
+DO $$ raise plpy.Error("raised directly") $$ LANGUAGE plpywasm;
+
+-- plpy.execute: rows as dicts, converted as arguments are; status, nrows, columns.
+CREATE FUNCTION user_names() RETURNS text LANGUAGE plpywasm AS $$
+rv = plpy.execute("SELECT id, name, score FROM users ORDER BY id")
+return "%d rows, status %d, %s %s %s: %r" % (rv.nrows(), rv.status(), rv.colnames(), rv.coltypes(), rv.coltypmods(), list(rv))
+$$;
+SELECT user_names();
+CREATE FUNCTION limited(n int) RETURNS text LANGUAGE plpywasm AS $$
+rv = plpy.execute("SELECT id FROM users ORDER BY id", n)
+return "%d: %r %r %r" % (len(rv), rv[0], rv[-1], rv[1:])
+$$;
+SELECT limited(2), limited(0);
+CREATE FUNCTION add_user(id int, name text) RETURNS text LANGUAGE plpywasm AS $$
+rv = plpy.execute("INSERT INTO users VALUES (%d, %s)" % (id, plpy.quote_literal(name)))
+return "status %d, nrows %d, %s" % (rv.status(), rv.nrows(), rv)
+$$;
+SELECT add_user(4, 'd''arcy');
+SELECT * FROM users WHERE id = 4;
+CREATE FUNCTION utility() RETURNS text LANGUAGE plpywasm AS $$
+rv = plpy.execute("CREATE TEMP TABLE scratch (x int)")
+try:
+    rv.colnames()
+except plpy.Error as e:
+    return "%d %s" % (rv.status(), e)
+$$;
+SELECT utility();
+CREATE FUNCTION rich_rows() RETURNS text LANGUAGE plpywasm AS $$
+rv = plpy.execute("SELECT ARRAY[1,2] AS a, ROW(1, 'x') AS r, '{\"k\": 1}'::jsonb AS j, 1.5::numeric AS n, NULL::int AS z")
+return repr(rv[0])
+$$;
+SELECT rich_rows();
+
+-- A database error is plpy.SPIError, of the subclass for its SQLSTATE; Python may catch it and go on.
+CREATE FUNCTION catch_errors() RETURNS text LANGUAGE plpywasm AS $$
+out = []
+try:
+    plpy.execute("SELECT 1/0")
+except plpy.spiexceptions.DivisionByZero as e:
+    out.append("DivisionByZero %s %s" % (e.sqlstate, e))
+try:
+    plpy.execute("INSERT INTO users VALUES (1, 'again')")
+except plpy.SPIError as e:
+    out.append("%s %s %s / %s" % (type(e).__name__, e.sqlstate, e, e.detail))
+try:
+    plpy.execute("SELECT * FROM no_such_table")
+except plpy.spiexceptions.UndefinedTable as e:
+    out.append("UndefinedTable " + e.sqlstate)
+try:
+    plpy.execute("SELEC nonsense")
+except plpy.SPIError as e:
+    out.append("SyntaxError " + e.sqlstate)
+# The transaction goes on: the failed statements were rolled back to their subtransaction.
+out.append("after: %d users" % plpy.execute("SELECT count(*) AS n FROM users")[0]["n"])
+return "\n".join(out)
+$$;
+SELECT catch_errors();
+-- Work done before a caught error stays; the failed statement alone is undone.
+CREATE FUNCTION partial_work() RETURNS int LANGUAGE plpywasm AS $$
+plpy.execute("INSERT INTO users VALUES (10, 'kept')")
+try:
+    plpy.execute("INSERT INTO users VALUES (10, 'duplicate')")
+except plpy.spiexceptions.UniqueViolation:
+    pass
+return plpy.execute("SELECT count(*) AS n FROM users WHERE id = 10")[0]["n"]
+$$;
+SELECT partial_work();
+-- Uncaught, it is the function's error, with the original SQLSTATE.
+CREATE FUNCTION uncaught() RETURNS int LANGUAGE plpywasm AS $$ plpy.execute("SELECT 1/0") $$;
+SELECT uncaught();
+SELECT sqlstate_of($$SELECT uncaught()$$);
+-- Raising an spiexceptions class directly carries its SQLSTATE.
+SELECT sqlstate_of($$DO 'raise plpy.spiexceptions.CheckViolation("by hand")' LANGUAGE plpywasm$$);
+
+-- Queries run with the calling role's privileges.
+RESET ROLE;
+CREATE TABLE secrets (s text);
+INSERT INTO secrets VALUES ('hidden');
+SET ROLE alice;
+CREATE FUNCTION read_secrets() RETURNS text LANGUAGE plpywasm AS $$
+try:
+    return repr(list(plpy.execute("SELECT * FROM secrets")))
+except plpy.spiexceptions.InsufficientPrivilege as e:
+    return "refused: " + str(e)
+$$;
+SELECT read_secrets();
+
+-- Quoting, as PostgreSQL's quote_literal, quote_nullable and quote_ident.
+CREATE FUNCTION quotes() RETURNS text LANGUAGE plpywasm AS $$
+return "\n".join([plpy.quote_literal("it's"), plpy.quote_literal("back\\slash"), plpy.quote_nullable(None),
+                  plpy.quote_nullable("x"), plpy.quote_ident("simple"), plpy.quote_ident("Mixed Case"), plpy.quote_ident("select")])
+$$;
+SELECT quotes();
+SELECT quote_literal(E'back\\slash') AS pg_says;
+
+-- Not there yet: a clear Python exception.
+DO $$
+try:
+    plpy.prepare("SELECT 1", [])
+except NotImplementedError as e:
+    plpy.notice(str(e))
+$$ LANGUAGE plpywasm;
+RESET ROLE;
