@@ -55,6 +55,12 @@ class Guest(exports.Guest):
         except BaseException as exc:
             raise Err(procedures.describe(exc))
 
+    def call_trigger(self, handle, td):
+        try:
+            return procedures.call_trigger(_procedures[handle], values.decode_value(td))
+        except BaseException as exc:
+            raise Err(procedures.describe(exc))
+
     def call_set(self, handle, args):
         try:
             procedure = _procedures[handle]

@@ -148,6 +148,50 @@ def run_inline(body):
     return None
 
 
+def call_trigger(procedure, td):
+    """Runs a trigger function with `TD`; returns its verdict and, for MODIFY, the new row's nodes."""
+    # A copy: the function may change TD["new"] in place.
+    original = None if td["new"] is None else dict(td["new"])
+    procedure.namespace["TD"] = td
+    verdict = procedure.call([])
+    if verdict is None:
+        return [values.encode_null()]
+    if not isinstance(verdict, str):
+        raise values.ConversionError(
+            "22000", "unexpected return value from trigger procedure", detail="Expected None or a string."
+        )
+    verdict = verdict.upper()
+    if verdict not in ("OK", "SKIP", "MODIFY"):
+        raise values.ConversionError(
+            "22000",
+            "unexpected return value from trigger procedure",
+            detail='Expected None, "OK", "SKIP", or "MODIFY".',
+        )
+    out = [values.encode_text(verdict)]
+    if verdict == "MODIFY" and original is not None:
+        out.extend(_modified_row(procedure, td, original))
+    return out
+
+
+def _modified_row(procedure, td, original):
+    """TD["new"] as changed by the function; columns it deleted keep their values, as in PL/Python."""
+    if "new" not in td:
+        raise values.ConversionError("22000", 'TD["new"] deleted, cannot modify row')
+    new = td["new"]
+    if not isinstance(new, dict):
+        raise values.ConversionError("22000", 'TD["new"] is not a dictionary')
+    for key in new:
+        if not isinstance(key, str):
+            raise values.ConversionError("22000", 'TD["new"] dictionary key at ordinal position %d is not a string' % list(new).index(key))
+        if key not in original:
+            raise values.ConversionError(
+                "42703", 'key "%s" found in TD["new"] does not exist as a column in the triggering row' % key
+            )
+    out = []
+    procedure.encode({**original, **new}, out)
+    return out
+
+
 def iterate(result):
     """The rows of a set-returning function's result: any iterable, consumed lazily."""
     try:

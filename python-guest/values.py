@@ -253,6 +253,14 @@ def _encode_interval(obj, out):
         _encode_text(obj, out)
 
 
+def encode_null():
+    return _NULL
+
+
+def encode_text(text):
+    return Node_Text(text)
+
+
 _SCALAR_ENCODERS = {
     Shape_Void: _encode_void,
     Shape_Boolean: _encode_boolean,

@@ -5,7 +5,7 @@
 //! `SECURITY DEFINER` function runs in its owner's interpreter, since PostgreSQL switches the
 //! effective role before calling the handler. An interpreter that traps is dropped, never reused.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ffi::CStr;
 use std::path::PathBuf;
@@ -19,7 +19,10 @@ use crate::runtime::{GuestError, Interpreter, Limits, Node, Output, Runtime, Sha
 
 struct Backend {
     runtime: Runtime,
-    by_role: HashMap<Oid, Slot>,
+    /// By role and nesting depth: a function that reaches the database may call another plpywasm
+    /// function, which runs in the role's interpreter of the next depth (an instance cannot be
+    /// entered while it runs).
+    slots: HashMap<(Oid, u32), Slot>,
 }
 
 /// An interpreter and what has been compiled into it.
@@ -39,9 +42,8 @@ struct Compiled {
     shape: Vec<Shape>,
 }
 
-/// A result set the executor stopped reading early (`LIMIT`): which interpreter holds it.
+/// A result set the executor stopped reading early (`LIMIT`), in the interpreter `generation`.
 struct Abandoned {
-    role: Oid,
     generation: u64,
     iterator: u32,
 }
@@ -49,50 +51,122 @@ struct Abandoned {
 thread_local! {
     static BACKEND: RefCell<Option<Backend>> = const { RefCell::new(None) };
     static ABANDONED: RefCell<Vec<Abandoned>> = const { RefCell::new(Vec::new()) };
-    static GENERATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    static GENERATIONS: Cell<u64> = const { Cell::new(0) };
+    /// How many guest uses are running on this backend's stack.
+    static DEPTH: Cell<u32> = const { Cell::new(0) };
 }
 
 /// Has `iterator` closed the next time its interpreter is used. Called from executor callbacks:
 /// it never calls the guest or PostgreSQL.
-pub fn abandon_set(role: Oid, generation: u64, iterator: u32) {
+pub fn abandon_set(generation: u64, iterator: u32) {
     ABANDONED.with(|abandoned| {
         if let Ok(mut abandoned) = abandoned.try_borrow_mut() {
-            abandoned.push(Abandoned { role, generation, iterator });
+            abandoned.push(Abandoned { generation, iterator });
         }
     });
 }
 
-/// Runs `f` with the current role's interpreter. Output the guest wrote is returned beside the result
-/// (to be reported by the caller once no guest frame is live), and a trapped interpreter is dropped.
+/// Runs `f` with the current role's interpreter (of the current nesting depth). Output the guest
+/// wrote is returned beside the result (to be reported by the caller once no guest frame is live),
+/// and a trapped interpreter is dropped.
 pub fn with_interpreter<T>(f: impl FnOnce(&mut Slot) -> Result<T, PlError>) -> Result<(Result<T, PlError>, Output), PlError> {
-    BACKEND.with(|cell| {
-        let mut guard = cell.try_borrow_mut().map_err(|_| {
-            PlError::unsupported("a PL/plpywasm function cannot yet be called from inside another one")
-        })?;
-        if guard.is_none() {
-            *guard = Some(Backend { runtime: Runtime::load(&guest_path()).map_err(PlError::load)?, by_role: HashMap::new() });
+    let depth = DEPTH.with(Cell::get);
+    if depth > 0 {
+        check_stack(depth)?;
+    }
+    let key = (unsafe { pg_sys::GetUserId() }, depth);
+    let mut slot = BACKEND.with(|cell| {
+        let mut backend = cell.borrow_mut();
+        if backend.is_none() {
+            let runtime = Runtime::load(&guest_path()).map_err(PlError::load)?;
+            *backend = Some(Backend { runtime, slots: HashMap::new() });
         }
-        let backend = guard.as_mut().expect("loaded above");
-        let role = unsafe { pg_sys::GetUserId() };
-        if !backend.by_role.contains_key(&role) {
-            let interpreter = backend.runtime.instantiate(limits()).map_err(|err| match err {
-                GuestError::Trap(kind) => PlError::trap(kind),
-                GuestError::Python(err) => PlError::python(err),
-            })?;
-            let generation = GENERATIONS.with(|g| {
-                g.set(g.get() + 1);
-                g.get()
-            });
-            backend.by_role.insert(role, Slot { interpreter, generation, functions: HashMap::new(), broken: false });
+        let backend = backend.as_mut().expect("loaded above");
+        // Taken out while it runs: a nested call borrows the backend again.
+        match backend.slots.remove(&key) {
+            Some(slot) => Ok(slot),
+            None => new_slot(&backend.runtime),
         }
-        let slot = backend.by_role.get_mut(&role).expect("inserted above");
-        let result = spi::scope(|| slot.close_abandoned(role).and_then(|()| f(slot)));
-        let output = slot.interpreter.take_output();
-        if slot.broken {
-            backend.by_role.remove(&role);
-        }
-        Ok((result, output))
-    })
+    })?;
+    let result = {
+        let _nested = Nested::enter(depth);
+        spi::scope(|| slot.close_abandoned().and_then(|()| f(&mut slot)))
+    };
+    let output = slot.interpreter.take_output();
+    if slot.broken {
+        let generation = slot.generation;
+        ABANDONED.with(|abandoned| abandoned.borrow_mut().retain(|a| a.generation != generation));
+    } else {
+        BACKEND.with(|cell| {
+            if let Some(backend) = cell.borrow_mut().as_mut() {
+                backend.slots.insert(key, slot);
+            }
+        });
+    }
+    Ok((result, output))
+}
+
+fn new_slot(runtime: &Runtime) -> Result<Slot, PlError> {
+    let interpreter = runtime.instantiate(limits()).map_err(|err| match err {
+        GuestError::Trap(kind) => PlError::trap(kind),
+        GuestError::Python(err) => PlError::python(err),
+    })?;
+    let generation = GENERATIONS.with(|g| {
+        g.set(g.get() + 1);
+        g.get()
+    });
+    Ok(Slot { interpreter, generation, functions: HashMap::new(), broken: false })
+}
+
+/// One more guest use on the stack, until dropped (also when a PostgreSQL error unwinds).
+struct Nested(u32);
+
+impl Nested {
+    fn enter(depth: u32) -> Nested {
+        DEPTH.with(|d| d.set(depth + 1));
+        Nested(depth)
+    }
+}
+
+impl Drop for Nested {
+    fn drop(&mut self) {
+        DEPTH.with(|d| d.set(self.0));
+    }
+}
+
+/// Most plpywasm calls nested through SQL: each depth keeps an interpreter per role.
+const MAX_DEPTH: u32 = 8;
+
+/// A nested guest runs on the same native stack as the ones below it: refuse it unless its whole
+/// WebAssembly stack fits, whatever `max_stack_depth` says, and check PostgreSQL's limit too.
+fn check_stack(depth: u32) -> Result<(), PlError> {
+    let too_deep = || {
+        PlError::new(pgrx::PgSqlErrorCode::ERRCODE_STATEMENT_TOO_COMPLEX, "stack depth limit exceeded")
+            .hint("PL/plpywasm functions calling each other through SQL nest too deeply.")
+    };
+    if depth >= MAX_DEPTH {
+        return Err(too_deep());
+    }
+    unsafe { pg_sys::check_stack_depth() };
+    let here = 0u8;
+    // PostgreSQL keeps its stack base private: read it by setting it here and putting it back.
+    let base = unsafe {
+        let base = pg_sys::set_stack_base();
+        pg_sys::restore_stack_base(base);
+        base as usize
+    };
+    let used = base.saturating_sub(&here as *const u8 as usize);
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let available = if unsafe { libc::getrlimit(libc::RLIMIT_STACK, &mut limit) } == 0 && limit.rlim_cur != libc::RLIM_INFINITY {
+        limit.rlim_cur as usize
+    } else {
+        8 << 20
+    };
+    // Room for the guest's stack, and for PostgreSQL's frames around it.
+    if used + plpywasm_engine::MAX_WASM_STACK + (1 << 20) > available {
+        return Err(too_deep());
+    }
+    Ok(())
 }
 
 impl Slot {
@@ -131,6 +205,11 @@ impl Slot {
         self.check_trap(result)
     }
 
+    pub fn call_trigger(&mut self, handle: u32, td: &[Node]) -> Result<Vec<Node>, PlError> {
+        let result = self.interpreter.call_trigger(handle, td);
+        self.check_trap(result)
+    }
+
     /// Starts a set-returning call; its rows are read with [`Slot::next_row`].
     pub fn call_set(&mut self, handle: u32, args: &[Node]) -> Result<u32, PlError> {
         let result = self.interpreter.call_set(handle, args);
@@ -149,13 +228,12 @@ impl Slot {
         self.check_trap(result)
     }
 
-    fn close_abandoned(&mut self, role: Oid) -> Result<(), PlError> {
+    fn close_abandoned(&mut self) -> Result<(), PlError> {
         let generation = self.generation;
         let iterators: Vec<u32> = ABANDONED.with(|abandoned| {
             let mut abandoned = abandoned.borrow_mut();
-            let mine = abandoned.iter().filter(|a| a.role == role && a.generation == generation).map(|a| a.iterator).collect();
-            // Sets of interpreters that are gone are gone with them.
-            abandoned.retain(|a| a.role != role);
+            let mine = abandoned.iter().filter(|a| a.generation == generation).map(|a| a.iterator).collect();
+            abandoned.retain(|a| a.generation != generation);
             mine
         });
         if iterators.is_empty() {

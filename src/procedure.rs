@@ -45,7 +45,9 @@ enum Arg {
 enum ResultPlan {
     Fixed(Rc<Resolved>),
     PerCall(RefCell<Option<Rc<Resolved>>>),
-    /// Trigger functions return no SQL value.
+    /// A trigger function's "MODIFY" returns a row of the table that fired it.
+    Trigger(RefCell<Option<Rc<Resolved>>>),
+    /// Event trigger functions return nothing.
     None,
 }
 
@@ -117,7 +119,6 @@ impl Procedure {
     /// What this version does not handle yet, refused with a clear error rather than a wrong answer.
     pub fn check_supported(&self) -> Result<(), PlError> {
         match self.return_type {
-            pg_sys::TRIGGEROID => Err(PlError::unsupported("PL/plpywasm trigger functions are not supported yet")),
             pg_sys::EVENT_TRIGGEROID => {
                 Err(PlError::unsupported("PL/plpywasm event trigger functions are not supported yet"))
             }
@@ -176,8 +177,10 @@ impl Procedure {
     pub unsafe fn result(&self, fcinfo: pg_sys::FunctionCallInfo) -> Result<Rc<Resolved>, PlError> {
         let cache = match &self.result {
             ResultPlan::Fixed(resolved) => return Ok(resolved.clone()),
-            ResultPlan::None => return Ok(Resolved::new(FromGuest::for_type(pg_sys::VOIDOID, -1), pg_sys::VOIDOID)),
             ResultPlan::PerCall(cache) => cache,
+            ResultPlan::Trigger(_) | ResultPlan::None => {
+                return Err(PlError::unsupported("trigger functions can only be called as triggers"))
+            }
         };
         let (mut type_oid, mut tupdesc) = (Oid::INVALID, std::ptr::null_mut());
         let class = unsafe { pg_sys::get_call_result_type(fcinfo, &mut type_oid, &mut tupdesc) };
@@ -202,6 +205,29 @@ impl Procedure {
         };
         *cache.borrow_mut() = Some(resolved.clone());
         Ok(resolved)
+    }
+}
+
+impl Procedure {
+    pub fn is_trigger(&self) -> bool {
+        matches!(self.result, ResultPlan::Trigger(_))
+    }
+
+    /// The converter for rows of the table a trigger fired on (for "MODIFY").
+    ///
+    /// # Safety
+    /// `relation` must be the open relation of the firing trigger.
+    pub unsafe fn trigger_row(&self, relation: pg_sys::Relation) -> Rc<Resolved> {
+        let ResultPlan::Trigger(cache) = &self.result else { unreachable!("checked by is_trigger") };
+        let tupdesc = unsafe { (*relation).rd_att };
+        let type_oid = unsafe { (*(*relation).rd_rel).reltype };
+        let cached = cache.borrow().clone();
+        let resolved = match cached {
+            Some(resolved) if resolved.type_oid == type_oid && resolved.convert.matches_row(tupdesc) => resolved,
+            _ => Resolved::new(unsafe { FromGuest::for_row(tupdesc, pg_sys::RECORDOID) }, type_oid),
+        };
+        *cache.borrow_mut() = Some(resolved.clone());
+        resolved
     }
 }
 
@@ -260,7 +286,8 @@ impl ProcRow {
     fn result_plan(&self) -> ResultPlan {
         let return_type = self.form().prorettype;
         match return_type {
-            pg_sys::TRIGGEROID | pg_sys::EVENT_TRIGGEROID => ResultPlan::None,
+            pg_sys::TRIGGEROID => ResultPlan::Trigger(RefCell::new(None)),
+            pg_sys::EVENT_TRIGGEROID => ResultPlan::None,
             t if is_polymorphic(t) => ResultPlan::PerCall(RefCell::new(None)),
             pg_sys::RECORDOID => {
                 // OUT parameters declare the row; without them a call site's column list does.

@@ -159,6 +159,10 @@ impl Interpreter {
         self.run(|guest, store| guest.plpywasm_runtime_guest().call_call(store, handle, args))
     }
 
+    pub fn call_trigger(&mut self, handle: u32, td: &[Node]) -> Result<Vec<Node>, GuestError> {
+        self.run(|guest, store| guest.plpywasm_runtime_guest().call_call_trigger(store, handle, td))
+    }
+
     pub fn call_set(&mut self, handle: u32, args: &[Node]) -> Result<u32, GuestError> {
         self.run(|guest, store| guest.plpywasm_runtime_guest().call_call_set(store, handle, args))
     }

@@ -120,6 +120,25 @@ except plpy.spiexceptions.InsufficientPrivilege as e:
 $$;
 SELECT read_secrets();
 
+-- A function may call another plpywasm function through SQL, and itself; too deep is a clean error.
+CREATE FUNCTION helper(x int) RETURNS int LANGUAGE plpywasm AS $$ return x * 10 $$;
+CREATE FUNCTION uses_helper(x int) RETURNS int LANGUAGE plpywasm AS $$ return plpy.execute("SELECT helper(%d) AS h" % x)[0]["h"] + 1 $$;
+SELECT uses_helper(4), uses_helper(5);
+CREATE FUNCTION fact(n int) RETURNS numeric LANGUAGE plpywasm AS $$
+if n <= 1:
+    return 1
+return n * plpy.execute("SELECT fact(%d) AS f" % (n - 1))[0]["f"]
+$$;
+SELECT fact(5);
+SELECT left(sqlstate_of($$SELECT fact(100)$$), 40) AS too_deep;
+SELECT fact(6);
+-- Replacing a function while it runs (it replaces itself through SQL) takes effect at its next call.
+CREATE FUNCTION self_replacing() RETURNS text LANGUAGE plpywasm AS $$
+plpy.execute("CREATE OR REPLACE FUNCTION self_replacing() RETURNS text LANGUAGE plpywasm AS 'return \"new\"'")
+return "old"
+$$;
+SELECT self_replacing(), self_replacing();
+
 -- Quoting, as PostgreSQL's quote_literal, quote_nullable and quote_ident.
 CREATE FUNCTION quotes() RETURNS text LANGUAGE plpywasm AS $$
 return "\n".join([plpy.quote_literal("it's"), plpy.quote_literal("back\\slash"), plpy.quote_nullable(None),

@@ -4,8 +4,10 @@
 
 use std::rc::Rc;
 
-use pgrx::pg_sys::{self, Datum, Oid};
+use pgrx::pg_sys::{self, Datum};
 use pgrx::{notice, warning, PgSqlErrorCode};
+
+mod trigger;
 
 use crate::error::PlError;
 use crate::interpreters::{abandon_set, with_interpreter};
@@ -17,6 +19,9 @@ use crate::runtime::{Node, Output, Stream};
 /// # Safety
 /// `fcinfo` must be the live call info of a call to `procedure`.
 pub unsafe fn call(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> Result<Datum, PlError> {
+    if procedure.is_trigger() {
+        return unsafe { trigger::call(fcinfo, procedure) };
+    }
     if procedure.returns_set {
         return unsafe { call_set(fcinfo, procedure) };
     }
@@ -41,7 +46,6 @@ unsafe fn args(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> Resul
 /// read one row per call, so `LIMIT` stops a generator early.
 struct SetState {
     iterator: u32,
-    role: Oid,
     generation: u64,
     resolved: Rc<Resolved>,
     econtext: *mut pg_sys::ExprContext,
@@ -86,7 +90,7 @@ unsafe fn call_set(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
         }
         Err(err) => {
             // Released by the guest if the error was Python's; otherwise on the next use.
-            abandon_set(state.role, state.generation, state.iterator);
+            abandon_set(state.generation, state.iterator);
             unsafe { finish_set(fcinfo, funcctx, rsi) };
             Err(err)
         }
@@ -104,8 +108,7 @@ unsafe fn start_set(
         let handle = slot.handle(procedure, &resolved.shape)?;
         Ok((slot.call_set(handle, &args)?, slot.generation))
     }))?;
-    let role = unsafe { pg_sys::GetUserId() };
-    Ok(SetState { iterator, role, generation, resolved, econtext: unsafe { (*rsi).econtext } })
+    Ok(SetState { iterator, generation, resolved, econtext: unsafe { (*rsi).econtext } })
 }
 
 /// Ends a set: releases its state and its executor callback.
@@ -125,7 +128,7 @@ unsafe fn finish_set(fcinfo: pg_sys::FunctionCallInfo, funcctx: *mut pg_sys::Fun
 /// nor PostgreSQL, and cannot panic.
 unsafe extern "C-unwind" fn abandon(arg: Datum) {
     let state = unsafe { Box::from_raw(arg.cast_mut_ptr::<SetState>()) };
-    abandon_set(state.role, state.generation, state.iterator);
+    abandon_set(state.generation, state.iterator);
 }
 
 /// Runs the body of a `DO` block.

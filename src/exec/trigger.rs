@@ -1,0 +1,136 @@
+//! Trigger functions: `TD` in, the function's verdict out, as in PL/Python.
+//!
+//! `TD` is a row of the trigger's data (event, when, level, name, table, args, new and old rows);
+//! the function returns None or "OK" (the row goes on unchanged), "SKIP" (a BEFORE or INSTEAD OF row
+//! trigger drops it) or "MODIFY" (the row goes on as `TD["new"]` now is).
+
+use std::ffi::CStr;
+
+use pgrx::pg_sys::{self, Datum};
+use pgrx::{warning, PgSqlErrorCode};
+
+use super::finish;
+use crate::convert::ToGuest;
+use crate::error::PlError;
+use crate::interpreters::with_interpreter;
+use crate::procedure::Procedure;
+use crate::runtime::Node;
+
+const TD_KEYS: [&str; 10] = ["event", "when", "level", "name", "table_name", "table_schema", "relid", "args", "new", "old"];
+
+/// # Safety
+/// `fcinfo` must be the live call info of a call to `procedure`, a trigger function.
+pub unsafe fn call(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> Result<Datum, PlError> {
+    let context = unsafe { (*fcinfo).context };
+    if context.is_null() || unsafe { (*context).type_ } != pg_sys::NodeTag::T_TriggerData {
+        return Err(PlError::new(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            "trigger functions can only be called as triggers",
+        ));
+    }
+    let data = unsafe { &*(context as *const pg_sys::TriggerData) };
+    let event = data.tg_event;
+    let operation = event & pg_sys::TRIGGER_EVENT_OPMASK;
+    let row_level = event & pg_sys::TRIGGER_EVENT_ROW != 0;
+    // The row the trigger fired for, as it goes on unless the function says otherwise.
+    let (new, old) = match (row_level, operation) {
+        (false, _) => (std::ptr::null_mut(), std::ptr::null_mut()),
+        (true, pg_sys::TRIGGER_EVENT_INSERT) => (data.tg_trigtuple, std::ptr::null_mut()),
+        (true, pg_sys::TRIGGER_EVENT_UPDATE) => (data.tg_newtuple, data.tg_trigtuple),
+        (true, _) => (std::ptr::null_mut(), data.tg_trigtuple),
+    };
+    let unchanged = if operation == pg_sys::TRIGGER_EVENT_UPDATE { data.tg_newtuple } else { data.tg_trigtuple };
+
+    let row_shape = unsafe { procedure.trigger_row(data.tg_relation) };
+    let td = unsafe { trigger_data(data, new, old) };
+    let nodes = finish(with_interpreter(|slot| {
+        let handle = slot.handle(procedure, &row_shape.shape)?;
+        slot.call_trigger(handle, &td)
+    }))?;
+
+    let mut nodes = nodes.into_iter();
+    let verdict = match nodes.next() {
+        Some(Node::Text(verdict)) => verdict,
+        _ => "OK".to_string(),
+    };
+    let returned = match verdict.as_str() {
+        "SKIP" => std::ptr::null_mut(),
+        "MODIFY" if operation == pg_sys::TRIGGER_EVENT_DELETE => {
+            warning!("PL/plpywasm trigger function returned \"MODIFY\" in a DELETE trigger -- ignored");
+            unchanged
+        }
+        "MODIFY" if row_level => {
+            let (datum, is_null) = row_shape.convert.decode(&mut nodes)?;
+            if is_null {
+                std::ptr::null_mut()
+            } else {
+                unsafe { tuple_of(datum) }
+            }
+        }
+        _ => unchanged,
+    };
+    Ok(Datum::from(returned))
+}
+
+/// `TD` as a row of nodes.
+unsafe fn trigger_data(data: &pg_sys::TriggerData, new: pg_sys::HeapTuple, old: pg_sys::HeapTuple) -> Vec<Node> {
+    let event = data.tg_event;
+    let relation = data.tg_relation;
+    let trigger = unsafe { &*data.tg_trigger };
+    let text = |s: &str| Node::Text(s.to_string());
+    let cstr = |p: *const std::ffi::c_char| Node::Text(unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned());
+
+    let mut td = vec![Node::Composite(TD_KEYS.iter().map(|k| k.to_string()).collect())];
+    td.push(text(match event & pg_sys::TRIGGER_EVENT_OPMASK {
+        pg_sys::TRIGGER_EVENT_INSERT => "INSERT",
+        pg_sys::TRIGGER_EVENT_UPDATE => "UPDATE",
+        pg_sys::TRIGGER_EVENT_DELETE => "DELETE",
+        _ => "TRUNCATE",
+    }));
+    td.push(text(match event & pg_sys::TRIGGER_EVENT_TIMINGMASK {
+        pg_sys::TRIGGER_EVENT_BEFORE => "BEFORE",
+        pg_sys::TRIGGER_EVENT_INSTEAD => "INSTEAD OF",
+        _ => "AFTER",
+    }));
+    td.push(text(if event & pg_sys::TRIGGER_EVENT_ROW != 0 { "ROW" } else { "STATEMENT" }));
+    td.push(cstr(trigger.tgname));
+    unsafe {
+        let form = &*(*relation).rd_rel;
+        td.push(cstr(form.relname.data.as_ptr()));
+        td.push(cstr(pg_sys::get_namespace_name(form.relnamespace)));
+        // A string, as PL/Python gives it.
+        td.push(text(&(*relation).rd_id.to_u32().to_string()));
+    }
+    if trigger.tgnargs > 0 {
+        td.push(Node::Array(vec![trigger.tgnargs as u32]));
+        for i in 0..trigger.tgnargs as usize {
+            td.push(cstr(unsafe { *trigger.tgargs.add(i) }));
+        }
+    } else {
+        td.push(Node::Null);
+    }
+    let tupdesc = unsafe { (*relation).rd_att };
+    let row = ToGuest::for_type(unsafe { (*(*relation).rd_rel).reltype });
+    for tuple in [new, old] {
+        if tuple.is_null() {
+            td.push(Node::Null);
+        } else {
+            unsafe { row.encode(pg_sys::heap_copy_tuple_as_datum(tuple, tupdesc), &mut td) };
+        }
+    }
+    td
+}
+
+/// The heap tuple of a composite Datum, as a trigger returns it.
+unsafe fn tuple_of(datum: Datum) -> pg_sys::HeapTuple {
+    unsafe {
+        let header = datum.cast_mut_ptr::<pg_sys::HeapTupleHeaderData>();
+        let mut tuple = pg_sys::HeapTupleData {
+            t_len: pgrx::varlena::varsize(header.cast()) as u32,
+            t_self: std::mem::zeroed(),
+            t_tableOid: pg_sys::Oid::INVALID,
+            t_data: header,
+        };
+        pg_sys::heap_copytuple(&mut tuple)
+    }
+}

@@ -1,0 +1,106 @@
+-- Trigger functions: TD in; None/"OK", "SKIP" or "MODIFY" out, as in PL/Python.
+\set VERBOSITY default
+SET ROLE alice;
+CREATE TABLE trig_items (id int, name text, price numeric, updated text);
+CREATE FUNCTION show_td() RETURNS trigger LANGUAGE plpywasm AS $$
+keys = ["event", "when", "level", "name", "table_name", "table_schema", "args", "new", "old"]
+plpy.notice(", ".join("%s=%r" % (k, TD[k]) for k in keys) + ", relid is str: %s" % isinstance(TD["relid"], str))
+$$;
+CREATE TRIGGER show_before BEFORE INSERT OR UPDATE OR DELETE ON trig_items FOR EACH ROW EXECUTE FUNCTION show_td('a', 'b');
+CREATE TRIGGER show_after AFTER INSERT ON trig_items FOR EACH STATEMENT EXECUTE FUNCTION show_td();
+INSERT INTO trig_items VALUES (1, 'one', 1.5);
+UPDATE trig_items SET price = 2 WHERE id = 1;
+DELETE FROM trig_items WHERE id = 1;
+DROP TRIGGER show_before ON trig_items;
+DROP TRIGGER show_after ON trig_items;
+CREATE TRIGGER show_truncate BEFORE TRUNCATE ON trig_items FOR EACH STATEMENT EXECUTE FUNCTION show_td();
+TRUNCATE trig_items;
+DROP TRIGGER show_truncate ON trig_items;
+
+-- MODIFY changes the row; SKIP drops it; OK and None let it through.
+CREATE FUNCTION shape_row() RETURNS trigger LANGUAGE plpywasm AS $$
+new = TD["new"]
+if new["name"] == "skip me":
+    return "SKIP"
+if new["name"] == "leave me":
+    return "OK"
+new["name"] = new["name"].upper()
+new["updated"] = TD["event"].lower()
+if new["price"] is not None:
+    new["price"] = new["price"] * 2
+return "MODIFY"
+$$;
+CREATE TRIGGER shape_row BEFORE INSERT OR UPDATE ON trig_items FOR EACH ROW EXECUTE FUNCTION shape_row();
+INSERT INTO trig_items VALUES (1, 'apple', 1.25), (2, 'skip me', 1), (3, 'leave me', 1), (4, 'nullprice', NULL);
+SELECT * FROM trig_items ORDER BY id;
+UPDATE trig_items SET name = 'pear' WHERE id = 1;
+SELECT * FROM trig_items ORDER BY id;
+DROP TRIGGER shape_row ON trig_items;
+
+-- Deleting a key from TD["new"] keeps that column's value; an unknown key is an error.
+CREATE FUNCTION drop_key() RETURNS trigger LANGUAGE plpywasm AS $$
+del TD["new"]["name"]
+TD["new"]["updated"] = "kept name"
+return "modify"
+$$;
+CREATE TRIGGER drop_key BEFORE INSERT ON trig_items FOR EACH ROW EXECUTE FUNCTION drop_key();
+INSERT INTO trig_items VALUES (5, 'five');
+SELECT * FROM trig_items WHERE id = 5;
+DROP TRIGGER drop_key ON trig_items;
+CREATE FUNCTION bad_modify(kind text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format('CREATE OR REPLACE FUNCTION bad_trigger() RETURNS trigger LANGUAGE plpywasm AS %L', kind);
+    RETURN 'ok';
+END $$;
+CREATE FUNCTION bad_trigger() RETURNS trigger LANGUAGE plpywasm AS $$ return "MODIFY" $$;
+CREATE TRIGGER bad_trigger BEFORE INSERT ON trig_items FOR EACH ROW EXECUTE FUNCTION bad_trigger();
+SELECT bad_modify($$TD["new"]["nope"] = 1
+return "MODIFY"$$);
+SELECT sqlstate_of($$INSERT INTO trig_items VALUES (6, 'x')$$);
+SELECT bad_modify($$TD["new"] = 5
+return "MODIFY"$$);
+SELECT sqlstate_of($$INSERT INTO trig_items VALUES (6, 'x')$$);
+SELECT bad_modify($$TD["new"]["id"] = "not a number"
+return "MODIFY"$$);
+SELECT sqlstate_of($$INSERT INTO trig_items VALUES (6, 'x')$$);
+SELECT bad_modify($$return "MAYBE"$$);
+SELECT sqlstate_of($$INSERT INTO trig_items VALUES (6, 'x')$$);
+SELECT bad_modify($$return 42$$);
+SELECT sqlstate_of($$INSERT INTO trig_items VALUES (6, 'x')$$);
+SELECT bad_modify($$raise ValueError("no inserts today")$$);
+INSERT INTO trig_items VALUES (6, 'x');
+DROP TRIGGER bad_trigger ON trig_items;
+SELECT count(*) FROM trig_items WHERE id = 6;
+
+-- MODIFY in a DELETE trigger is ignored with a warning; SKIP stops the delete.
+CREATE FUNCTION on_delete() RETURNS trigger LANGUAGE plpywasm AS $$
+return "SKIP" if TD["old"]["id"] == 1 else "MODIFY"
+$$;
+CREATE TRIGGER on_delete BEFORE DELETE ON trig_items FOR EACH ROW EXECUTE FUNCTION on_delete();
+DELETE FROM trig_items WHERE id IN (1, 3);
+SELECT id FROM trig_items ORDER BY id;
+DROP TRIGGER on_delete ON trig_items;
+
+-- AFTER triggers see the final row and may reach the database.
+CREATE TABLE trig_log (msg text);
+CREATE FUNCTION log_change() RETURNS trigger LANGUAGE plpywasm AS $$
+plpy.execute("INSERT INTO trig_log VALUES (%s)" % plpy.quote_literal("%s %s" % (TD["event"], TD["new"]["name"] if TD["new"] else TD["old"]["name"])))
+$$;
+CREATE TRIGGER log_change AFTER INSERT OR DELETE ON trig_items FOR EACH ROW EXECUTE FUNCTION log_change();
+INSERT INTO trig_items VALUES (7, 'logged');
+DELETE FROM trig_items WHERE id = 7;
+SELECT * FROM trig_log;
+
+-- INSTEAD OF triggers on views.
+CREATE VIEW trig_view AS SELECT id, name FROM trig_items;
+CREATE FUNCTION view_insert() RETURNS trigger LANGUAGE plpywasm AS $$
+plpy.execute("INSERT INTO trig_items (id, name) VALUES (%d, %s)" % (TD["new"]["id"], plpy.quote_literal(TD["new"]["name"] + " via view")))
+return "OK"
+$$;
+CREATE TRIGGER view_insert INSTEAD OF INSERT ON trig_view FOR EACH ROW EXECUTE FUNCTION view_insert();
+INSERT INTO trig_view VALUES (8, 'eight');
+SELECT * FROM trig_items WHERE id = 8;
+
+-- A trigger function called directly is refused.
+SELECT sqlstate_of($$SELECT show_td()$$);
+RESET ROLE;
