@@ -5,13 +5,16 @@ database error comes back as `plpy.SPIError` (or its subclass for the SQLSTATE, 
 `plpy.spiexceptions`) that Python code may catch and go on.
 """
 
+import collections
 import sys
 import types
+from collections.abc import Sequence
 
 import sqlstates
 import values
 from componentize_py_types import Err
 from wit_world.imports import host
+from wit_world.imports.host import TransactionStep
 
 # PostgreSQL's elog levels, as the host takes them.
 _DEBUG2, _LOG, _INFO, _NOTICE, _WARNING = 13, 15, 17, 18, 19
@@ -155,17 +158,10 @@ class Result:
     __repr__ = __str__
 
 
-def execute(query, *rest):
-    """plpy.execute(query[, max_rows]): runs `query`; every row when max_rows is 0 or absent."""
-    if not isinstance(query, str):
-        raise NotImplementedError("plpy.prepare plans are not supported yet; pass the query as a string")
-    if len(rest) > 1:
-        raise TypeError("plpy.execute expected at most 2 arguments, got %d" % (len(rest) + 1))
-    limit = int(rest[0]) if rest else 0
-    if limit < 0:
-        limit = 0
+def _spi(call, *args):
+    """Calls the host; a database error becomes plpy.SPIError (the subclass for its SQLSTATE)."""
     try:
-        return Result(host.execute(query, limit))
+        return call(*args)
     except Err as err:
         failure = err.value
         raise _BY_SQLSTATE.get(failure.sqlstate, SPIError)(
@@ -173,19 +169,165 @@ def execute(query, *rest):
         ) from None
 
 
-def _not_yet(name):
-    def refuse(*args, **kwargs):
-        raise NotImplementedError("plpy.%s is not supported by PL/plpywasm yet" % name)
-
-    refuse.__name__ = name
-    return refuse
+def _limit(limit):
+    limit = int(limit)
+    return limit if limit > 0 else 0
 
 
-prepare = _not_yet("prepare")
-cursor = _not_yet("cursor")
-subtransaction = _not_yet("subtransaction")
-commit = _not_yet("commit")
-rollback = _not_yet("rollback")
+def execute(query, *rest):
+    """plpy.execute(query[, max_rows]) or plpy.execute(plan[, arguments[, max_rows]])."""
+    if isinstance(query, Plan):
+        return query.execute(*rest)
+    if not isinstance(query, str):
+        raise TypeError("plpy.execute expected a query or a plan as its first argument")
+    if len(rest) > 1:
+        raise TypeError("plpy.execute expected at most 2 arguments, got %d" % (len(rest) + 1))
+    return Result(_spi(host.execute, query, _limit(rest[0]) if rest else 0))
+
+
+def prepare(query, argtypes=None):
+    """plpy.prepare(query[, argtypes]): a plan with parameters $1, $2, … of the named types."""
+    if not isinstance(query, str):
+        raise TypeError("plpy.prepare expected a query as its first argument")
+    if argtypes is None:
+        argtypes = []
+    if isinstance(argtypes, str) or not isinstance(argtypes, Sequence):
+        raise TypeError("second argument of plpy.prepare must be a sequence")
+    return Plan(_spi(host.prepare, query, [str(name) for name in argtypes]))
+
+
+class Plan:
+    """What plpy.prepare returns: run it with execute() or open a cursor() over it."""
+
+    __slots__ = ("_id", "_encoders")
+
+    def __init__(self, plan):
+        self._id = plan.id
+        self._encoders = [values.encoder(shape) for shape in plan.params]
+
+    def _params(self, args):
+        if args is None:
+            args = ()
+        if isinstance(args, (str, bytes)) or not isinstance(args, Sequence):
+            raise TypeError("plpy.execute takes a sequence as its second argument")
+        if len(args) != len(self._encoders):
+            raise TypeError(
+                "Expected sequence of %d argument%s, got %d: %r"
+                % (len(self._encoders), "" if len(self._encoders) == 1 else "s", len(args), args)
+            )
+        out = []
+        for encode, arg in zip(self._encoders, args):
+            encode(arg, out)
+        return out
+
+    def execute(self, args=None, limit=0):
+        return Result(_spi(host.execute_plan, self._id, self._params(args), _limit(limit)))
+
+    def cursor(self, args=None):
+        return Cursor(_spi(host.open_cursor, "", self._id, self._params(args)))
+
+    def status(self):
+        return True
+
+    def __del__(self):
+        try:
+            host.free_plan(self._id)
+        except BaseException:
+            pass
+
+
+def cursor(query, args=None):
+    """plpy.cursor(query) or plpy.cursor(plan[, arguments]): rows fetched as they are read."""
+    if isinstance(query, Plan):
+        return query.cursor(args)
+    if not isinstance(query, str):
+        raise TypeError("plpy.cursor expected a query or a plan as its first argument")
+    if args is not None:
+        raise TypeError("plpy.cursor of a query takes no arguments")
+    return Cursor(_spi(host.open_cursor, query, None, []))
+
+
+class Cursor:
+    """Rows of a query, fetched on demand: fetch(n), iteration, close()."""
+
+    __slots__ = ("_id", "_closed", "_buffer")
+
+    # Rows fetched at a time while iterating.
+    _BATCH = 100
+
+    def __init__(self, cursor_id):
+        self._id = cursor_id
+        self._closed = False
+        self._buffer = collections.deque()
+
+    def fetch(self, count):
+        if self._closed:
+            raise ValueError("fetch from a closed cursor")
+        return Result(_spi(host.fetch, self._id, _limit(count)))
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._closed:
+            raise ValueError("iterating a closed cursor")
+        if not self._buffer:
+            self._buffer.extend(self.fetch(self._BATCH))
+            if not self._buffer:
+                raise StopIteration
+        return self._buffer.popleft()
+
+    def close(self):
+        if not self._closed:
+            self._closed = True
+            host.close_cursor(self._id)
+
+    def __del__(self):
+        try:
+            self.close()
+        except BaseException:
+            pass
+
+
+class _Subtransaction:
+    """`with plpy.subtransaction():` — the block's work is undone if it raises."""
+
+    __slots__ = ("_entered", "_exited")
+
+    def __init__(self):
+        self._entered = self._exited = False
+
+    def __enter__(self):
+        if self._entered:
+            raise ValueError("this subtransaction has already been entered")
+        _spi(host.transaction, TransactionStep.BEGIN_SUB)
+        self._entered = True
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if not self._entered:
+            raise ValueError("this subtransaction has not been entered")
+        if self._exited:
+            raise ValueError("this subtransaction has already been exited")
+        self._exited = True
+        _spi(host.transaction, TransactionStep.ROLLBACK_SUB if exc_type else TransactionStep.RELEASE_SUB)
+        return False
+
+    enter = __enter__
+    exit = __exit__
+
+
+def subtransaction():
+    return _Subtransaction()
+
+
+def commit():
+    """Commits the transaction, in a procedure or DO block called outside a transaction block."""
+    _spi(host.transaction, TransactionStep.COMMIT)
+
+
+def rollback():
+    _spi(host.transaction, TransactionStep.ROLLBACK)
 
 
 def quote_literal(string):

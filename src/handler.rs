@@ -65,7 +65,8 @@ unsafe extern "C-unwind" fn call_handler(fcinfo: pg_sys::FunctionCallInfo, conte
 unsafe extern "C-unwind" fn inline_handler(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
     let block = unsafe { (*fcinfo).args.as_slice(1)[0].value.cast_mut_ptr::<pg_sys::InlineCodeBlock>() };
     let body = unsafe { std::ffi::CStr::from_ptr((*block).source_text) }.to_string_lossy();
-    exec::run_inline(&body).unwrap_or_else(|err| err.raise());
+    let atomic = unsafe { (*block).atomic };
+    exec::run_inline(&body, atomic).unwrap_or_else(|err| err.raise());
     Datum::null()
 }
 

@@ -69,7 +69,8 @@ pub fn abandon_set(generation: u64, iterator: u32) {
 /// Runs `f` with the current role's interpreter (of the current nesting depth). Output the guest
 /// wrote is returned beside the result (to be reported by the caller once no guest frame is live),
 /// and a trapped interpreter is dropped.
-pub fn with_interpreter<T>(f: impl FnOnce(&mut Slot) -> Result<T, PlError>) -> Result<(Result<T, PlError>, Output), PlError> {
+/// `atomic` is false for procedures and DO blocks that may commit.
+pub fn with_interpreter<T>(atomic: bool, f: impl FnOnce(&mut Slot) -> Result<T, PlError>) -> Result<(Result<T, PlError>, Output), PlError> {
     let depth = DEPTH.with(Cell::get);
     if depth > 0 {
         check_stack(depth)?;
@@ -90,7 +91,7 @@ pub fn with_interpreter<T>(f: impl FnOnce(&mut Slot) -> Result<T, PlError>) -> R
     })?;
     let result = {
         let _nested = Nested::enter(depth);
-        spi::scope(|| slot.close_abandoned().and_then(|()| f(&mut slot)))
+        spi::scope(atomic, || slot.close_abandoned().and_then(|()| f(&mut slot)))
     };
     let output = slot.interpreter.take_output();
     if slot.broken {

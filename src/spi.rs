@@ -6,35 +6,84 @@
 //! value it may catch. Nothing unwinds through the guest's frames. A canceled query is the one error
 //! Python may not catch: it stops the guest, as a cancel stops running Python.
 
-use std::cell::Cell;
-use std::ffi::{CStr, CString};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::ffi::{c_char, CStr, CString};
+use std::rc::Rc;
 
-use pgrx::pg_sys::{self, panic::CaughtError};
+use pgrx::pg_sys::{self, panic::CaughtError, Datum};
 use pgrx::prelude::*;
 use pgrx::{PgSqlErrorCode, PgTryBuilder};
 
-use crate::convert::ToGuest;
-use crate::runtime::{Canceled, Database, DbError, Node, Rows};
+use crate::convert::{FromGuest, ToGuest};
+use crate::runtime::{Canceled, Database, DbError, Node, Plan, Rows, TransactionStep};
 
 /// The `Database` every interpreter of this backend uses.
 pub static SPI: Spi = Spi;
 
 pub struct Spi;
 
-thread_local! {
-    /// Whether the current call connected to SPI (it connects on its first query).
-    static CONNECTED: Cell<bool> = const { Cell::new(false) };
+/// A statement prepared by plpy.prepare, kept across transactions, with its parameters' converters.
+struct Prepared {
+    plan: pg_sys::SPIPlanPtr,
+    params: Vec<FromGuest>,
 }
 
-/// Runs one use of the guest; disconnects from SPI afterwards if a query connected it. On an error
-/// PostgreSQL's transaction abort disconnects instead.
-pub fn scope<T>(f: impl FnOnce() -> T) -> T {
-    let outer = CONNECTED.with(|c| c.replace(false));
+/// A subtransaction `with plpy.subtransaction()` opened, and what to restore when it ends.
+struct Explicit {
+    context: pg_sys::MemoryContext,
+    owner: pg_sys::ResourceOwner,
+}
+
+/// The SPI state of the guest use running now.
+#[derive(Clone, Copy)]
+struct Scope {
+    /// Whether it connected to SPI (it connects on its first query).
+    connected: bool,
+    /// Procedures and DO blocks may commit and roll back.
+    atomic: bool,
+    /// How many explicit subtransactions were open when it started.
+    explicit_base: usize,
+}
+
+thread_local! {
+    static SCOPE: Cell<Scope> = const { Cell::new(Scope { connected: false, atomic: true, explicit_base: 0 }) };
+    static EXPLICIT: RefCell<Vec<Explicit>> = const { RefCell::new(Vec::new()) };
+    /// Rc: a plan is taken out of the table before it runs, since what it runs may prepare more.
+    static PLANS: RefCell<HashMap<u32, Rc<Prepared>>> = RefCell::new(HashMap::new());
+    /// Cursors by handle: the portal's name, looked up anew each time (a portal dies with its transaction).
+    static CURSORS: RefCell<HashMap<u32, CString>> = RefCell::new(HashMap::new());
+    static NEXT_ID: Cell<u32> = const { Cell::new(1) };
+}
+
+/// Runs one use of the guest. Afterwards, aborts the subtransactions it left open (as PL/Python
+/// does, with a warning) and disconnects from SPI if a query connected it. On an error PostgreSQL's
+/// transaction abort does both instead.
+pub fn scope<T>(atomic: bool, f: impl FnOnce() -> T) -> T {
+    let explicit_base = EXPLICIT.with(|e| e.borrow().len());
+    let outer = SCOPE.with(|s| s.replace(Scope { connected: false, atomic, explicit_base }));
     let result = f();
-    if CONNECTED.with(|c| c.replace(outer)) {
+    let mine = SCOPE.with(|s| s.replace(outer));
+    while EXPLICIT.with(|e| e.borrow().len()) > mine.explicit_base {
+        warning!("forcibly aborting a subtransaction that has not been exited");
+        end_explicit(false);
+    }
+    if mine.connected {
         unsafe { pg_sys::SPI_finish() };
     }
     result
+}
+
+fn next_id() -> u32 {
+    NEXT_ID.with(|n| {
+        let id = n.get();
+        n.set(id.wrapping_add(1).max(1));
+        id
+    })
+}
+
+fn db_error(sqlstate: &str, message: impl Into<String>) -> DbError {
+    DbError { sqlstate: sqlstate.into(), message: message.into(), detail: None, hint: None }
 }
 
 impl Database for Spi {
@@ -67,8 +116,8 @@ impl Database for Spi {
                 hint: None,
             }));
         };
-        // Connected outside the subtransaction: its end would close a connection made inside.
-        connect();
+        // in_subtransaction connects first, outside: the subtransaction's end would close a
+        // connection made inside it.
         in_subtransaction(|| {
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
             let status = unsafe { pg_sys::SPI_execute(query.as_ptr(), false, limit) };
@@ -80,6 +129,175 @@ impl Database for Spi {
         })
     }
 
+    fn prepare(&self, query: &str, types: &[String]) -> Result<Result<Plan, DbError>, Canceled> {
+        let Ok(query) = CString::new(query) else { return Ok(Err(db_error("22021", "query string contains a NUL character"))) };
+        in_subtransaction(|| {
+            let mut type_oids = Vec::with_capacity(types.len());
+            for name in types {
+                let name = CString::new(name.as_str()).unwrap_or_else(|_| pgrx::error!("type name contains a NUL character"));
+                let (mut type_oid, mut typmod) = (pg_sys::Oid::INVALID, -1);
+                unsafe { pg_sys::parseTypeString(name.as_ptr(), &mut type_oid, &mut typmod, false) };
+                type_oids.push(type_oid);
+            }
+            let plan = unsafe { pg_sys::SPI_prepare(query.as_ptr(), type_oids.len() as i32, type_oids.as_mut_ptr()) };
+            if plan.is_null() {
+                let message = unsafe { CStr::from_ptr(pg_sys::SPI_result_code_string(pg_sys::SPI_result)) };
+                pgrx::error!("SPI_prepare failed: {}", message.to_string_lossy());
+            }
+            unsafe { pg_sys::SPI_keepplan(plan) };
+            let params: Vec<FromGuest> = type_oids.iter().map(|&t| FromGuest::for_type(t, -1)).collect();
+            let shapes = params
+                .iter()
+                .map(|param| {
+                    let mut shape = Vec::new();
+                    param.shape(&mut shape);
+                    shape
+                })
+                .collect();
+            let id = next_id();
+            PLANS.with(|p| p.borrow_mut().insert(id, Rc::new(Prepared { plan, params })));
+            Plan { id, params: shapes }
+        })
+    }
+
+    fn execute_plan(&self, plan: u32, params: Vec<Node>, limit: u64) -> Result<Result<Rows, DbError>, Canceled> {
+        let prepared = match prepared(plan) {
+            Ok(prepared) => prepared,
+            Err(err) => return Ok(Err(err)),
+        };
+        in_subtransaction(|| {
+            let (mut values, nulls) = param_values(&prepared.params, params);
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let status =
+                unsafe { pg_sys::SPI_execute_plan(prepared.plan, values.as_mut_ptr(), nulls.as_ptr(), false, limit) };
+            if status < 0 {
+                let message = unsafe { CStr::from_ptr(pg_sys::SPI_result_code_string(status)) };
+                pgrx::error!("SPI_execute_plan failed: {}", message.to_string_lossy());
+            }
+            unsafe { take_rows(status) }
+        })
+    }
+
+    fn free_plan(&self, plan: u32) {
+        if let Some(prepared) = PLANS.with(|p| p.borrow_mut().remove(&plan)) {
+            // A plan that is running (it prepared this one's release) is freed when that ends.
+            if let Ok(prepared) = Rc::try_unwrap(prepared) {
+                PgTryBuilder::new(|| unsafe { pg_sys::SPI_freeplan(prepared.plan) }).catch_others(|_| 0).execute();
+            }
+        }
+    }
+
+    fn open_cursor(&self, query: &str, plan: Option<u32>, params: Vec<Node>) -> Result<Result<u32, DbError>, Canceled> {
+        let prepared = match plan.map(prepared).transpose() {
+            Ok(prepared) => prepared,
+            Err(err) => return Ok(Err(err)),
+        };
+        let Ok(query) = CString::new(query) else { return Ok(Err(db_error("22021", "query string contains a NUL character"))) };
+        in_subtransaction(|| {
+            let portal = unsafe {
+                match &prepared {
+                    Some(prepared) => {
+                        let (mut values, nulls) = param_values(&prepared.params, params);
+                        pg_sys::SPI_cursor_open(std::ptr::null(), prepared.plan, values.as_mut_ptr(), nulls.as_ptr(), false)
+                    }
+                    None => pg_sys::SPI_cursor_open_with_args(
+                        std::ptr::null(),
+                        query.as_ptr(),
+                        0,
+                        std::ptr::null_mut(),
+                        std::ptr::null_mut(),
+                        std::ptr::null(),
+                        false,
+                        0,
+                    ),
+                }
+            };
+            if portal.is_null() {
+                pgrx::error!("could not open a cursor");
+            }
+            let name = unsafe { CStr::from_ptr((*portal).name) }.to_owned();
+            let id = next_id();
+            CURSORS.with(|c| c.borrow_mut().insert(id, name));
+            id
+        })
+    }
+
+    fn fetch(&self, cursor: u32, count: u64) -> Result<Result<Rows, DbError>, Canceled> {
+        let Some(name) = CURSORS.with(|c| c.borrow().get(&cursor).cloned()) else {
+            return Ok(Err(db_error("34000", "cursor is closed")));
+        };
+        in_subtransaction(|| {
+            let portal = unsafe { pg_sys::SPI_cursor_find(name.as_ptr()) };
+            if portal.is_null() {
+                pgrx::ereport!(ERROR, PgSqlErrorCode::ERRCODE_INVALID_CURSOR_NAME, "cursor is closed or its transaction has ended");
+            }
+            let count = std::ffi::c_long::try_from(count).unwrap_or(std::ffi::c_long::MAX);
+            unsafe { pg_sys::SPI_cursor_fetch(portal, true, count) };
+            unsafe { take_rows(pg_sys::SPI_OK_FETCH as i32) }
+        })
+    }
+
+    fn close_cursor(&self, cursor: u32) {
+        let Some(name) = CURSORS.with(|c| c.borrow_mut().remove(&cursor)) else { return };
+        PgTryBuilder::new(|| unsafe {
+            let portal = pg_sys::SPI_cursor_find(name.as_ptr());
+            if !portal.is_null() {
+                pg_sys::SPI_cursor_close(portal);
+            }
+        })
+        .catch_others(|_| ())
+        .execute();
+    }
+
+    fn transaction(&self, step: TransactionStep) -> Result<Result<(), DbError>, Canceled> {
+        connect();
+        let scope = SCOPE.with(Cell::get);
+        let open_here = EXPLICIT.with(|e| e.borrow().len()) - scope.explicit_base;
+        let outcome = match step {
+            TransactionStep::BeginSub => PgTryBuilder::new(|| unsafe {
+                let explicit = Explicit { context: pg_sys::CurrentMemoryContext, owner: pg_sys::CurrentResourceOwner };
+                pg_sys::BeginInternalSubTransaction(std::ptr::null());
+                pg_sys::MemoryContextSwitchTo(explicit.context);
+                EXPLICIT.with(|e| e.borrow_mut().push(explicit));
+                Ok(())
+            })
+            .catch_others(Err)
+            .execute(),
+            TransactionStep::ReleaseSub | TransactionStep::RollbackSub if open_here == 0 => {
+                return Ok(Err(db_error("25000", "this subtransaction has not been entered")));
+            }
+            TransactionStep::ReleaseSub | TransactionStep::RollbackSub => {
+                let keep = matches!(step, TransactionStep::ReleaseSub);
+                PgTryBuilder::new(|| {
+                    end_explicit(keep);
+                    Ok(())
+                })
+                .catch_others(Err)
+                .execute()
+            }
+            TransactionStep::Commit | TransactionStep::Rollback => {
+                if open_here > 0 {
+                    return Ok(Err(db_error("2D000", "cannot commit while a subtransaction is active")));
+                }
+                let commit = matches!(step, TransactionStep::Commit);
+                PgTryBuilder::new(|| unsafe {
+                    if commit {
+                        pg_sys::SPI_commit();
+                    } else {
+                        pg_sys::SPI_rollback();
+                    }
+                    Ok(())
+                })
+                .catch_others(Err)
+                .execute()
+            }
+        };
+        match outcome {
+            Ok(()) => Ok(Ok(())),
+            Err(caught) => caught_error(caught),
+        }
+    }
+
     fn quote_ident(&self, name: &str) -> String {
         let Ok(name) = CString::new(name) else { return String::new() };
         let quoted = unsafe { CStr::from_ptr(pg_sys::quote_identifier(name.as_ptr())) };
@@ -88,15 +306,49 @@ impl Database for Spi {
 }
 
 fn connect() {
-    if !CONNECTED.with(|c| c.get()) {
-        unsafe { pg_sys::SPI_connect() };
-        CONNECTED.with(|c| c.set(true));
+    let scope = SCOPE.with(Cell::get);
+    if !scope.connected {
+        let options = if scope.atomic { 0 } else { pg_sys::SPI_OPT_NONATOMIC as i32 };
+        unsafe { pg_sys::SPI_connect_ext(options) };
+        SCOPE.with(|s| s.set(Scope { connected: true, ..scope }));
+    }
+}
+
+/// Converts a statement's parameters from the guest's nodes, one value per parameter.
+fn param_values(params: &[FromGuest], nodes: Vec<Node>) -> (Vec<Datum>, Vec<c_char>) {
+    let mut nodes = nodes.into_iter();
+    let mut values = Vec::with_capacity(params.len());
+    let mut nulls = Vec::with_capacity(params.len());
+    for param in params {
+        let (value, is_null) = param.decode(&mut nodes).unwrap_or_else(|err| err.raise());
+        values.push(value);
+        nulls.push(if is_null { b'n' } else { b' ' } as c_char);
+    }
+    (values, nulls)
+}
+
+fn prepared(plan: u32) -> Result<Rc<Prepared>, DbError> {
+    PLANS.with(|p| p.borrow().get(&plan).cloned()).ok_or_else(|| db_error("26000", "the prepared plan no longer exists"))
+}
+
+/// Ends the innermost explicit subtransaction, keeping or undoing its work.
+fn end_explicit(keep: bool) {
+    let Some(explicit) = EXPLICIT.with(|e| e.borrow_mut().pop()) else { return };
+    unsafe {
+        if keep {
+            pg_sys::ReleaseCurrentSubTransaction();
+        } else {
+            pg_sys::RollbackAndReleaseCurrentSubTransaction();
+        }
+        pg_sys::MemoryContextSwitchTo(explicit.context);
+        pg_sys::CurrentResourceOwner = explicit.owner;
     }
 }
 
 /// Runs `f` in a subtransaction: committed if `f` returns, rolled back if PostgreSQL raised an error,
 /// which is returned as a [`DbError`].
-fn in_subtransaction(f: impl FnOnce() -> Rows + std::panic::UnwindSafe) -> Result<Result<Rows, DbError>, Canceled> {
+fn in_subtransaction<T>(f: impl FnOnce() -> T) -> Result<Result<T, DbError>, Canceled> {
+    connect();
     let context = unsafe { pg_sys::CurrentMemoryContext };
     let owner = unsafe { pg_sys::CurrentResourceOwner };
     unsafe {
@@ -104,39 +356,44 @@ fn in_subtransaction(f: impl FnOnce() -> Rows + std::panic::UnwindSafe) -> Resul
         // The subtransaction switched to its own context; results belong to the caller's.
         pg_sys::MemoryContextSwitchTo(context);
     }
-    let outcome = PgTryBuilder::new(|| Ok(f())).catch_others(Err).execute();
+    let outcome = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| Ok(f()))).catch_others(Err).execute();
     let restore = || unsafe {
         pg_sys::MemoryContextSwitchTo(context);
         pg_sys::CurrentResourceOwner = owner;
     };
     match outcome {
-        Ok(rows) => {
+        Ok(value) => {
             unsafe { pg_sys::ReleaseCurrentSubTransaction() };
             restore();
-            Ok(Ok(rows))
+            Ok(Ok(value))
         }
         Err(caught) => {
             unsafe { pg_sys::RollbackAndReleaseCurrentSubTransaction() };
             restore();
-            let report = match caught {
-                CaughtError::PostgresError(report) | CaughtError::ErrorReport(report) => report,
-                CaughtError::RustPanic { ereport, .. } => ereport,
-            };
-            let cancel = report.sql_error_code() == PgSqlErrorCode::ERRCODE_QUERY_CANCELED
-                || unsafe { pg_sys::QueryCancelPending != 0 || pg_sys::ProcDiePending != 0 };
-            if cancel {
-                // Raised again once the guest has stopped (with PostgreSQL's own message).
-                unsafe { pg_sys::QueryCancelPending = 1 };
-                return Err(Canceled);
-            }
-            Ok(Err(DbError {
-                sqlstate: crate::error::sqlstate_text(report.sql_error_code()),
-                message: report.message().to_string(),
-                detail: report.detail().map(str::to_string),
-                hint: report.hint().map(str::to_string),
-            }))
+            caught_error(caught)
         }
     }
+}
+
+/// A PostgreSQL error caught on the host, as the guest gets it; a cancel stops the guest instead.
+fn caught_error<T>(caught: CaughtError) -> Result<Result<T, DbError>, Canceled> {
+    let report = match caught {
+        CaughtError::PostgresError(report) | CaughtError::ErrorReport(report) => report,
+        CaughtError::RustPanic { ereport, .. } => ereport,
+    };
+    let cancel = report.sql_error_code() == PgSqlErrorCode::ERRCODE_QUERY_CANCELED
+        || unsafe { pg_sys::QueryCancelPending != 0 || pg_sys::ProcDiePending != 0 };
+    if cancel {
+        // Raised again once the guest has stopped (with PostgreSQL's own message).
+        unsafe { pg_sys::QueryCancelPending = 1 };
+        return Err(Canceled);
+    }
+    Ok(Err(DbError {
+        sqlstate: crate::error::sqlstate_text(report.sql_error_code()),
+        message: report.message().to_string(),
+        detail: report.detail().map(str::to_string),
+        hint: report.hint().map(str::to_string),
+    }))
 }
 
 /// The result of the query that just ran, converted as function arguments are, then released.

@@ -27,13 +27,20 @@ pub unsafe fn call(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
     }
     let resolved = unsafe { procedure.result(fcinfo) }?;
     let args = unsafe { args(fcinfo, procedure) }?;
-    let nodes = finish(with_interpreter(|slot| {
+    let nodes = finish(with_interpreter(unsafe { is_atomic(fcinfo) }, |slot| {
         let handle = slot.handle(procedure, &resolved.shape)?;
         slot.call(handle, &args)
     }))?;
     let (datum, is_null) = resolved.convert.decode(&mut nodes.into_iter())?;
     unsafe { (*fcinfo).isnull = is_null };
     Ok(datum)
+}
+
+/// Whether the call may not end the transaction: all but a `CALL` outside a transaction block.
+unsafe fn is_atomic(fcinfo: pg_sys::FunctionCallInfo) -> bool {
+    let context = unsafe { (*fcinfo).context };
+    let call = !context.is_null() && unsafe { (*context).type_ } == pg_sys::NodeTag::T_CallContext;
+    !(call && !unsafe { (*(context as *const pg_sys::CallContext)).atomic })
 }
 
 unsafe fn args(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> Result<Vec<Node>, PlError> {
@@ -72,7 +79,7 @@ unsafe fn call_set(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
     }
     let funcctx = unsafe { pg_sys::per_MultiFuncCall(fcinfo) };
     let state = unsafe { &*((*funcctx).user_fctx as *const SetState) };
-    let row = finish(with_interpreter(|slot| slot.next_row(state.iterator, state.generation)));
+    let row = finish(with_interpreter(true, |slot| slot.next_row(state.iterator, state.generation)));
     let decoded = row.and_then(|row| row.map(|nodes| state.resolved.convert.decode(&mut nodes.into_iter())).transpose());
     match decoded {
         Ok(Some((datum, is_null))) => {
@@ -104,7 +111,7 @@ unsafe fn start_set(
 ) -> Result<SetState, PlError> {
     let resolved = unsafe { procedure.result(fcinfo) }?;
     let args = unsafe { args(fcinfo, procedure) }?;
-    let (iterator, generation) = finish(with_interpreter(|slot| {
+    let (iterator, generation) = finish(with_interpreter(true, |slot| {
         let handle = slot.handle(procedure, &resolved.shape)?;
         Ok((slot.call_set(handle, &args)?, slot.generation))
     }))?;
@@ -131,14 +138,14 @@ unsafe extern "C-unwind" fn abandon(arg: Datum) {
     abandon_set(state.generation, state.iterator);
 }
 
-/// Runs the body of a `DO` block.
-pub fn run_inline(body: &str) -> Result<(), PlError> {
-    finish(with_interpreter(|slot| slot.run_inline(body)))
+/// Runs the body of a `DO` block; `atomic` unless it may commit.
+pub fn run_inline(body: &str, atomic: bool) -> Result<(), PlError> {
+    finish(with_interpreter(atomic, |slot| slot.run_inline(body)))
 }
 
 /// Compiles `procedure`'s body to report syntax errors at `CREATE FUNCTION`.
 pub fn validate(procedure: &Procedure) -> Result<(), PlError> {
-    finish(with_interpreter(|slot| slot.check(procedure)))
+    finish(with_interpreter(true, |slot| slot.check(procedure)))
 }
 
 fn finish<T>(outcome: Result<(Result<T, PlError>, Output), PlError>) -> Result<T, PlError> {

@@ -4,7 +4,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::{host, types, DbError, Node, Plpywasm, PlpywasmPre, PythonError, Rows, Shape};
+use super::bindings::{host, types, DbError, Node, Plan, Plpywasm, PlpywasmPre, PythonError, Rows, Shape, TransactionStep};
 use super::{Canceled, Database};
 use super::output::{Output, Stream};
 use super::ticker::{Ticker, TICK};
@@ -54,6 +54,34 @@ impl host::Host for HostState {
 
     fn execute(&mut self, query: String, limit: u64) -> wasmtime::Result<Result<Rows, DbError>> {
         self.database.execute(&query, limit).map_err(|Canceled| Trap::Interrupt.into())
+    }
+
+    fn prepare(&mut self, query: String, types: Vec<String>) -> wasmtime::Result<Result<Plan, DbError>> {
+        self.database.prepare(&query, &types).map_err(|Canceled| Trap::Interrupt.into())
+    }
+
+    fn execute_plan(&mut self, plan: u32, params: Vec<Node>, limit: u64) -> wasmtime::Result<Result<Rows, DbError>> {
+        self.database.execute_plan(plan, params, limit).map_err(|Canceled| Trap::Interrupt.into())
+    }
+
+    fn free_plan(&mut self, plan: u32) {
+        self.database.free_plan(plan)
+    }
+
+    fn open_cursor(&mut self, query: String, plan: Option<u32>, params: Vec<Node>) -> wasmtime::Result<Result<u32, DbError>> {
+        self.database.open_cursor(&query, plan, params).map_err(|Canceled| Trap::Interrupt.into())
+    }
+
+    fn fetch(&mut self, cursor: u32, count: u64) -> wasmtime::Result<Result<Rows, DbError>> {
+        self.database.fetch(cursor, count).map_err(|Canceled| Trap::Interrupt.into())
+    }
+
+    fn close_cursor(&mut self, cursor: u32) {
+        self.database.close_cursor(cursor)
+    }
+
+    fn transaction(&mut self, step: TransactionStep) -> wasmtime::Result<Result<(), DbError>> {
+        self.database.transaction(step).map_err(|Canceled| Trap::Interrupt.into())
     }
 
     fn quote_ident(&mut self, name: String) -> String {

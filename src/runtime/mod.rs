@@ -15,7 +15,7 @@ use std::sync::Arc;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::Engine;
 
-pub use bindings::{DbError, Interval, Node, PythonError, Rows, Shape, Zoned};
+pub use bindings::{DbError, Interval, Node, Plan, PythonError, Rows, Shape, TransactionStep, Zoned};
 pub use interpreter::{GuestError, Interpreter, Limits, TrapKind};
 pub use output::{Output, Stream};
 
@@ -30,6 +30,17 @@ pub trait Database: Sync {
     fn report(&self, level: u8, message: &str, detail: Option<&str>, hint: Option<&str>, sqlstate: Option<&str>);
     /// plpy.execute; `Err` when the query was canceled, which stops the guest.
     fn execute(&self, query: &str, limit: u64) -> Result<Result<Rows, DbError>, Canceled>;
+    /// plpy.prepare.
+    fn prepare(&self, query: &str, types: &[String]) -> Result<Result<Plan, DbError>, Canceled>;
+    /// plan.execute.
+    fn execute_plan(&self, plan: u32, params: Vec<Node>, limit: u64) -> Result<Result<Rows, DbError>, Canceled>;
+    fn free_plan(&self, plan: u32);
+    /// plpy.cursor, over a query or a prepared statement.
+    fn open_cursor(&self, query: &str, plan: Option<u32>, params: Vec<Node>) -> Result<Result<u32, DbError>, Canceled>;
+    fn fetch(&self, cursor: u32, count: u64) -> Result<Result<Rows, DbError>, Canceled>;
+    fn close_cursor(&self, cursor: u32);
+    /// plpy.subtransaction(), plpy.commit(), plpy.rollback().
+    fn transaction(&self, step: TransactionStep) -> Result<Result<(), DbError>, Canceled>;
     /// plpy.quote_ident.
     fn quote_ident(&self, name: &str) -> String;
 }

@@ -147,11 +147,139 @@ $$;
 SELECT quotes();
 SELECT quote_literal(E'back\\slash') AS pg_says;
 
--- Not there yet: a clear Python exception.
-DO $$
+-- Prepared plans: parameters converted as results are; executed many times; plpy.execute(plan, args).
+CREATE FUNCTION plan_demo() RETURNS text LANGUAGE plpywasm AS $$
+plan = plpy.prepare("SELECT name, $2::numeric * 2 AS twice FROM users WHERE id = $1", ["int4", "numeric"])
+out = [repr(list(plan.execute([1, 1.25]))), repr(list(plpy.execute(plan, [3, None]))), repr(list(plan.execute([99, 1])))]
+ins = plpy.prepare("INSERT INTO users VALUES ($1, $2, $3)", ["int", "text", "numeric"])
+for i in range(20, 25):
+    ins.execute((i, "user%d" % i, i / 4))
+out.append(str(plpy.execute("SELECT count(*) AS n FROM users WHERE id >= 20")[0]["n"]))
+arrays = plpy.prepare("SELECT $1::int[] AS a, $2::jsonb AS j", ["int[]", "jsonb"])
+out.append(repr(arrays.execute([[[1, 2], [3, None]], {"k": [1, "two"]}])[0]))
 try:
-    plpy.prepare("SELECT 1", [])
-except NotImplementedError as e:
-    plpy.notice(str(e))
+    plan.execute([1])
+except TypeError as e:
+    out.append("TypeError: %s" % e)
+try:
+    plan.execute(["not a number", 1])
+except plpy.SPIError as e:
+    out.append("%s %s" % (e.sqlstate, e))
+try:
+    plpy.prepare("SELECT $1", ["no_such_type"])
+except plpy.SPIError as e:
+    out.append("%s %s" % (e.sqlstate, e))
+return "\n".join(out)
+$$;
+SELECT plan_demo();
+-- Plans kept in SD survive across calls.
+CREATE FUNCTION cached_plan(i int) RETURNS text LANGUAGE plpywasm AS $$
+if "plan" not in SD:
+    SD["plan"] = plpy.prepare("SELECT name FROM users WHERE id = $1", ["int"])
+rows = SD["plan"].execute([i])
+return rows[0]["name"] if rows else None
+$$;
+SELECT cached_plan(1), cached_plan(2), cached_plan(3);
+
+-- Cursors walk a result without holding it all: fetch(n), iteration, close().
+CREATE FUNCTION cursor_demo() RETURNS text LANGUAGE plpywasm AS $$
+out = []
+cur = plpy.cursor("SELECT g FROM generate_series(1, 1000) AS g")
+out.append(repr([r["g"] for r in cur.fetch(3)]))
+out.append(str(sum(r["g"] for r in cur)))
+cur.close()
+try:
+    cur.fetch(1)
+except ValueError as e:
+    out.append("ValueError: %s" % e)
+plan = plpy.prepare("SELECT g FROM generate_series(1, $1) AS g", ["int"])
+out.append(str(len(list(plan.cursor([250])))))
+out.append(str(len(list(plpy.cursor(plan, [7])))))
+try:
+    plpy.cursor("SELECT 1/0").fetch(1)
+except plpy.spiexceptions.DivisionByZero as e:
+    out.append("DivisionByZero")
+return "\n".join(out)
+$$;
+SELECT cursor_demo();
+SELECT count(*) FROM (SELECT * FROM generate_series(1, 3)) AS t;
+
+-- Explicit subtransactions: the block's work is undone when it raises.
+CREATE TABLE subxact_tbl (i int);
+CREATE FUNCTION subxact_demo(fail bool) RETURNS text LANGUAGE plpywasm AS $$
+plpy.execute("INSERT INTO subxact_tbl VALUES (1)")
+try:
+    with plpy.subtransaction():
+        plpy.execute("INSERT INTO subxact_tbl VALUES (2)")
+        if fail:
+            plpy.execute("INSERT INTO subxact_tbl VALUES ('oops')")
+except plpy.SPIError as e:
+    plpy.notice("caught: " + str(e))
+return repr(sorted(r["i"] for r in plpy.execute("SELECT i FROM subxact_tbl")))
+$$;
+SELECT subxact_demo(false);
+TRUNCATE subxact_tbl;
+SELECT subxact_demo(true);
+TRUNCATE subxact_tbl;
+CREATE FUNCTION subxact_python_error() RETURNS text LANGUAGE plpywasm AS $$
+try:
+    with plpy.subtransaction():
+        plpy.execute("INSERT INTO subxact_tbl VALUES (10)")
+        raise KeyError("python error")
+except KeyError:
+    pass
+with plpy.subtransaction():
+    with plpy.subtransaction():
+        plpy.execute("INSERT INTO subxact_tbl VALUES (11)")
+return repr([r["i"] for r in plpy.execute("SELECT i FROM subxact_tbl")])
+$$;
+SELECT subxact_python_error();
+CREATE FUNCTION subxact_misuse() RETURNS text LANGUAGE plpywasm AS $$
+s = plpy.subtransaction()
+try:
+    s.__exit__(None, None, None)
+except ValueError as e:
+    out = "ValueError: %s" % e
+s.__enter__()
+plpy.execute("INSERT INTO subxact_tbl VALUES (12)")
+return out
+$$;
+SELECT subxact_misuse();
+SELECT count(*) FROM subxact_tbl WHERE i = 12;
+RESET ROLE;
+-- Procedures and DO blocks may commit and roll back.
+CREATE TABLE txn_tbl (i int);
+GRANT ALL ON txn_tbl TO alice;
+SET ROLE alice;
+CREATE PROCEDURE txn_demo() LANGUAGE plpywasm AS $$
+for i in range(5):
+    plpy.execute("INSERT INTO txn_tbl VALUES (%d)" % i)
+    if i % 2 == 0:
+        plpy.commit()
+    else:
+        plpy.rollback()
+$$;
+CALL txn_demo();
+SELECT * FROM txn_tbl ORDER BY i;
+DO $$
+plpy.execute("INSERT INTO txn_tbl VALUES (100)")
+plpy.rollback()
+plpy.execute("INSERT INTO txn_tbl VALUES (101)")
+plpy.commit()
 $$ LANGUAGE plpywasm;
+SELECT * FROM txn_tbl WHERE i >= 100;
+-- Inside a transaction block, or in a function, PostgreSQL refuses it.
+BEGIN;
+SELECT sqlstate_of($$CALL txn_demo()$$);
+ROLLBACK;
+CREATE FUNCTION commit_in_function() RETURNS int LANGUAGE plpywasm AS $$ plpy.commit() $$;
+SELECT sqlstate_of($$SELECT commit_in_function()$$);
+-- A subtransaction left open is aborted with a warning when the function ends.
+CREATE FUNCTION leaves_subxact() RETURNS int LANGUAGE plpywasm AS $$
+plpy.subtransaction().__enter__()
+plpy.execute("INSERT INTO txn_tbl VALUES (200)")
+return 1
+$$;
+SELECT leaves_subxact();
+SELECT count(*) FROM txn_tbl WHERE i = 200;
 RESET ROLE;
