@@ -83,7 +83,51 @@ impl DateTimeIn {
                 }))
             }
         };
-        exact.unwrap_or_else(|| Node::Text(unsafe { self.output.to_text(datum) }))
+        exact.unwrap_or_else(|| Node::Text(unsafe { self.text(datum) }))
+    }
+
+    /// The text of a value Python cannot hold. Dates and timestamps are written in ISO style, the
+    /// instant of a timestamptz in UTC: every DateStyle reads that back (PostgreSQL's own output of a
+    /// far-BC timestamptz in the Postgres style, with a zone abbreviation like LMT, it does not).
+    unsafe fn text(&self, datum: Datum) -> String {
+        let mut tm = unsafe { std::mem::zeroed::<pg_sys::pg_tm>() };
+        let mut fsec = 0;
+        let mut buffer = [0 as std::ffi::c_char; pg_sys::MAXDATELEN as usize + 1];
+        let style = pg_sys::USE_ISO_DATES as i32;
+        let written = match self.kind {
+            Kind::Date => {
+                let days = datum.value() as i32;
+                let finite = days != i32::MIN && days != i32::MAX;
+                finite && {
+                    let julian = days + pg_sys::POSTGRES_EPOCH_JDATE as i32;
+                    unsafe { pg_sys::j2date(julian, &mut tm.tm_year, &mut tm.tm_mon, &mut tm.tm_mday) };
+                    unsafe { pg_sys::EncodeDateOnly(&mut tm, style, buffer.as_mut_ptr()) };
+                    true
+                }
+            }
+            Kind::Timestamp | Kind::TimestampTz => {
+                let timestamp = datum.value() as i64;
+                let finite = timestamp != i64::MIN && timestamp != i64::MAX;
+                let with_zone = matches!(self.kind, Kind::TimestampTz);
+                finite
+                    && unsafe {
+                        // No zone asked for: the fields are UTC's.
+                        pg_sys::timestamp2tm(timestamp, std::ptr::null_mut(), &mut tm, &mut fsec, std::ptr::null_mut(), std::ptr::null_mut())
+                    } == 0
+                    && {
+                        // Known zone (UTC), so that the offset is written.
+                        tm.tm_isdst = 0;
+                        unsafe { pg_sys::EncodeDateTime(&mut tm, fsec, with_zone, 0, std::ptr::null(), style, buffer.as_mut_ptr()) };
+                        true
+                    }
+            }
+            _ => false,
+        };
+        if written {
+            unsafe { std::ffi::CStr::from_ptr(buffer.as_ptr()) }.to_string_lossy().into_owned()
+        } else {
+            unsafe { self.output.to_text(datum) }
+        }
     }
 }
 
