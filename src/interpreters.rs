@@ -9,11 +9,12 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ffi::CStr;
 use std::path::PathBuf;
+use std::time::Instant;
 
 use pgrx::pg_sys::{self, Oid};
 
 use crate::error::PlError;
-use crate::{gucs, spi};
+use crate::{gucs, spi, stats};
 use crate::procedure::{Procedure, Stamp};
 use crate::runtime::{GuestError, Interpreter, Limits, Node, Output, Runtime, Shape};
 
@@ -69,13 +70,19 @@ pub fn abandon_set(generation: u64, iterator: u32) {
 /// Runs `f` with the current role's interpreter (of the current nesting depth). Output the guest
 /// wrote is returned beside the result (to be reported by the caller once no guest frame is live),
 /// and a trapped interpreter is dropped.
-/// `atomic` is false for procedures and DO blocks that may commit.
-pub fn with_interpreter<T>(atomic: bool, f: impl FnOnce(&mut Slot) -> Result<T, PlError>) -> Result<(Result<T, PlError>, Output), PlError> {
+/// `function` is what runs (counted in `plpywasm.stats`; InvalidOid for a DO block); `atomic` is
+/// false for procedures and DO blocks that may commit.
+pub fn with_interpreter<T>(
+    function: Oid,
+    atomic: bool,
+    f: impl FnOnce(&mut Slot) -> Result<T, PlError>,
+) -> Result<(Result<T, PlError>, Output), PlError> {
     let depth = DEPTH.with(Cell::get);
     if depth > 0 {
         check_stack(depth)?;
     }
-    let key = (unsafe { pg_sys::GetUserId() }, depth);
+    let role = unsafe { pg_sys::GetUserId() };
+    let key = (role, depth);
     let mut slot = BACKEND.with(|cell| {
         let mut backend = cell.borrow_mut();
         if backend.is_none() {
@@ -86,13 +93,25 @@ pub fn with_interpreter<T>(atomic: bool, f: impl FnOnce(&mut Slot) -> Result<T, 
         // Taken out while it runs: a nested call borrows the backend again.
         match backend.slots.remove(&key) {
             Some(slot) => Ok(slot),
-            None => new_slot(&backend.runtime),
+            None => {
+                stats::interpreter_created(role);
+                new_slot(&backend.runtime)
+            }
         }
     })?;
+    let started = Instant::now();
     let result = {
         let _nested = Nested::enter(depth);
         spi::scope(atomic, || slot.close_abandoned().and_then(|()| f(&mut slot)))
     };
+    let canceled = matches!(&result, Err(err) if err.code == pgrx::PgSqlErrorCode::ERRCODE_QUERY_CANCELED);
+    let outcome = stats::Outcome {
+        elapsed: started.elapsed(),
+        peak_memory: slot.interpreter.peak_memory(),
+        trapped: slot.broken,
+        canceled,
+    };
+    stats::record(function, role, outcome);
     let output = slot.interpreter.take_output();
     if slot.broken {
         let generation = slot.generation;

@@ -16,6 +16,7 @@ mod interpreters;
 mod procedure;
 mod runtime;
 mod spi;
+mod stats;
 
 ::pgrx::pg_module_magic!(name, version);
 

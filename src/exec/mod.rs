@@ -27,7 +27,7 @@ pub unsafe fn call(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
     }
     let resolved = unsafe { procedure.result(fcinfo) }?;
     let args = unsafe { args(fcinfo, procedure) }?;
-    let nodes = finish(with_interpreter(unsafe { is_atomic(fcinfo) }, |slot| {
+    let nodes = finish(with_interpreter(procedure.oid, unsafe { is_atomic(fcinfo) }, |slot| {
         let handle = slot.handle(procedure, &resolved.shape)?;
         slot.call(handle, &args)
     }))?;
@@ -52,6 +52,7 @@ unsafe fn args(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> Resul
 /// A set being returned row by row (value-per-call mode): the guest holds the iterator, which is
 /// read one row per call, so `LIMIT` stops a generator early.
 struct SetState {
+    function: pg_sys::Oid,
     iterator: u32,
     generation: u64,
     resolved: Rc<Resolved>,
@@ -79,7 +80,7 @@ unsafe fn call_set(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
     }
     let funcctx = unsafe { pg_sys::per_MultiFuncCall(fcinfo) };
     let state = unsafe { &*((*funcctx).user_fctx as *const SetState) };
-    let row = finish(with_interpreter(true, |slot| slot.next_row(state.iterator, state.generation)));
+    let row = finish(with_interpreter(state.function, true, |slot| slot.next_row(state.iterator, state.generation)));
     let decoded = row.and_then(|row| row.map(|nodes| state.resolved.convert.decode(&mut nodes.into_iter())).transpose());
     match decoded {
         Ok(Some((datum, is_null))) => {
@@ -111,11 +112,11 @@ unsafe fn start_set(
 ) -> Result<SetState, PlError> {
     let resolved = unsafe { procedure.result(fcinfo) }?;
     let args = unsafe { args(fcinfo, procedure) }?;
-    let (iterator, generation) = finish(with_interpreter(true, |slot| {
+    let (iterator, generation) = finish(with_interpreter(procedure.oid, true, |slot| {
         let handle = slot.handle(procedure, &resolved.shape)?;
         Ok((slot.call_set(handle, &args)?, slot.generation))
     }))?;
-    Ok(SetState { iterator, generation, resolved, econtext: unsafe { (*rsi).econtext } })
+    Ok(SetState { function: procedure.oid, iterator, generation, resolved, econtext: unsafe { (*rsi).econtext } })
 }
 
 /// Ends a set: releases its state and its executor callback.
@@ -140,12 +141,12 @@ unsafe extern "C-unwind" fn abandon(arg: Datum) {
 
 /// Runs the body of a `DO` block; `atomic` unless it may commit.
 pub fn run_inline(body: &str, atomic: bool) -> Result<(), PlError> {
-    finish(with_interpreter(atomic, |slot| slot.run_inline(body)))
+    finish(with_interpreter(pg_sys::Oid::INVALID, atomic, |slot| slot.run_inline(body)))
 }
 
 /// Compiles `procedure`'s body to report syntax errors at `CREATE FUNCTION`.
 pub fn validate(procedure: &Procedure) -> Result<(), PlError> {
-    finish(with_interpreter(true, |slot| slot.check(procedure)))
+    finish(with_interpreter(pg_sys::Oid::INVALID, true, |slot| slot.check(procedure)))
 }
 
 fn finish<T>(outcome: Result<(Result<T, PlError>, Output), PlError>) -> Result<T, PlError> {

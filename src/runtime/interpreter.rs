@@ -1,7 +1,7 @@
 //! One Python interpreter: a guest instance in its own Store, with its limits and collected output.
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline};
+use wasmtime::{Engine, ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{host, types, DbError, Node, Plan, Plpywasm, PlpywasmPre, PythonError, Rows, Shape, TransactionStep};
@@ -28,7 +28,7 @@ pub struct Limits {
 pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
-    limits: StoreLimits,
+    limiter: Limiter,
     output: Output,
     should_stop: fn() -> bool,
     database: &'static dyn Database,
@@ -109,6 +109,32 @@ impl host::Host for HostState {
     }
 }
 
+/// Caps linear memory at `plpywasm.memory_limit` (growth beyond is refused: Python raises
+/// MemoryError) and remembers the largest size reached.
+struct Limiter {
+    memory: usize,
+    peak: usize,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.memory {
+            return Ok(false);
+        }
+        self.peak = self.peak.max(desired);
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        // Function tables grow with code, not data: a million entries is far beyond CPython's needs.
+        Ok(desired <= 1 << 20)
+    }
+
+    fn instances(&self) -> usize {
+        16
+    }
+}
+
 /// PostgreSQL's elog levels for output written between `plpy` messages.
 const NOTICE: u8 = 18;
 const WARNING: u8 = 19;
@@ -148,13 +174,13 @@ impl Interpreter {
         let state = HostState {
             wasi: deny_all_wasi(),
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new().memory_size(limits.memory).instances(16).build(),
+            limiter: Limiter { memory: limits.memory, peak: 0 },
             output: Output::with_budget(limits.output),
             should_stop: limits.should_stop,
             database: limits.database,
         };
         let mut store = Store::new(engine, state);
-        store.limiter(|state| &mut state.limits);
+        store.limiter(|state| &mut state.limiter);
         let should_stop = limits.should_stop;
         store.epoch_deadline_callback(move |_| {
             if should_stop() {
@@ -205,6 +231,11 @@ impl Interpreter {
 
     pub fn run_inline(&mut self, body: &str) -> Result<(), GuestError> {
         self.run(|guest, store| guest.plpywasm_runtime_guest().call_run_inline(store, body))
+    }
+
+    /// The largest linear memory this interpreter has had, in bytes.
+    pub fn peak_memory(&self) -> usize {
+        self.store.data().limiter.peak
     }
 
     /// Output written since the last call to this method.

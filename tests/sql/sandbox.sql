@@ -123,4 +123,10 @@ for i in range(100):
 $$ LANGUAGE plpywasm;
 RESET plpywasm.max_output;
 
+-- plpywasm.stats counts this backend's uses per function and role.
+SET ROLE alice;
+SELECT function, role, calls, traps, cancellations, peak_memory_bytes > 0 AS measured, guest_time_ms > 0 AS timed
+FROM plpywasm.stats WHERE function::text IN ('spin()', 'recurse(boolean)', 'ok()', 'grow_forever()', 'allocate(integer)') ORDER BY function::text;
+SELECT interpreters_created >= 3 AS recreated_after_traps FROM plpywasm.stats WHERE role = 'alice'::regrole LIMIT 1;
+SELECT sum(calls) > 0 AS bob_counted FROM plpywasm.stats WHERE role = 'bob'::regrole;
 RESET ROLE;
