@@ -26,12 +26,15 @@ from wit_world.imports.types import (
     Node_Date,
     Node_Decimal,
     Node_Float,
+    Node_Floats,
     Node_Inet,
     Node_Int,
+    Node_Ints,
     Node_Interval,
     Node_Json,
     Node_Null,
     Node_Text,
+    Node_Texts,
     Node_Time,
     Node_Timestamp,
     Node_Timestamptz,
@@ -134,17 +137,34 @@ def _decode(node, rest):
     return {name: _decode(next(rest), rest) for name in node.value}
 
 
+_PACKED = (Node_Ints, Node_Floats, Node_Texts)
+
+
 def _decode_array(dims, rest):
     if not dims:
         return []
+    first = next(rest)
+    if type(first) in _PACKED:
+        return _nest(first.value, dims)
     last = len(dims) - 1
+    pending = [first]
+
+    def element():
+        return _decode(pending.pop() if pending else next(rest), rest)
 
     def level(depth):
         if depth == last:
-            return [_decode(next(rest), rest) for _ in range(dims[depth])]
+            return [element() for _ in range(dims[depth])]
         return [level(depth + 1) for _ in range(dims[depth])]
 
     return level(0)
+
+
+def _nest(flat, dims):
+    """A flat row-major list as nested lists of these dimensions."""
+    for size in reversed(dims[1:]):
+        flat = [flat[i : i + size] for i in range(0, len(flat), size)]
+    return flat
 
 
 def decode_args(nodes):
@@ -286,7 +306,8 @@ def _encoder(shape, rest):
         element = _encoder(element_shape, rest)
         # Where elements are rows, a tuple is a row, not a dimension (as in PL/Python).
         rows = type(element_shape) is Shape_Composite
-        return lambda obj, out: _encode_array(obj, out, element, rows)
+        pack = _PACKERS.get(type(element_shape))
+        return lambda obj, out: _encode_array(obj, out, element, rows, pack)
     if kind is Shape_Composite:
         names = shape.value
         fields = [_encoder(next(rest), rest) for _ in names]
@@ -302,7 +323,32 @@ def _is_dimension(obj, rows):
     return isinstance(obj, Sequence)
 
 
-def _encode_array(obj, out, element, rows):
+def _pack_ints(flat):
+    for item in flat:
+        if item is not None and (type(item) is not int or not _INT64_MIN <= item <= _INT64_MAX):
+            return None
+    return Node_Ints(flat)
+
+
+def _pack_floats(flat):
+    for item in flat:
+        if item is not None and type(item) is not float:
+            return None
+    return Node_Floats(flat)
+
+
+def _pack_texts(flat):
+    for item in flat:
+        if item is not None and type(item) is not str:
+            return None
+    return Node_Texts(flat)
+
+
+# Element shapes whose arrays may cross packed, when every element is of the plain type.
+_PACKERS = {Shape_Int: _pack_ints, Shape_Float: _pack_floats, Shape_Text: _pack_texts}
+
+
+def _encode_array(obj, out, element, rows, pack):
     if obj is None:
         out.append(_NULL)
         return
@@ -327,11 +373,19 @@ def _encode_array(obj, out, element, rows):
         if not inner:
             break
         inner = inner[0]
+    flat = []
+    _flatten(obj, flat, rows, dims, 0)
     out.append(Node_Array(dims))
-    _encode_elements(obj, out, element, rows, dims, 0)
+    packed = pack(flat) if pack is not None and flat else None
+    if packed is not None:
+        out.append(packed)
+    else:
+        for item in flat:
+            element(item, out)
 
 
-def _encode_elements(seq, out, element, rows, dims, depth):
+def _flatten(seq, flat, rows, dims, depth):
+    """Appends the elements of nested sequences, checking that they are as deep and as long as `dims`."""
     if len(seq) != dims[depth]:
         raise ConversionError(
             "22P02",
@@ -344,14 +398,14 @@ def _encode_elements(seq, out, element, rows, dims, depth):
                 raise ConversionError(
                     "22P02", "multidimensional arrays must have array expressions with matching dimensions"
                 )
-            element(item, out)
+        flat.extend(seq)
         return
     for item in seq:
         if not _is_dimension(item, rows):
             raise ConversionError(
                 "22P02", "multidimensional arrays must have array expressions with matching dimensions"
             )
-        _encode_elements(item, out, element, rows, dims, depth + 1)
+        _flatten(item, flat, rows, dims, depth + 1)
 
 
 _NO_NAMES = Node_Composite([])

@@ -116,9 +116,18 @@ struct Limiter {
     peak: usize,
 }
 
+impl Limiter {
+    /// Whether the guest's memory reached (nearly) all it may have.
+    fn near_limit(&self) -> bool {
+        self.peak + (8 << 20) >= self.memory
+    }
+}
+
 impl ResourceLimiter for Limiter {
     fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         if desired > self.memory {
+            // Refused; remembered so that a trap that follows is seen as memory exhaustion.
+            self.peak = self.peak.max(self.memory);
             return Ok(false);
         }
         self.peak = self.peak.max(desired);
@@ -192,7 +201,7 @@ impl Interpreter {
         store.set_epoch_deadline(1);
         let guest = {
             let _running = ticker.running();
-            pre.instantiate(&mut store).map_err(trap)?
+            pre.instantiate(&mut store).map_err(|err| trap(err, false))?
         };
         Ok(Interpreter { store, guest, ticker, output_budget: limits.output })
     }
@@ -253,17 +262,21 @@ impl Interpreter {
         match f(&self.guest, &mut self.store) {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(GuestError::Python(error)),
-            Err(err) => Err(trap(err)),
+            Err(err) => Err(trap(err, self.store.data().limiter.near_limit())),
         }
     }
 }
 
-fn trap(err: wasmtime::Error) -> GuestError {
+/// What a trap means. A guest that aborts with its memory at the limit ran out of it: CPython and
+/// its bindings abort (an `unreachable` trap) when an allocation fails where they cannot raise.
+fn trap(err: wasmtime::Error, memory_exhausted: bool) -> GuestError {
     let kind = match err.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => TrapKind::Interrupted,
         Some(Trap::StackOverflow) => TrapKind::StackOverflow,
         Some(Trap::AllocationTooLarge) => TrapKind::OutOfMemory,
-        _ => TrapKind::Other(format!("{err:#}")),
+        _ if memory_exhausted => TrapKind::OutOfMemory,
+        Some(trap) => TrapKind::Other(trap.to_string()),
+        None => TrapKind::Other(format!("{err:#}")),
     };
     GuestError::Trap(kind)
 }

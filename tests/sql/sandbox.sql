@@ -123,6 +123,49 @@ for i in range(100):
 $$ LANGUAGE plpywasm;
 RESET plpywasm.max_output;
 
+-- Huge and deep inputs: correct results, or clean errors. (As bob: alice's interpreter has a
+-- tampered `len` by now.)
+SET ROLE bob;
+CREATE FUNCTION arr_len(a int[]) RETURNS int LANGUAGE plpywasm AS $$ return len(a) $$;
+SELECT arr_len(array_agg(i)) FROM generate_series(1, 1000000) AS i;
+CREATE FUNCTION big_array(n int) RETURNS int8[] LANGUAGE plpywasm AS $$ return list(range(n)) $$;
+SELECT cardinality(big_array(1000000)), (big_array(1000000))[1000000];
+CREATE FUNCTION big_text_array(n int) RETURNS text[] LANGUAGE plpywasm AS $$ return [str(i) for i in range(n)] $$;
+SELECT cardinality(big_text_array(200000));
+-- (What the runtime prints to stderr as it fails depends on where memory ran out: not shown.)
+SET client_min_messages = error;
+SELECT sqlstate_of($$SELECT text_len(repeat('x', 100 * 1024 * 1024))$$);
+RESET client_min_messages;
+SELECT ok();
+CREATE FUNCTION json_depth(j jsonb) RETURNS int LANGUAGE plpywasm AS $$
+d = 0
+while isinstance(j, list) and j:
+    j, d = j[0], d + 1
+return d
+$$;
+SELECT json_depth((repeat('[', 200) || '1' || repeat(']', 200))::jsonb);
+SELECT sqlstate_of($$SELECT json_depth((repeat('[', 5000) || '1' || repeat(']', 5000))::jsonb)$$);
+SELECT ok();
+SET ROLE alice;
+
+-- Code that tampers with the guest's own runtime can only break its own results, cleanly.
+CREATE FUNCTION tamper_codec() RETURNS text LANGUAGE plpywasm AS $$
+import values
+from wit_world.imports.types import Node_Array, Node_Int, Shape_Int
+values._SCALAR_ENCODERS[Shape_Int] = lambda obj, out: out.append(Node_Array([4294967295] * 6))
+values._encode_array = lambda obj, out, *rest: out.extend([Node_Array([100000000]), Node_Int(1)])
+return "tampered"
+$$;
+SELECT tamper_codec();
+CREATE FUNCTION after_tamper() RETURNS int LANGUAGE plpywasm AS $$ return 1 $$;
+SELECT sqlstate_of($$SELECT after_tamper()$$);
+CREATE FUNCTION after_tamper_array() RETURNS text[] LANGUAGE plpywasm AS $$ return ["a"] $$;
+SELECT sqlstate_of($$SELECT after_tamper_array()$$);
+SET ROLE bob;
+CREATE FUNCTION bob_int() RETURNS int LANGUAGE plpywasm AS $$ return 41 + 1 $$;
+SELECT bob_int();
+RESET ROLE;
+
 -- plpywasm.stats counts this backend's uses per function and role.
 SET ROLE alice;
 SELECT function, role, calls, traps, cancellations, peak_memory_bytes > 0 AS measured, guest_time_ms > 0 AS timed
