@@ -34,6 +34,10 @@ class _Reported(Exception):
             # A spiexceptions class knows its own SQLSTATE.
             setattr(self, name, fields.get(name, getattr(type(self), name, None)))
 
+    def extra_fields(self):
+        """The fields beyond SQLSTATE, detail and hint that are set, as the host takes them."""
+        return [(name, str(getattr(self, name))) for name in _FIELDS[3:] if getattr(self, name, None) is not None]
+
 
 class Error(_Reported):
     """Raised by plpy.error(); ends the function with an ERROR."""
@@ -71,7 +75,7 @@ def _message(args):
 
 def _report(level, args, fields):
     report = _Reported(**fields)  # validates the keywords
-    host.report(level, _message(args), _text(report.detail), _text(report.hint), _text(report.sqlstate))
+    host.report(level, _message(args), _text(report.detail), _text(report.hint), _text(report.sqlstate), report.extra_fields())
 
 
 def _text(value):

@@ -224,10 +224,18 @@ def describe(exc, compiling=False):
             sqlstate=_text(getattr(fields, "sqlstate", None)),
             detail=_text(getattr(fields, "detail", None)),
             hint=_text(getattr(fields, "hint", None)),
+            fields=fields.extra_fields() if isinstance(fields, plpy._Reported) else [],
         )
     except BaseException:
         return PythonError(
-            class_name=_class_name(type(exc)), message="", traceback="", line=None, sqlstate=None, detail=None, hint=None
+            class_name=_class_name(type(exc)),
+            message="",
+            traceback="",
+            line=None,
+            sqlstate=None,
+            detail=None,
+            hint=None,
+            fields=[],
         )
 
 

@@ -11,10 +11,13 @@ use pgrx::PgSqlErrorCode;
 
 use crate::runtime::{LoadError, PythonError, TrapKind};
 
-/// An error detected by plpywasm, raised as a PostgreSQL ERROR by [`PlError::raise`].
+/// An error detected by plpywasm. Raised as a PostgreSQL ERROR by the fmgr entry points
+/// ([`PlError::stash`], [`raise_stashed`]), with any SQLSTATE and every field PL/Python reports;
+/// or, inside code that catches it again, by [`PlError::raise`].
 #[derive(Debug)]
 pub struct PlError {
-    pub code: PgSqlErrorCode,
+    /// The SQLSTATE, as PostgreSQL's MAKE_SQLSTATE packs it (any five digits or capitals).
+    pub code: i32,
     pub message: String,
     pub detail: Option<String>,
     pub hint: Option<String>,
@@ -22,11 +25,13 @@ pub struct PlError {
     pub traceback: Option<String>,
     /// `plpy.fatal`: ends the session, as in PL/Python.
     pub fatal: bool,
+    /// Schema, table, column, data type and constraint names (PG_DIAG_* field codes).
+    pub fields: Vec<(u8, String)>,
 }
 
 impl PlError {
     pub fn new(code: PgSqlErrorCode, message: impl Into<String>) -> PlError {
-        PlError { code, message: message.into(), detail: None, hint: None, traceback: None, fatal: false }
+        PlError { code: code as i32, message: message.into(), detail: None, hint: None, traceback: None, fatal: false, fields: vec![] }
     }
 
     pub fn detail(mut self, detail: impl Into<String>) -> PlError {
@@ -42,11 +47,12 @@ impl PlError {
     /// An uncaught Python exception: `Class: message`, the traceback in the context. An error the
     /// guest reports with a SQLSTATE (a result that does not fit its type) is its message alone.
     pub fn python(error: PythonError) -> PlError {
-        let code = error.sqlstate.as_deref().and_then(sqlstate).unwrap_or(match error.class_name.as_str() {
+        let default = match error.class_name.as_str() {
             "MemoryError" => PgSqlErrorCode::ERRCODE_OUT_OF_MEMORY,
             "RecursionError" => PgSqlErrorCode::ERRCODE_STATEMENT_TOO_COMPLEX,
             _ => PgSqlErrorCode::ERRCODE_EXTERNAL_ROUTINE_EXCEPTION,
-        });
+        };
+        let code = error.sqlstate.as_deref().and_then(sqlstate_code).unwrap_or(default as i32);
         let fatal = error.class_name == "plpy.Fatal";
         let message = if error.class_name.is_empty() {
             error.message
@@ -56,7 +62,8 @@ impl PlError {
             format!("{}: {}", error.class_name, error.message)
         };
         let traceback = (!error.traceback.is_empty()).then_some(error.traceback);
-        PlError { traceback, detail: error.detail, hint: error.hint, fatal, ..PlError::new(code, message) }
+        let fields = diagnostic_fields(error.fields);
+        PlError { code, traceback, detail: error.detail, hint: error.hint, fatal, fields, ..PlError::new(default, message) }
     }
 
     /// A body Python could not compile (`function` as it reads in the message).
@@ -107,35 +114,132 @@ impl PlError {
         PlError::new(PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED, message)
     }
 
-    /// Raises this error in PostgreSQL. Must be called with no guest frame on the stack.
+    /// Raises this error through pgrx, for code that catches it again (a subtransaction's guard).
+    /// An entry point stashes its error instead, to be reported with all its fields.
     pub fn raise(self) -> ! {
-        if self.code == PgSqlErrorCode::ERRCODE_QUERY_CANCELED {
-            // A guest stopped for a pending cancel or termination: PostgreSQL reports it with its
-            // own SQLSTATE (57014 or 57P01) and message; ours stands only if nothing was pending.
-            pg_sys::check_for_interrupts!();
-        }
-        PENDING_TRACEBACK.with(|pending| *pending.borrow_mut() = self.traceback);
-        let mut report = ErrorReport::new(self.code, self.message, "plpywasm");
+        let mut report = ErrorReport::new(PgSqlErrorCode::from(self.code), self.message, "plpywasm");
         if let Some(detail) = self.detail {
             report = report.set_detail(detail);
         }
         if let Some(hint) = self.hint {
             report = report.set_hint(hint);
         }
-        report.report(if self.fatal { PgLogLevel::FATAL } else { PgLogLevel::ERROR });
+        report.report(PgLogLevel::ERROR);
         unreachable!("ERROR returned")
+    }
+
+    /// Keeps this error to be raised by [`raise_stashed`] once the entry point's guarded frames
+    /// have returned.
+    pub fn stash(self) {
+        STASHED.with(|stashed| *stashed.borrow_mut() = Some(self));
     }
 }
 
-/// The error code of a SQLSTATE such as `22003`; none unless it is five digits or capitals.
-pub fn sqlstate(text: &str) -> Option<PgSqlErrorCode> {
+/// Raises the error an entry point stashed, if any. Must be called from the entry point's
+/// outermost frame, inside its error context, with nothing that needs dropping on the stack:
+/// PostgreSQL's error handling leaves it by longjmp.
+///
+/// # Safety
+/// See above.
+pub unsafe fn raise_stashed() {
+    let Some(error) = STASHED.with(|stashed| stashed.borrow_mut().take()) else { return };
+    if error.code == PgSqlErrorCode::ERRCODE_QUERY_CANCELED as i32 && unsafe { pg_sys::InterruptPending } != 0 {
+        // A guest stopped for a pending cancel or termination: PostgreSQL reports it with its own
+        // SQLSTATE (57014 or 57P01) and message; ours stands only if nothing was pending.
+        unsafe { ProcessInterrupts() };
+    }
+    let PlError { code, message, detail, hint, traceback, fatal, fields } = error;
+    PENDING_TRACEBACK.with(|pending| *pending.borrow_mut() = traceback);
+    let level = if fatal { pg_sys::FATAL } else { pg_sys::PGERROR } as c_int;
+    unsafe { report(level, code, message, detail, hint, fields) };
+    unreachable!("ERROR returned")
+}
+
+// PostgreSQL's own functions, called as they are: outside pgrx's guards, an error in them must
+// longjmp (pgrx's wrappers would turn it into a panic with nothing to catch it).
+unsafe extern "C-unwind" {
+    fn ProcessInterrupts();
+    fn pstrdup(text: *const c_char) -> *mut c_char;
+    fn errstart(elevel: c_int, domain: *const c_char) -> bool;
+    fn errfinish(filename: *const c_char, lineno: c_int, funcname: *const c_char);
+    fn errcode(sqlerrcode: c_int) -> c_int;
+    fn errmsg_internal(fmt: *const c_char, ...) -> c_int;
+    fn errdetail_internal(fmt: *const c_char, ...) -> c_int;
+    fn errhint(fmt: *const c_char, ...) -> c_int;
+    fn err_generic_string(field: c_int, text: *const c_char) -> c_int;
+}
+
+/// Reports a message at `level` with PostgreSQL's own error machinery: any SQLSTATE, and the
+/// diagnostic fields pgrx's reports do not carry. Below ERROR it returns.
+///
+/// # Safety
+/// At ERROR and above it does not return: the caller's frames must hold nothing that needs dropping.
+pub unsafe fn report(
+    level: c_int,
+    code: i32,
+    message: String,
+    detail: Option<String>,
+    hint: Option<String>,
+    fields: Vec<(u8, String)>,
+) {
+    // In PostgreSQL's memory, which its error handling cleans up: nothing of ours outlives a longjmp.
+    let pg_string = |text: &str| -> *mut c_char {
+        let text = CString::new(text.replace('\0', "")).unwrap_or_default();
+        unsafe { pstrdup(text.as_ptr()) }
+    };
+    let pg_message = pg_string(&message);
+    let pg_detail = detail.as_deref().map(pg_string);
+    let pg_hint = hint.as_deref().map(pg_string);
+    let pg_fields: Vec<(c_int, *mut c_char)> = fields.iter().map(|(code, text)| (*code as c_int, pg_string(text))).collect();
+    drop((message, detail, hint, fields));
+    unsafe {
+        if errstart(level, std::ptr::null()) {
+            // 0: the level's default (00000 for messages, 01000 for warnings).
+            if code != 0 {
+                errcode(code);
+            }
+            errmsg_internal(c"%s".as_ptr(), pg_message);
+            if let Some(detail) = pg_detail {
+                errdetail_internal(c"%s".as_ptr(), detail);
+            }
+            if let Some(hint) = pg_hint {
+                errhint(c"%s".as_ptr(), hint);
+            }
+            for &(field, text) in &pg_fields {
+                err_generic_string(field, text);
+            }
+            drop(pg_fields);
+            errfinish(c"plpywasm".as_ptr(), 0, c"plpywasm".as_ptr());
+        }
+    }
+}
+
+/// The PG_DIAG field codes of plpy's keyword fields.
+pub fn diagnostic_fields(fields: Vec<(String, String)>) -> Vec<(u8, String)> {
+    fields
+        .into_iter()
+        .filter_map(|(name, value)| {
+            let code = match name.as_str() {
+                "schema_name" => pg_sys::PG_DIAG_SCHEMA_NAME,
+                "table_name" => pg_sys::PG_DIAG_TABLE_NAME,
+                "column_name" => pg_sys::PG_DIAG_COLUMN_NAME,
+                "datatype_name" => pg_sys::PG_DIAG_DATATYPE_NAME,
+                "constraint_name" => pg_sys::PG_DIAG_CONSTRAINT_NAME,
+                _ => return None,
+            };
+            Some((code, value))
+        })
+        .collect()
+}
+
+/// The packed code of a SQLSTATE such as `22003`; none unless it is five digits or capitals.
+pub fn sqlstate_code(text: &str) -> Option<i32> {
     let bytes = text.as_bytes();
     if bytes.len() != 5 || !bytes.iter().all(|b| b.is_ascii_digit() || b.is_ascii_uppercase()) {
         return None;
     }
     // PostgreSQL's MAKE_SQLSTATE: six bits per character, the first character lowest.
-    let code = bytes.iter().enumerate().fold(0i32, |code, (i, &b)| code | (((b - b'0') as i32 & 0x3F) << (6 * i)));
-    Some(PgSqlErrorCode::from(code))
+    Some(bytes.iter().enumerate().fold(0i32, |code, (i, &b)| code | (((b - b'0') as i32 & 0x3F) << (6 * i))))
 }
 
 /// The five characters of an error code.
@@ -145,6 +249,8 @@ pub fn sqlstate_text(code: PgSqlErrorCode) -> String {
 }
 
 thread_local! {
+    /// The error an entry point will raise once its guarded frames have returned.
+    static STASHED: RefCell<Option<PlError>> = const { RefCell::new(None) };
     /// The traceback of the error being raised, taken by the innermost context callback.
     static PENDING_TRACEBACK: RefCell<Option<String>> = const { RefCell::new(None) };
 }

@@ -1,10 +1,11 @@
 //! The fmgr entry points PostgreSQL calls: the call handler, the inline handler (`DO`) and the
-//! validator. Each installs the error context, then hands over to `exec`; errors are raised here.
+//! validator. Each installs the error context, then hands over to `exec` in a guarded frame; an
+//! error comes back and is raised here, outside that frame, with all its fields.
 
 use pgrx::pg_sys::{self, Datum, Oid};
 use pgrx::prelude::*;
 
-use crate::error::{with_context, ContextArg, Phase, PlError};
+use crate::error::{raise_stashed, with_context, ContextArg, Phase, PlError};
 use crate::{exec, procedure};
 
 /// Declares a version-1 fmgr function (PostgreSQL's `PG_FUNCTION_INFO_V1`).
@@ -29,7 +30,13 @@ fmgr_v1!(pg_finfo_plpywasm_validator);
 pub unsafe extern "C-unwind" fn plpywasm_call_handler(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
     let mut context = ContextArg::new(Phase::Call);
     let arg = &raw mut context;
-    unsafe { with_context(arg, || call_handler(fcinfo, arg)) }
+    unsafe {
+        with_context(arg, || {
+            let datum = call_handler(fcinfo, arg);
+            raise_stashed();
+            datum
+        })
+    }
 }
 
 /// # Safety
@@ -38,7 +45,13 @@ pub unsafe extern "C-unwind" fn plpywasm_call_handler(fcinfo: pg_sys::FunctionCa
 pub unsafe extern "C-unwind" fn plpywasm_inline_handler(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
     let mut context = ContextArg::new(Phase::Inline);
     let arg = &raw mut context;
-    unsafe { with_context(arg, || inline_handler(fcinfo)) }
+    unsafe {
+        with_context(arg, || {
+            let datum = inline_handler(fcinfo);
+            raise_stashed();
+            datum
+        })
+    }
 }
 
 /// # Safety
@@ -47,7 +60,13 @@ pub unsafe extern "C-unwind" fn plpywasm_inline_handler(fcinfo: pg_sys::Function
 pub unsafe extern "C-unwind" fn plpywasm_validator(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
     let mut context = ContextArg::new(Phase::Compile);
     let arg = &raw mut context;
-    unsafe { with_context(arg, || validator(fcinfo, arg)) }
+    unsafe {
+        with_context(arg, || {
+            let datum = validator(fcinfo, arg);
+            raise_stashed();
+            datum
+        })
+    }
 }
 
 #[pg_guard]
@@ -58,7 +77,10 @@ unsafe extern "C-unwind" fn call_handler(fcinfo: pg_sys::FunctionCallInfo, conte
         procedure.check_supported()?;
         unsafe { exec::call(fcinfo, &procedure) }
     });
-    called.unwrap_or_else(|err| err.raise())
+    called.unwrap_or_else(|err| {
+        err.stash();
+        Datum::null()
+    })
 }
 
 #[pg_guard]
@@ -66,7 +88,9 @@ unsafe extern "C-unwind" fn inline_handler(fcinfo: pg_sys::FunctionCallInfo) -> 
     let block = unsafe { (*fcinfo).args.as_slice(1)[0].value.cast_mut_ptr::<pg_sys::InlineCodeBlock>() };
     let body = unsafe { std::ffi::CStr::from_ptr((*block).source_text) }.to_string_lossy();
     let atomic = unsafe { (*block).atomic };
-    exec::run_inline(&body, atomic).unwrap_or_else(|err| err.raise());
+    if let Err(err) = exec::run_inline(&body, atomic) {
+        err.stash();
+    }
     Datum::null()
 }
 
@@ -86,6 +110,8 @@ unsafe extern "C-unwind" fn validator(fcinfo: pg_sys::FunctionCallInfo, context:
         }
         Ok::<(), PlError>(())
     });
-    validated.unwrap_or_else(|err| err.raise());
+    if let Err(err) = validated {
+        err.stash();
+    }
     Datum::null()
 }

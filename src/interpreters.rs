@@ -104,7 +104,7 @@ pub fn with_interpreter<T>(
         let _nested = Nested::enter(depth);
         spi::scope(atomic, || slot.close_abandoned().and_then(|()| f(&mut slot)))
     };
-    let canceled = matches!(&result, Err(err) if err.code == pgrx::PgSqlErrorCode::ERRCODE_QUERY_CANCELED);
+    let canceled = matches!(&result, Err(err) if err.code == pgrx::PgSqlErrorCode::ERRCODE_QUERY_CANCELED as i32);
     let outcome = stats::Outcome {
         elapsed: started.elapsed(),
         peak_memory: slot.interpreter.peak_memory(),

@@ -87,24 +87,22 @@ fn db_error(sqlstate: &str, message: impl Into<String>) -> DbError {
 }
 
 impl Database for Spi {
-    fn report(&self, level: u8, message: &str, detail: Option<&str>, hint: Option<&str>, sqlstate: Option<&str>) {
+    fn report(&self, level: u8, message: &str, detail: Option<&str>, hint: Option<&str>, sqlstate: Option<&str>, fields: Vec<(String, String)>) {
         let level = match level {
-            13 => PgLogLevel::DEBUG2,
-            15 => PgLogLevel::LOG,
-            17 => PgLogLevel::INFO,
-            18 => PgLogLevel::NOTICE,
-            _ => PgLogLevel::WARNING,
-        };
-        let code = sqlstate.and_then(crate::error::sqlstate).unwrap_or(PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION);
-        let mut report = pg_sys::panic::ErrorReport::new(code, message.to_string(), "plpywasm");
-        if let Some(detail) = detail {
-            report = report.set_detail(detail);
-        }
-        if let Some(hint) = hint {
-            report = report.set_hint(hint);
-        }
+            13 => pg_sys::DEBUG2,
+            15 => pg_sys::LOG,
+            17 => pg_sys::INFO,
+            18 => pg_sys::NOTICE,
+            _ => pg_sys::WARNING,
+        } as i32;
+        let code = sqlstate.and_then(crate::error::sqlstate_code).unwrap_or(0);
+        let fields = crate::error::diagnostic_fields(fields);
         // Below ERROR, ereport returns; the guard is for a client that went away meanwhile.
-        PgTryBuilder::new(move || report.report(level)).catch_others(|_| ()).execute();
+        let message = message.to_string();
+        let (detail, hint) = (detail.map(str::to_string), hint.map(str::to_string));
+        PgTryBuilder::new(move || unsafe { crate::error::report(level, code, message, detail, hint, fields) })
+            .catch_others(|_| ())
+            .execute();
     }
 
     fn execute(&self, query: &str, limit: u64) -> Result<Result<Rows, DbError>, Canceled> {

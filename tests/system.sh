@@ -89,7 +89,11 @@ echo "$out" | grep -q "F0000" && echo "$out" | grep -q "just install"; check "a 
 out=$(psql -X -qAt -c "SET ROLE alice" -c "SELECT sys_sleep(0)" 2>&1)
 [ "$out" = "1" ]; check "the restored artifact works in a new session" $? "$out"
 
-# 7. Through everything the suite did, no backend crashed: the postmaster never restarted.
+# 7. plpy.fatal ends the session with FATAL, as in PL/Python; the server lives on.
+out=$(psql -X -qAt -c "SET ROLE alice" -c 'DO $$ plpy.fatal("leaving now") $$ LANGUAGE plpywasm' -c "SELECT 'still here'" 2>&1)
+echo "$out" | grep -q "FATAL:  plpy.Fatal: leaving now" && ! echo "$out" | grep -q "still here"; check "plpy.fatal ends the session" $? "$out"
+
+# 8. Through everything the suite did, no backend crashed: the postmaster never restarted.
 now=$(q -c "SELECT pg_postmaster_start_time()")
 [ "$now" = "$start_time" ] && ! grep -Eq "terminated by signal|was terminated|PANIC|server process .* exited with exit code [^01]" "$log"
 check "no backend crashed" $? "$(grep -E 'terminated|PANIC' "$log" | head -5)"

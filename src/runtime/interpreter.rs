@@ -43,13 +43,21 @@ impl WasiView for HostState {
 impl types::Host for HostState {}
 
 impl host::Host for HostState {
-    fn report(&mut self, level: u8, message: String, detail: Option<String>, hint: Option<String>, sqlstate: Option<String>) {
+    fn report(
+        &mut self,
+        level: u8,
+        message: String,
+        detail: Option<String>,
+        hint: Option<String>,
+        sqlstate: Option<String>,
+        fields: Vec<(String, String)>,
+    ) {
         // What the guest printed so far comes first, so that messages keep the order they were made in.
         for (stream, line) in self.output.drain_lines() {
             let level = if stream == Stream::Stderr { WARNING } else { NOTICE };
-            self.database.report(level, &line, None, None, None);
+            self.database.report(level, &line, None, None, None, Vec::new());
         }
-        self.database.report(level, &message, detail.as_deref(), hint.as_deref(), sqlstate.as_deref());
+        self.database.report(level, &message, detail.as_deref(), hint.as_deref(), sqlstate.as_deref(), fields);
     }
 
     fn execute(&mut self, query: String, limit: u64) -> wasmtime::Result<Result<Rows, DbError>> {

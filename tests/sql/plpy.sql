@@ -34,6 +34,15 @@ SELECT raise_error('22012');
 SELECT sqlstate_of($$SELECT raise_error('P0001')$$);
 SELECT sqlstate_of($$SELECT raise_error(NULL)$$);
 DO $$ raise plpy.Error("raised directly") $$ LANGUAGE plpywasm;
+-- Any SQLSTATE, and the diagnostic fields PL/Python reports.
+SELECT sqlstate_of($$SELECT raise_error('AB123')$$);
+\set VERBOSITY verbose
+DO $$
+plpy.notice("noticed", detail="d", hint="h", sqlstate="01234", schema_name="s", table_name="t", column_name="c",
+            datatype_name="dt", constraint_name="cn")
+plpy.error("failed", sqlstate="XY000", schema_name="s", table_name="t", column_name="c", datatype_name="dt", constraint_name="cn")
+$$ LANGUAGE plpywasm;
+\set VERBOSITY default
 
 -- plpy.execute: rows as dicts, converted as arguments are; status, nrows, columns.
 CREATE FUNCTION user_names() RETURNS text LANGUAGE plpywasm AS $$
