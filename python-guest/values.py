@@ -348,13 +348,20 @@ def _pack_texts(flat):
 _PACKERS = {Shape_Int: _pack_ints, Shape_Float: _pack_floats, Shape_Text: _pack_texts}
 
 
-def _encode_array(obj, out, element, rows, pack):
+def _null_or_literal(obj, out):
+    """None, or a str: an array or row literal such as '{1,2}' or '(1,x)', read by the type's input
+    function (as PL/Python reads them). Whether `obj` was one of those."""
     if obj is None:
         out.append(_NULL)
-        return
-    if isinstance(obj, str):
-        # An array literal such as '{1,2}', through the array type's input function.
+    elif isinstance(obj, str):
         out.append(Node_Text(obj))
+    else:
+        return False
+    return True
+
+
+def _encode_array(obj, out, element, rows, pack):
+    if _null_or_literal(obj, out):
         return
     if not _is_dimension(obj, rows):
         raise ConversionError(
@@ -413,12 +420,7 @@ _NO_NAMES = Node_Composite([])
 
 def encode_row(obj, out, names, fields):
     """A row from a mapping, a sequence or an object with attributes, as PL/Python takes them."""
-    if obj is None:
-        out.append(_NULL)
-        return
-    if isinstance(obj, str):
-        # A row literal such as '(1,x)', through the row type's input function.
-        out.append(Node_Text(obj))
+    if _null_or_literal(obj, out):
         return
     out.append(_NO_NAMES)
     if isinstance(obj, Mapping):

@@ -76,16 +76,7 @@ impl RowIn {
 
 impl LayoutIn {
     unsafe fn read(tupdesc: pg_sys::TupleDesc, type_oid: Oid, typmod: i32, identifier: u64) -> LayoutIn {
-        let mut names = Vec::new();
-        let mut attributes = Vec::new();
-        for attribute in unsafe { attributes_of(tupdesc) } {
-            if attribute.attisdropped {
-                attributes.push(None);
-            } else {
-                names.push(attribute_name(attribute));
-                attributes.push(Some(ToGuest::for_type(attribute.atttypid)));
-            }
-        }
+        let (names, attributes) = unsafe { layout(tupdesc, |attribute| ToGuest::for_type(attribute.atttypid)) };
         LayoutIn { type_oid, typmod, identifier, names, attributes }
     }
 }
@@ -114,16 +105,8 @@ impl RowOut {
         let tupdesc = unsafe {
             PgMemoryContexts::TopMemoryContext.switch_to(|_| pg_sys::BlessTupleDesc(pg_sys::CreateTupleDescCopy(tupdesc)))
         };
-        let mut names = Vec::new();
-        let mut attributes = Vec::new();
-        for attribute in unsafe { attributes_of(tupdesc) } {
-            if attribute.attisdropped {
-                attributes.push(None);
-            } else {
-                names.push(attribute_name(attribute));
-                attributes.push(Some(FromGuest::for_type(attribute.atttypid, attribute.atttypmod)));
-            }
-        }
+        let (names, attributes) =
+            unsafe { layout(tupdesc, |attribute| FromGuest::for_type(attribute.atttypid, attribute.atttypmod)) };
         RowOut { tupdesc, names, attributes }
     }
 
@@ -165,6 +148,24 @@ impl Drop for RowOut {
     fn drop(&mut self) {
         unsafe { pg_sys::FreeTupleDesc(self.tupdesc) };
     }
+}
+
+/// The names of a row's live attributes, and a converter for each attribute (none if dropped).
+unsafe fn layout<C>(
+    tupdesc: pg_sys::TupleDesc,
+    convert: impl Fn(&pg_sys::FormData_pg_attribute) -> C,
+) -> (Vec<String>, Vec<Option<C>>) {
+    let mut names = Vec::new();
+    let mut attributes = Vec::new();
+    for attribute in unsafe { attributes_of(tupdesc) } {
+        if attribute.attisdropped {
+            attributes.push(None);
+        } else {
+            names.push(attribute_name(attribute));
+            attributes.push(Some(convert(attribute)));
+        }
+    }
+    (names, attributes)
 }
 
 unsafe fn attributes_of<'a>(tupdesc: pg_sys::TupleDesc) -> &'a [pg_sys::FormData_pg_attribute] {
