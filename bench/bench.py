@@ -23,6 +23,8 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 REPS = int(os.environ.get("BENCH_REPS", "5"))
 COLD_CONNECTIONS = 50
+# Roles a backend switches between to measure per-role interpreter creation.
+SWITCH_ROLES = 20
 CONCURRENT_BACKENDS = 20
 # (socket directory, port). The preload cluster is started after the main one is stopped, so only
 # one server runs at a time.
@@ -93,6 +95,18 @@ WORKLOADS = [
              "return x",
              f"SELECT sum(@f(i::numeric)) FROM generate_series(1, {CALLS}) i",
              {"plpgsql": "BEGIN RETURN x; END", "sql": "SELECT x"}),
+    Workload("call_jsonb", f"call: jsonb arg, {count(CALLS)} calls", "j jsonb", "int",
+             """
+             import json
+             d = json.loads(j) if isinstance(j, str) else j
+             return len(d)
+             """,
+             f"SELECT sum(@f(jsonb_build_object('a', i, 'b', 'x'))) FROM generate_series(1, {CALLS}) i",
+             {"plpgsql": "BEGIN RETURN (SELECT count(*) FROM jsonb_object_keys(j)); END"}),
+    Workload("call_intarray", f"call: int[] arg, {count(CALLS)} calls", "a int[]", "int",
+             "return len(a)",
+             f"SELECT sum(@f(ARRAY[i, i + 1, i + 2])) FROM generate_series(1, {CALLS}) i",
+             {"plpgsql": "BEGIN RETURN cardinality(a); END", "sql": "SELECT cardinality(a)"}),
     Workload("fib", f"compute: recursive fib({FIB})", "n int", "int",
              """
              def fib(n):
@@ -121,7 +135,8 @@ WORKLOADS = [
              d = json.loads(j) if isinstance(j, str) else j
              d["total"] = float(d["price"]) * len(d["tags"])
              d["name"] = d["name"].upper()
-             return json.dumps(d)
+             # plpython3u passes and takes jsonb as JSON text; plpywasm as Python objects.
+             return json.dumps(d) if isinstance(j, str) else d
              """,
              "SELECT sum((@f(j)->>'total')::float8) FROM bench_json"),
     Workload("setof", f"sets: SETOF int, {count(SETOF_ROWS)} rows", "n int", "SETOF int",
@@ -174,6 +189,7 @@ COLD_ROWS = ("plpywasm", PRELOADED, "plpython3u", "plpgsql")
 MEMORY_ROWS = (NO_CALL,) + COLD_ROWS
 
 SETUP_SQL = [
+    *(f"CREATE ROLE bench_role_{i}" for i in range(1, SWITCH_ROLES + 1)),
     f"""CREATE TABLE bench_text AS
         SELECT md5(i::text) || ' item ' || i || ' of batch ' || (i % 97) || ' done' AS t
         FROM generate_series(1, {TEXT_ROWS}) i""",
@@ -261,6 +277,35 @@ def run_workload(cluster, w, lang):
         return reason(e)
     wait_exited([pid])
     return runs
+
+
+def role_switches(cluster, lang):
+    """ms per role for a backend's first call as each of SWITCH_ROLES roles, beyond what the same
+    calls cost as one role: for plpywasm, the creation of each role's own interpreter. One new
+    backend per run, which has already called the function once."""
+    function = FIRST_CALL.function(lang)
+
+    def loop(roles):
+        names = ", ".join(f"'{r}'" for r in roles)
+        return (f"DO $$ DECLARE r text; BEGIN FOREACH r IN ARRAY ARRAY[{names}] LOOP "
+                f"EXECUTE format('SET ROLE %I', r); PERFORM {function}(1); END LOOP; RESET ROLE; END $$")
+
+    def once(query):
+        with connect(cluster) as conn:
+            pid = conn.info.backend_pid
+            conn.execute(f"SELECT {function}(1)")
+            start_time = time.perf_counter()
+            conn.execute(query)
+            elapsed = (time.perf_counter() - start_time) * 1000
+        wait_exited([pid])
+        return elapsed
+
+    many = loop([f"bench_role_{i}" for i in range(1, SWITCH_ROLES + 1)])
+    one = loop(["bench_role_1"] * SWITCH_ROLES)
+    try:
+        return [(once(many) - once(one)) / SWITCH_ROLES for _ in range(REPS)]
+    except psycopg.Error as e:
+        return reason(e)
 
 
 def first_call(cluster, query):
@@ -393,6 +438,9 @@ def main():
         for lang in (NO_CALL,) + PYTHON_LANGS + ("plpgsql",):
             mem[lang] = failed.get((FIRST_CALL.key, lang)) or memory(MAIN, first_call_of[lang])
             progress(f"memory / {lang}", mem[lang])
+        for lang in PYTHON_LANGS:
+            info.setdefault("roles", {})[lang] = failed.get((FIRST_CALL.key, lang)) or role_switches(MAIN, lang)
+            progress(f"per-role first call / {lang}", info["roles"][lang])
     finally:
         stop(MAIN)
 
@@ -522,6 +570,24 @@ def markdown(timings, cold, mem, info):
             out.append(f"| {lang} | {r} | | {cell} |")
         else:
             out.append(f"| {lang} | {ms(percentile(r, 50))} | {ms(percentile(r, 95))} | {cell} |")
+
+    out += [
+        "",
+        f"## A first call as each of {SWITCH_ROLES} roles in one backend (ms per role)",
+        "",
+        "Beyond the same calls made as one role: plpywasm creates each role's own interpreter from "
+        "the snapshot (plpython3u shares one interpreter between roles, so its figure is the floor). "
+        f"Median, min and max over {REPS} new backends.",
+        "",
+        "| language | median | min | max |",
+        "|---|--:|--:|--:|",
+    ]
+    for lang in PYTHON_LANGS:
+        r = info.get("roles", {}).get(lang, "n/a")
+        if isinstance(r, str):
+            out.append(f"| {lang} | {r} | | |")
+        else:
+            out.append(f"| {lang} | {ms(statistics.median(r))} | {ms(min(r))} | {ms(max(r))} |")
 
     out += [
         "",
