@@ -19,6 +19,8 @@ import values
 from componentize_py_types import Err
 from wit_world import exports
 
+decode_args = values.decode_args
+
 # Compiled functions and open result sets, by handle. Module state, not instance state: the
 # bindings may make a new Guest per call.
 _procedures = {}
@@ -46,11 +48,13 @@ class Guest(exports.Guest):
             procedure.release()
 
     def call(self, handle, args):
+        # The per-call path: no more than a lookup, the conversions and the call itself.
         try:
             procedure = _procedures[handle]
-            result = procedure.call(values.decode_args(args))
+            argv = decode_args(args)
+            procedure.namespace["args"] = argv
             out = []
-            procedure.encode(result, out)
+            procedure.encode(procedure.function(*argv), out)
             return out
         except BaseException as exc:
             raise Err(procedures.describe(exc))

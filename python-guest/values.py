@@ -169,23 +169,33 @@ def _nest(flat, dims):
 
 def decode_args(nodes):
     """The Python values of a call's arguments."""
-    rest = iter(nodes)
-    return [_decode(node, rest) for node in rest]
+    args = []
+    for node in nodes:
+        decoder = _DECODERS.get(type(node))
+        if decoder is None:
+            # An array or a row, whose parts follow: the general walk.
+            rest = iter(nodes)
+            return [_decode(node, rest) for node in rest]
+        args.append(decoder(node))
+    return args
 
 
-def decode_rows(names, nodes):
-    """Rows of a query result, as dicts by column name; `nodes` holds the values row after row."""
-    rows = []
-    if not names:
-        return rows
-    first, others = names[0], names[1:]
+def decode_rows(names, count, nodes):
+    """`count` rows of a query result, as dicts by column name; `nodes` holds the values column after
+    column, a column of plain values packed in one node."""
+    if not names or not count:
+        return []
     rest = iter(nodes)
-    for node in rest:
-        row = {first: _decode(node, rest)}
-        for name in others:
-            row[name] = _decode(next(rest), rest)
-        rows.append(row)
-    return rows
+    columns = []
+    for _ in names:
+        first = next(rest)
+        if type(first) in _PACKED:
+            columns.append(first.value)
+        else:
+            column = [_decode(first, rest)]
+            column.extend(_decode(next(rest), rest) for _ in range(count - 1))
+            columns.append(column)
+    return [dict(zip(names, row)) for row in zip(*columns)]
 
 
 def decode_value(nodes):

@@ -412,18 +412,15 @@ unsafe fn take_rows(status: i32) -> Rows {
             rows.coltypmods.push(attribute.atttypmod);
             converters.push(ToGuest::for_type(attribute.atttypid));
         }
+        // Column after column: a column of integers, floats or strings crosses as one list.
         let tuples = std::slice::from_raw_parts((*table).vals, processed as usize);
-        rows.values.reserve(tuples.len() * converters.len());
-        for &tuple in tuples {
-            for (i, convert) in converters.iter().enumerate() {
+        for (i, convert) in converters.iter().enumerate() {
+            let column = tuples.iter().map(|&tuple| {
                 let mut is_null = false;
                 let datum = pg_sys::SPI_getbinval(tuple, tupdesc, i as i32 + 1, &mut is_null);
-                if is_null {
-                    rows.values.push(Node::Null);
-                } else {
-                    convert.encode(datum, &mut rows.values);
-                }
-            }
+                (!is_null).then_some(datum)
+            });
+            convert.encode_all(column, &mut rows.values);
         }
         pg_sys::SPI_freetuptable(table);
     }

@@ -6,7 +6,7 @@ use std::ffi::c_char;
 use pgrx::pg_sys::{self, Datum, Oid};
 use pgrx::PgSqlErrorCode;
 
-use super::{malformed, FromGuest, Nodes, ToGuest};
+use super::{malformed, unpack, FromGuest, Nodes, ToGuest};
 use crate::error::PlError;
 use crate::runtime::{Node, Shape};
 
@@ -36,65 +36,13 @@ impl Element {
 pub struct ArrayIn {
     element: Element,
     convert: ToGuest,
-    packing: Option<Packing>,
-}
-
-/// Elements that cross all in one node: a Python list of ints, floats or strs, not a node each.
-#[derive(Clone, Copy)]
-enum Packing {
-    Ints,
-    Floats,
-    Texts,
-}
-
-impl Packing {
-    fn of(convert: &ToGuest) -> Option<Packing> {
-        match convert {
-            ToGuest::Int2 | ToGuest::Int4 | ToGuest::Int8 | ToGuest::Oid => Some(Packing::Ints),
-            ToGuest::Float4 | ToGuest::Float8 => Some(Packing::Floats),
-            ToGuest::Text | ToGuest::Name => Some(Packing::Texts),
-            _ => None,
-        }
-    }
-
-    /// # Safety
-    /// The Datums must be valid, non-null values of the type `convert` was made for.
-    unsafe fn pack(self, convert: &ToGuest, elements: impl Iterator<Item = Option<Datum>>) -> Node {
-        let mut scratch = Vec::with_capacity(1);
-        let mut one = |datum: Datum| {
-            unsafe { convert.encode(datum, &mut scratch) };
-            scratch.pop().expect("a scalar converter makes one node")
-        };
-        match self {
-            Packing::Ints => Node::Ints(
-                elements.map(|e| e.map(|d| match one(d) { Node::Int(i) => i, _ => unreachable!("an integer converter") })).collect(),
-            ),
-            Packing::Floats => Node::Floats(
-                elements.map(|e| e.map(|d| match one(d) { Node::Float(f) => f, _ => unreachable!("a float converter") })).collect(),
-            ),
-            Packing::Texts => Node::Texts(
-                elements.map(|e| e.map(|d| match one(d) { Node::Text(t) => t, _ => unreachable!("a text converter") })).collect(),
-            ),
-        }
-    }
-
-    /// The nodes of a packed array, to be decoded one by one.
-    fn unpack(node: Node) -> Option<Vec<Node>> {
-        Some(match node {
-            Node::Ints(values) => values.into_iter().map(|v| v.map_or(Node::Null, Node::Int)).collect(),
-            Node::Floats(values) => values.into_iter().map(|v| v.map_or(Node::Null, Node::Float)).collect(),
-            Node::Texts(values) => values.into_iter().map(|v| v.map_or(Node::Null, Node::Text)).collect(),
-            _ => return None,
-        })
-    }
 }
 
 impl ArrayIn {
     pub fn for_type(array_type: Oid) -> Option<ArrayIn> {
         let element = Element::of_array(array_type)?;
         let convert = ToGuest::for_type(element.type_oid);
-        let packing = Packing::of(&convert);
-        Some(ArrayIn { element, convert, packing })
+        Some(ArrayIn { element, convert })
     }
 
     /// # Safety
@@ -110,18 +58,7 @@ impl ArrayIn {
             let e = &self.element;
             pg_sys::deconstruct_array(array, e.type_oid, e.len as i32, e.by_value, e.align, &mut values, &mut nulls, &mut count);
             let elements = (0..count as usize).map(|i| (!*nulls.add(i)).then(|| *values.add(i)));
-            match self.packing {
-                // An empty array has no elements to follow, packed or not.
-                Some(packing) if count > 0 => out.push(packing.pack(&self.convert, elements)),
-                _ => {
-                    for element in elements {
-                        match element {
-                            Some(datum) => self.convert.encode(datum, out),
-                            None => out.push(Node::Null),
-                        }
-                    }
-                }
-            }
+            self.convert.encode_all(elements, out);
             pg_sys::pfree(values.cast());
             pg_sys::pfree(nulls.cast());
         }
@@ -160,7 +97,7 @@ impl ArrayOut {
         }
         let packed = matches!(nodes.as_slice().first(), Some(Node::Ints(_) | Node::Floats(_) | Node::Texts(_)));
         let mut unpacked = match packed {
-            true => nodes.next().and_then(Packing::unpack).ok_or_else(malformed)?.into_iter(),
+            true => nodes.next().and_then(unpack).ok_or_else(malformed)?.into_iter(),
             false => Vec::new().into_iter(),
         };
         let elements = if packed { &mut unpacked } else { &mut *nodes };
