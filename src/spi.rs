@@ -403,6 +403,17 @@ unsafe fn take_rows(status: i32) -> Rows {
         return rows;
     }
     unsafe {
+        // Whatever does not fit in the interpreter must not be copied for it either: a result
+        // larger than its memory limit would only grow the backend's own memory.
+        let size = pg_sys::MemoryContextMemAllocated((*table).tuptabcxt, true);
+        if size > crate::gucs::memory_limit_bytes() {
+            pgrx::ereport!(
+                ERROR,
+                PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+                format!("query result of {} MB does not fit in plpywasm.memory_limit", size >> 20),
+                "Read it in parts with plpy.cursor()."
+            );
+        }
         let tupdesc = (*table).tupdesc;
         let attributes = (*tupdesc).attrs.as_slice((*tupdesc).natts as usize);
         let mut converters = Vec::with_capacity(attributes.len());

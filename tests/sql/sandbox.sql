@@ -143,6 +143,14 @@ while isinstance(j, list) and j:
     j, d = j[0], d + 1
 return d
 $$;
+-- A query result larger than the interpreter's memory is refused before it is copied.
+CREATE FUNCTION huge_result() RETURNS text LANGUAGE plpywasm AS $$
+try:
+    plpy.execute("SELECT repeat('x', 1000) FROM generate_series(1, 200000)")
+except plpy.SPIError as e:
+    return "%s %s" % (e.sqlstate, e.detail)
+$$;
+SELECT huge_result();
 SELECT json_depth((repeat('[', 200) || '1' || repeat(']', 200))::jsonb);
 SELECT sqlstate_of($$SELECT json_depth((repeat('[', 5000) || '1' || repeat(']', 5000))::jsonb)$$);
 SELECT ok();
