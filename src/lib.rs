@@ -3,7 +3,8 @@
 //!
 //! A call flows one way: `handler` (fmgr entry points) → `procedure` (what the function is) →
 //! `exec` (one call) → `convert` (Datums to guest values) → `interpreters` / `runtime` (the guest) →
-//! `convert` → Datum. Errors flow back up and are raised in `error`.
+//! `convert` → Datum. What the guest asks of the database goes through `spi`. Errors flow back up
+//! to `handler`, which raises them through `error`.
 
 use pgrx::prelude::*;
 
