@@ -284,7 +284,11 @@ fn trap(err: wasmtime::Error, memory_exhausted: bool) -> GuestError {
         Some(Trap::AllocationTooLarge) => TrapKind::OutOfMemory,
         _ if memory_exhausted => TrapKind::OutOfMemory,
         Some(trap) => TrapKind::Other(trap.to_string()),
-        None => TrapKind::Other(format!("{err:#}")),
+        None => match err.downcast_ref::<wasmtime_wasi::I32Exit>() {
+            // WASI keeps only success or failure of os._exit's status: not worth reporting.
+            Some(_) => TrapKind::Other("The Python code exited the interpreter (os._exit).".into()),
+            None => TrapKind::Other(err.root_cause().to_string()),
+        },
     };
     GuestError::Trap(kind)
 }

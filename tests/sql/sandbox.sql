@@ -143,6 +143,12 @@ while isinstance(j, list) and j:
     j, d = j[0], d + 1
 return d
 $$;
+-- Ending the interpreter is an error too; the next call gets a fresh one.
+\set VERBOSITY default
+DO 'import os; os._exit(3)' LANGUAGE plpywasm;
+SELECT sqlstate_of($$DO 'import os; os.abort()' LANGUAGE plpywasm$$);
+SELECT sqlstate_of($$DO 'import sys; sys.exit(4)' LANGUAGE plpywasm$$);
+SELECT ok();
 -- A query result larger than the interpreter's memory is refused before it is copied.
 CREATE FUNCTION huge_result() RETURNS text LANGUAGE plpywasm AS $$
 try:
