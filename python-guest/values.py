@@ -168,15 +168,12 @@ def _nest(flat, dims):
 
 
 def decode_args(nodes):
-    """The Python values of a call's arguments."""
+    """The Python values of a call's arguments (scalars decoded inline: this is the per-call path)."""
     args = []
-    for node in nodes:
+    rest = iter(nodes)
+    for node in rest:
         decoder = _DECODERS.get(type(node))
-        if decoder is None:
-            # An array or a row, whose parts follow: the general walk.
-            rest = iter(nodes)
-            return [_decode(node, rest) for node in rest]
-        args.append(decoder(node))
+        args.append(decoder(node) if decoder is not None else _decode(node, rest))
     return args
 
 
