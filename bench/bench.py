@@ -564,12 +564,8 @@ def markdown(timings, cold, mem, info):
     ]
     ratios = cold_ratios(cold)
     for lang in COLD_ROWS:
-        r = cold[lang]
-        cell = ratios[lang][0] if lang in ratios else ""
-        if isinstance(r, str):
-            out.append(f"| {lang} | {r} | | {cell} |")
-        else:
-            out.append(f"| {lang} | {ms(percentile(r, 50))} | {ms(percentile(r, 95))} | {cell} |")
+        cells = lambda r: [ms(percentile(r, 50)), ms(percentile(r, 95))]
+        out.append(table_row(lang, cold[lang], cells, 2, ratios[lang][0] if lang in ratios else ""))
 
     out += [
         "",
@@ -583,11 +579,8 @@ def markdown(timings, cold, mem, info):
         "|---|--:|--:|--:|",
     ]
     for lang in PYTHON_LANGS:
-        r = info.get("roles", {}).get(lang, "n/a")
-        if isinstance(r, str):
-            out.append(f"| {lang} | {r} | | |")
-        else:
-            out.append(f"| {lang} | {ms(statistics.median(r))} | {ms(min(r))} | {ms(max(r))} |")
+        cells = lambda r: [ms(statistics.median(r)), ms(min(r)), ms(max(r))]
+        out.append(table_row(lang, info.get("roles", {}).get(lang, "n/a"), cells, 3))
 
     out += [
         "",
@@ -603,13 +596,15 @@ def markdown(timings, cold, mem, info):
     ]
     ratios = mem_ratios(mem)
     for lang in MEMORY_ROWS:
-        r = mem[lang]
-        cell = ratios[lang][0] if lang in ratios else ""
-        if isinstance(r, str):
-            out.append(f"| {lang} | {r} | | | | {cell} |")
-        else:
-            out.append(f"| {lang} | {r[0]:.1f} | {r[1]:.1f} | {r[2]:.1f} | {r[3]:.0f} | {cell} |")
+        cells = lambda r: [f"{r[0]:.1f}", f"{r[1]:.1f}", f"{r[2]:.1f}", f"{r[3]:.0f}"]
+        out.append(table_row(lang, mem[lang], cells, 4, ratios[lang][0] if lang in ratios else ""))
     return "\n".join(out) + "\n"
+
+
+def table_row(label, result, cells, width, ratio=None):
+    """A markdown table row: a measurement's `width` cells, or the reason it is missing."""
+    values = [result] + [""] * (width - 1) if isinstance(result, str) else cells(result)
+    return "| " + " | ".join([label, *values, *([] if ratio is None else [ratio])]) + " |"
 
 
 def chart(timings, cold, mem, path):
