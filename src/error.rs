@@ -143,11 +143,19 @@ impl PlError {
 /// See above.
 pub unsafe fn raise_stashed() {
     let Some(error) = STASHED.with(|stashed| stashed.borrow_mut().take()) else { return };
-    if error.code == PgSqlErrorCode::ERRCODE_QUERY_CANCELED as i32 && unsafe { pg_sys::InterruptPending } != 0 {
-        // A guest stopped for a pending cancel or termination: PostgreSQL reports it with its own
-        // SQLSTATE (57014 or 57P01) and message; ours stands only if nothing was pending.
-        unsafe { ProcessInterrupts() };
+    let mut error = error;
+    if error.code == PgSqlErrorCode::ERRCODE_QUERY_CANCELED as i32 {
+        // A guest stopped for a cancel or a termination: PostgreSQL reports a pending one with its
+        // own SQLSTATE (57014 or 57P01) and message; one already raised inside a query the guest
+        // ran is reported as it was raised there.
+        if unsafe { pg_sys::InterruptPending } != 0 {
+            unsafe { ProcessInterrupts() };
+        }
+        if let Some(message) = CANCEL_MESSAGE.with(|m| m.borrow_mut().take()) {
+            error.message = message;
+        }
     }
+    CANCEL_MESSAGE.with(|m| m.borrow_mut().take());
     let PlError { code, message, detail, hint, traceback, fatal, fields } = error;
     PENDING_TRACEBACK.with(|pending| *pending.borrow_mut() = traceback);
     let level = if fatal { pg_sys::FATAL } else { pg_sys::PGERROR } as c_int;
@@ -248,7 +256,14 @@ pub fn sqlstate_text(code: PgSqlErrorCode) -> String {
     (0..5).map(|i| (((code >> (6 * i)) & 0x3F) as u8 + b'0') as char).collect()
 }
 
+/// A cancel PostgreSQL raised inside a query the guest ran: the guest is stopped, and the entry
+/// point reports it with this message.
+pub fn remember_cancel(message: &str) {
+    CANCEL_MESSAGE.with(|m| *m.borrow_mut() = Some(message.to_string()));
+}
+
 thread_local! {
+    static CANCEL_MESSAGE: RefCell<Option<String>> = const { RefCell::new(None) };
     /// The error an entry point will raise once its guarded frames have returned.
     static STASHED: RefCell<Option<PlError>> = const { RefCell::new(None) };
     /// The traceback of the error being raised, taken by the innermost context callback.

@@ -382,8 +382,8 @@ fn caught_error<T>(caught: CaughtError) -> Result<Result<T, DbError>, Canceled> 
     let cancel = report.sql_error_code() == PgSqlErrorCode::ERRCODE_QUERY_CANCELED
         || unsafe { pg_sys::QueryCancelPending != 0 || pg_sys::ProcDiePending != 0 };
     if cancel {
-        // Raised again once the guest has stopped (with PostgreSQL's own message).
-        unsafe { pg_sys::QueryCancelPending = 1 };
+        // Raised again, with this message, once the guest has stopped.
+        crate::error::remember_cancel(report.message());
         return Err(Canceled);
     }
     Ok(Err(DbError {

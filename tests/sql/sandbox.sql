@@ -66,6 +66,15 @@ DO $$
 import re
 re.match(r"(a+)+$", "a" * 64 + "b")
 $$ LANGUAGE plpywasm;
+-- A query canceled inside plpy.execute cannot be caught by Python: the statement is canceled.
+CREATE FUNCTION sleepy() RETURNS text LANGUAGE plpywasm AS $$
+try:
+    plpy.execute("SELECT pg_sleep(5)")
+except plpy.SPIError as e:
+    return "caught " + e.sqlstate
+return "finished"
+$$;
+SELECT sleepy();
 RESET statement_timeout;
 SELECT ok();
 
