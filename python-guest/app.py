@@ -11,7 +11,7 @@ hostio.install()
 
 # Modules most function bodies reach for, imported now so that run-time imports cost a dict lookup.
 import base64, collections, dataclasses, datetime, decimal, enum, fractions, functools, hashlib  # noqa: E401,F401
-import itertools, json, math, random, re, statistics, string, textwrap, typing, uuid  # noqa: E401,F401
+import itertools, json, marshal, math, random, re, statistics, string, textwrap, typing, uuid  # noqa: E401,F401
 
 import plpy  # noqa: F401  (in the snapshot: `import plpy` in a body is a dict lookup)
 import procedures
@@ -20,6 +20,8 @@ from componentize_py_types import Err
 from wit_world import exports
 
 decode_args = values.decode_args
+_loads = marshal.loads
+_dumps = marshal.dumps
 
 # Compiled functions and open result sets, by handle. Module state, not instance state: the
 # bindings may make a new Guest per call.
@@ -29,10 +31,13 @@ _handles = itertools.count(1)
 
 
 class Guest(exports.Guest):
+    # The bindings make a Guest per call: C's object.__init__, not typing.Protocol's Python one.
+    __init__ = object.__init__
+
     def compile(self, name, params, body, shape):
         try:
             procedure = procedures.compile_procedure(name, params, body)
-            procedure.encode = values.encoder(shape)
+            procedure.reshape(shape)
         except BaseException as exc:
             raise Err(procedures.describe(exc, compiling=True))
         handle = next(_handles)
@@ -40,7 +45,7 @@ class Guest(exports.Guest):
         return handle
 
     def reshape(self, handle, shape):
-        _procedures[handle].encode = values.encoder(shape)
+        _procedures[handle].reshape(shape)
 
     def forget(self, handle):
         procedure = _procedures.pop(handle, None)
@@ -56,6 +61,17 @@ class Guest(exports.Guest):
             out = []
             procedure.encode(procedure.function(*argv), out)
             return out
+        except BaseException as exc:
+            raise Err(procedures.describe(exc))
+
+    def call_scalar(self, handle, args):
+        # The cheapest path: plain scalars in and out, marshalled (see wit/plpywasm.wit); format
+        # version 2, which keeps no table of references for a single value.
+        try:
+            procedure = _procedures[handle]
+            argv = list(_loads(args))
+            procedure.namespace["args"] = argv
+            return _dumps(procedure.plain(procedure.function(*argv)), 2)
         except BaseException as exc:
             raise Err(procedures.describe(exc))
 

@@ -29,7 +29,7 @@ class HostStream(io.TextIOBase):
         if not isinstance(text, str):
             raise TypeError("write() argument must be str, not %s" % type(text).__name__)
         if text:
-            host.write_output(self._fd, text)
+            host.write_output(self._fd, wit_text(text))
         return len(text)
 
     def flush(self):
@@ -37,6 +37,17 @@ class HostStream(io.TextIOBase):
 
     def isatty(self):
         return False
+
+
+def wit_text(text):
+    """`text` as the host can take it: a lone surrogate (no UTF-8 form) becomes "?"."""
+    if text.isascii():
+        return text
+    try:
+        text.encode()
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def sleep(seconds):

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import sqlstates
 import values
+from hostio import wit_text
 from componentize_py_types import Err
 from wit_world.imports import host
 from wit_world.imports.host import TransactionStep
@@ -36,7 +37,7 @@ class _Reported(Exception):
 
     def extra_fields(self):
         """The fields beyond SQLSTATE, detail and hint that are set, as the host takes them."""
-        return [(name, str(getattr(self, name))) for name in _FIELDS[3:] if getattr(self, name, None) is not None]
+        return [(name, _text(getattr(self, name))) for name in _FIELDS[3:] if getattr(self, name, None) is not None]
 
 
 class Error(_Reported):
@@ -75,11 +76,11 @@ def _message(args):
 
 def _report(level, args, fields):
     report = _Reported(**fields)  # validates the keywords
-    host.report(level, _message(args), _text(report.detail), _text(report.hint), _text(report.sqlstate), report.extra_fields())
+    host.report(level, wit_text(_message(args)), _text(report.detail), _text(report.hint), _text(report.sqlstate), report.extra_fields())
 
 
 def _text(value):
-    return None if value is None else str(value)
+    return None if value is None else wit_text(str(value))
 
 
 def debug(*args, **fields):
@@ -186,7 +187,7 @@ def execute(query, *rest):
         raise TypeError("plpy.execute expected a query or a plan as its first argument")
     if len(rest) > 1:
         raise TypeError("plpy.execute expected at most 2 arguments, got %d" % (len(rest) + 1))
-    return Result(_spi(host.execute, query, _limit(rest[0]) if rest else 0))
+    return Result(_spi(host.execute, wit_text(query), _limit(rest[0]) if rest else 0))
 
 
 def prepare(query, argtypes=None):
@@ -197,7 +198,7 @@ def prepare(query, argtypes=None):
         argtypes = []
     if isinstance(argtypes, str) or not isinstance(argtypes, Sequence):
         raise TypeError("second argument of plpy.prepare must be a sequence")
-    return Plan(_spi(host.prepare, query, [str(name) for name in argtypes]))
+    return Plan(_spi(host.prepare, wit_text(query), [wit_text(str(name)) for name in argtypes]))
 
 
 class Plan:
@@ -248,7 +249,7 @@ def cursor(query, args=None):
         raise TypeError("plpy.cursor expected a query or a plan as its first argument")
     if args is not None:
         raise TypeError("plpy.cursor of a query takes no arguments")
-    return Cursor(_spi(host.open_cursor, query, None, []))
+    return Cursor(_spi(host.open_cursor, wit_text(query), None, []))
 
 
 class Cursor:
@@ -348,4 +349,4 @@ def quote_nullable(string):
 
 def quote_ident(string):
     """An identifier, quoted only where PostgreSQL needs it."""
-    return host.quote_ident(string)
+    return host.quote_ident(wit_text(string))

@@ -10,6 +10,7 @@ import traceback
 
 import plpy
 import values
+from hostio import wit_text
 from wit_world.imports.types import PythonError
 
 # Shared by every function of this interpreter, as PL/Python's GD.
@@ -23,15 +24,21 @@ _serial = itertools.count(1)
 
 
 class Procedure:
-    __slots__ = ("name", "function", "namespace", "filename", "encode")
+    __slots__ = ("name", "function", "namespace", "filename", "encode", "plain")
 
     def __init__(self, name, function, namespace, filename):
         self.name = name
         self.function = function
         self.namespace = namespace
         self.filename = filename
-        # How the result becomes nodes, set from the result's shape (values.encoder).
+        # How the result becomes nodes, or a plain marshalled value, set from the result's shape
+        # (values.encoder, values.plain_encoder).
         self.encode = None
+        self.plain = None
+
+    def reshape(self, shape):
+        self.encode = values.encoder(shape)
+        self.plain = values.plain_encoder(shape)
 
     def call(self, argv):
         self.namespace["args"] = argv
@@ -218,8 +225,8 @@ def describe(exc, compiling=False):
         fields = exc if conversion or isinstance(exc, plpy._Reported) else None
         return PythonError(
             class_name="" if conversion else _class_name(type(exc)),
-            message=message,
-            traceback="" if compiling else _format_traceback(exc.__traceback__),
+            message=wit_text(message),
+            traceback="" if compiling else wit_text(_format_traceback(exc.__traceback__)),
             line=line,
             sqlstate=_text(getattr(fields, "sqlstate", None)),
             detail=_text(getattr(fields, "detail", None)),
@@ -240,7 +247,7 @@ def describe(exc, compiling=False):
 
 
 def _text(value):
-    return None if value is None else str(value)
+    return None if value is None else wit_text(str(value))
 
 
 def _class_name(cls):

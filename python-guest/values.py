@@ -237,7 +237,7 @@ def _encode_text(obj, out):
     if obj is None:
         out.append(_NULL)
     else:
-        out.append(Node_Text(obj if type(obj) is str else str(obj)))
+        out.append(Node_Text(_valid_text(obj if type(obj) is str else str(obj))))
 
 
 def _encode_bytes(obj, out):
@@ -260,7 +260,7 @@ def _encode_json(obj, out):
         out.append(_NULL)
         return
     try:
-        out.append(Node_Json(dumps_json(obj)))
+        out.append(Node_Json(_valid_text(dumps_json(obj))))
     except TypeError as exc:
         raise ConversionError("42804", "could not convert Python object to JSON: %s" % exc) from None
 
@@ -298,6 +298,58 @@ _SCALAR_ENCODERS = {
     Shape_Json: _encode_json,
     Shape_Interval: _encode_interval,
 }
+
+
+def _plain_void(obj):
+    if obj is not None:
+        raise ConversionError("42804", 'PL/plpywasm function with return type "void" did not return None')
+    return None
+
+
+def _valid_text(text):
+    """`text`, unless it holds a lone surrogate, which no PostgreSQL encoding can store."""
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            raise ConversionError(
+                "22021", "a Python string returned to PostgreSQL contains a lone surrogate character"
+            ) from None
+    return text
+
+
+def _plain_text(obj):
+    if obj is None:
+        return obj
+    if type(obj) is str:
+        return _valid_text(obj)
+    text = str(obj)
+    # marshal takes exact strs only; __str__ may return a subclass.
+    return _valid_text(text if type(text) is str else str.__str__(text))
+
+
+def _plain_int(obj):
+    return obj if type(obj) is int and _INT64_MIN <= obj <= _INT64_MAX else _plain_text(obj)
+
+
+def _plain_float(obj):
+    return obj if type(obj) is float else _plain_text(obj)
+
+
+_PLAIN_ENCODERS = {
+    Shape_Void: _plain_void,
+    Shape_Boolean: lambda obj: None if obj is None else bool(obj),
+    Shape_Int: _plain_int,
+    Shape_Float: _plain_float,
+    Shape_Text: _plain_text,
+}
+
+
+def plain_encoder(shapes):
+    """For a scalar result, a function making the plain value (None, bool, int, float or str, a str
+    for the host to parse) that crosses `marshal`led; None for any other shape."""
+    # No len(): a body may have replaced builtins, and the host decides by the same rule.
+    return _PLAIN_ENCODERS.get(type(shapes[0])) if shapes and not shapes[1:] else None
 
 
 def encoder(shapes):
@@ -346,7 +398,8 @@ def _pack_floats(flat):
 
 def _pack_texts(flat):
     for item in flat:
-        if item is not None and type(item) is not str:
+        if item is not None and (type(item) is not str or not item.isascii()):
+            # Anything but plain ASCII goes element by element, each checked.
             return None
     return Node_Texts(flat)
 

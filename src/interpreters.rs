@@ -225,6 +225,12 @@ impl Slot {
         self.check_trap(result)
     }
 
+    /// A call whose arguments and result cross in marshal's format (see `convert::marshal`).
+    pub fn call_scalar(&mut self, handle: u32, args: &[u8]) -> Result<Vec<u8>, PlError> {
+        let result = self.interpreter.call_scalar(handle, args);
+        self.check_trap(result)
+    }
+
     pub fn call_trigger(&mut self, handle: u32, td: &[Node]) -> Result<Vec<Node>, PlError> {
         let result = self.interpreter.call_trigger(handle, td);
         self.check_trap(result)

@@ -8,7 +8,7 @@ use std::rc::Rc;
 use pgrx::pg_sys::{self, Oid};
 use pgrx::{FromDatum, IntoDatum, PgSqlErrorCode};
 
-use crate::convert::{type_name, FromGuest, ToGuest};
+use crate::convert::{marshal, type_name, FromGuest, ToGuest};
 use crate::error::PlError;
 use crate::runtime::{Node, Shape};
 
@@ -29,6 +29,8 @@ pub struct Procedure {
     pub returns_set: bool,
     arg_types: Vec<Oid>,
     args: Vec<Arg>,
+    /// Every argument is a plain scalar: calls may cross in marshal's format.
+    scalar_args: bool,
     result: ResultPlan,
     return_type: Oid,
 }
@@ -98,10 +100,11 @@ impl Procedure {
         let name = unsafe { CStr::from_ptr(form.proname.data.as_ptr()) }.to_string_lossy().into_owned();
         let body = row.source();
         let (types, params) = row.input_args();
-        let args = types
+        let args: Vec<Arg> = types
             .iter()
             .map(|&t| if is_polymorphic(t) { Arg::Polymorphic(RefCell::new(None)) } else { Arg::Fixed(ToGuest::for_type(t)) })
             .collect();
+        let scalar_args = args.iter().all(|arg| matches!(arg, Arg::Fixed(convert) if convert.is_scalar()));
         Ok(Procedure {
             oid,
             stamp: row.stamp(),
@@ -111,6 +114,7 @@ impl Procedure {
             returns_set: form.proretset,
             arg_types: types,
             args,
+            scalar_args,
             result: row.result_plan(),
             return_type: form.prorettype,
         })
@@ -168,6 +172,24 @@ impl Procedure {
             }
         }
         Ok(())
+    }
+
+    /// This call's arguments as a marshalled tuple, if they are all plain scalars.
+    ///
+    /// # Safety
+    /// `fcinfo` must be the live call info of a call to this function.
+    pub unsafe fn marshal_args(&self, fcinfo: pg_sys::FunctionCallInfo) -> Option<Vec<u8>> {
+        if !self.scalar_args {
+            return None;
+        }
+        let passed = unsafe { (*fcinfo).args.as_slice((*fcinfo).nargs as usize) };
+        let args = self.args.iter().zip(passed).map(|(arg, passed)| {
+            let Arg::Fixed(convert) = arg else { unreachable!("scalar_args: every argument is fixed") };
+            (convert, (!passed.isnull).then_some(passed.value))
+        });
+        let mut out = Vec::with_capacity(16);
+        unsafe { marshal::write_args(args, &mut out) };
+        Some(out)
     }
 
     /// The converter for this call's result.

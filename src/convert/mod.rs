@@ -9,6 +9,7 @@
 mod array;
 mod datetime;
 mod io;
+pub mod marshal;
 mod row;
 
 use std::cell::Cell;

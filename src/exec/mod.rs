@@ -9,6 +9,7 @@ use pgrx::{notice, warning, PgSqlErrorCode};
 
 mod trigger;
 
+use crate::convert::marshal;
 use crate::error::PlError;
 use crate::interpreters::{abandon_set, with_interpreter};
 use crate::procedure::{Procedure, Resolved};
@@ -26,11 +27,25 @@ pub unsafe fn call(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
         return unsafe { call_set(fcinfo, procedure) };
     }
     let resolved = unsafe { procedure.result(fcinfo) }?;
-    let args = unsafe { args(fcinfo, procedure) }?;
-    let nodes = finish(with_interpreter(procedure.oid, unsafe { is_atomic(fcinfo) }, |slot| {
-        let handle = slot.handle(procedure, &resolved.shape)?;
-        slot.call(handle, &args)
-    }))?;
+    let atomic = unsafe { is_atomic(fcinfo) };
+    let scalar_args = unsafe { procedure.marshal_args(fcinfo) };
+    let nodes = match scalar_args.filter(|_| marshal::is_scalar_shape(&resolved.shape)) {
+        // The common case, on the cheap path: plain scalars in, a plain scalar out.
+        Some(args) => {
+            let result = finish(with_interpreter(procedure.oid, atomic, |slot| {
+                let handle = slot.handle(procedure, &resolved.shape)?;
+                slot.call_scalar(handle, &args)
+            }))?;
+            vec![marshal::read_result(&result)?]
+        }
+        None => {
+            let args = unsafe { args(fcinfo, procedure) }?;
+            finish(with_interpreter(procedure.oid, atomic, |slot| {
+                let handle = slot.handle(procedure, &resolved.shape)?;
+                slot.call(handle, &args)
+            }))?
+        }
+    };
     let (datum, is_null) = resolved.convert.decode(&mut nodes.into_iter())?;
     unsafe { (*fcinfo).isnull = is_null };
     Ok(datum)

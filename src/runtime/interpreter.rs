@@ -230,6 +230,10 @@ impl Interpreter {
         self.run(|guest, store| guest.plpywasm_runtime_guest().call_call(store, handle, args))
     }
 
+    pub fn call_scalar(&mut self, handle: u32, args: &[u8]) -> Result<Vec<u8>, GuestError> {
+        self.run(|guest, store| guest.plpywasm_runtime_guest().call_call_scalar(store, handle, args))
+    }
+
     pub fn call_trigger(&mut self, handle: u32, td: &[Node]) -> Result<Vec<Node>, GuestError> {
         self.run(|guest, store| guest.plpywasm_runtime_guest().call_call_trigger(store, handle, td))
     }

@@ -176,6 +176,7 @@ CREATE FUNCTION tamper_codec() RETURNS text LANGUAGE plpywasm AS $$
 import values
 from wit_world.imports.types import Node_Array, Node_Int, Shape_Int
 values._SCALAR_ENCODERS[Shape_Int] = lambda obj, out: out.append(Node_Array([4294967295] * 6))
+values._PLAIN_ENCODERS[Shape_Int] = lambda obj: [obj, obj]
 values._encode_array = lambda obj, out, *rest: out.extend([Node_Array([100000000]), Node_Int(1)])
 return "tampered"
 $$;

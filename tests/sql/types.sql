@@ -54,6 +54,14 @@ SELECT sqlstate_of($$SELECT to_float4('1e-300')$$);
 SELECT sqlstate_of($$SELECT to_float8('10**309')$$);
 SELECT sqlstate_of($$SELECT to_float8('"x"')$$);
 SELECT sqlstate_of($$SELECT to_text('"a\x00b"')$$);
+SELECT sqlstate_of($$SELECT to_text('"\ud800"')$$);
+CREATE FUNCTION to_text_array(v text) RETURNS text[] LANGUAGE plpywasm AS $$ return eval(v) $$;
+SELECT sqlstate_of($$SELECT to_text_array('["ok", "\udfff"]')$$);
+SELECT to_text_array('["ascii", "ünï", None]');
+-- Output, messages and errors with a lone surrogate reach the client, the surrogate replaced.
+DO $$ print("lone \ud800 surrogate") $$ LANGUAGE plpywasm;
+DO $$ plpy.notice("lone \udc00", detail="\ud801") $$ LANGUAGE plpywasm;
+SELECT sqlstate_of($$DO 'raise ValueError(chr(0xd800))' LANGUAGE plpywasm$$);
 SELECT to_int4('2**40');
 
 -- Domains: arguments as their base type, results checked against the domain's constraints.

@@ -1,0 +1,149 @@
+//! Scalar calls in Python's `marshal` format. A function whose arguments and result are all plain
+//! scalars (bools, integers, floats, strings) takes its arguments as one byte string and returns
+//! one, which the guest reads and writes with `marshal`: no node per value, and far fewer steps
+//! through the bindings, which cost more than the conversions themselves.
+
+use pgrx::pg_sys::Datum;
+
+use super::{malformed, ToGuest};
+use crate::error::PlError;
+use crate::runtime::{Node, Shape};
+
+// marshal's type codes (CPython's Python/marshal.c); writers may set FLAG_REF on any of them.
+const FLAG_REF: u8 = 0x80;
+const NONE: u8 = b'N';
+const TRUE: u8 = b'T';
+const FALSE: u8 = b'F';
+const INT: u8 = b'i';
+const LONG: u8 = b'l';
+const BINARY_FLOAT: u8 = b'g';
+const UNICODE: u8 = b'u';
+const INTERNED: u8 = b't';
+const ASCII: u8 = b'a';
+const ASCII_INTERNED: u8 = b'A';
+const SHORT_ASCII: u8 = b'z';
+const SHORT_ASCII_INTERNED: u8 = b'Z';
+const TUPLE: u8 = b'(';
+/// A long's digits are 15 bits wide.
+const LONG_SHIFT: u32 = 15;
+
+impl ToGuest {
+    /// Whether values of this type can cross in marshal's format.
+    pub fn is_scalar(&self) -> bool {
+        matches!(
+            self,
+            ToGuest::Bool
+                | ToGuest::Int2
+                | ToGuest::Int4
+                | ToGuest::Int8
+                | ToGuest::Oid
+                | ToGuest::Float4
+                | ToGuest::Float8
+                | ToGuest::Text
+                | ToGuest::Name
+        )
+    }
+}
+
+/// Whether a result of this shape can come back in marshal's format.
+pub fn is_scalar_shape(shape: &[Shape]) -> bool {
+    matches!(shape, [Shape::Void | Shape::Boolean | Shape::Int | Shape::Float | Shape::Text])
+}
+
+/// The arguments as a marshalled tuple.
+///
+/// # Safety
+/// Each Datum must be a valid value of its converter's type, which [`ToGuest::is_scalar`].
+pub unsafe fn write_args<'a>(args: impl ExactSizeIterator<Item = (&'a ToGuest, Option<Datum>)>, out: &mut Vec<u8>) {
+    out.push(TUPLE);
+    out.extend_from_slice(&(args.len() as i32).to_le_bytes());
+    let mut scratch = Vec::with_capacity(1);
+    for (convert, datum) in args {
+        let node = match datum {
+            None => Node::Null,
+            Some(datum) => {
+                unsafe { convert.encode(datum, &mut scratch) };
+                scratch.pop().expect("a scalar converter makes one node")
+            }
+        };
+        write_scalar(&node, out);
+    }
+}
+
+fn write_scalar(node: &Node, out: &mut Vec<u8>) {
+    match node {
+        Node::Boolean(true) => out.push(TRUE),
+        Node::Boolean(false) => out.push(FALSE),
+        Node::Int(i) => match i32::try_from(*i) {
+            Ok(small) => {
+                out.push(INT);
+                out.extend_from_slice(&small.to_le_bytes());
+            }
+            Err(_) => write_long(*i, out),
+        },
+        Node::Float(f) => {
+            out.push(BINARY_FLOAT);
+            out.extend_from_slice(&f.to_le_bytes());
+        }
+        Node::Text(text) => {
+            out.push(UNICODE);
+            out.extend_from_slice(&(text.len() as i32).to_le_bytes());
+            out.extend_from_slice(text.as_bytes());
+        }
+        _ => out.push(NONE),
+    }
+}
+
+/// An integer beyond 32 bits: its magnitude in 15-bit digits, least significant first; the sign is
+/// the count's.
+fn write_long(value: i64, out: &mut Vec<u8>) {
+    let mut magnitude = value.unsigned_abs();
+    let mut digits = Vec::with_capacity(5);
+    while magnitude > 0 {
+        digits.push((magnitude & ((1 << LONG_SHIFT) - 1)) as u16);
+        magnitude >>= LONG_SHIFT;
+    }
+    let count = digits.len() as i32;
+    out.push(LONG);
+    out.extend_from_slice(&(if value < 0 { -count } else { count }).to_le_bytes());
+    for digit in digits {
+        out.extend_from_slice(&digit.to_le_bytes());
+    }
+}
+
+/// The scalar the guest marshalled, as the node it stands for.
+pub fn read_result(bytes: &[u8]) -> Result<Node, PlError> {
+    read_scalar(bytes).ok_or_else(malformed)
+}
+
+fn read_scalar(bytes: &[u8]) -> Option<Node> {
+    let (&code, rest) = bytes.split_first()?;
+    let take = |n: usize| rest.get(..n);
+    let i32_at = |at: usize| Some(i32::from_le_bytes(rest.get(at..at + 4)?.try_into().ok()?));
+    Some(match code & !FLAG_REF {
+        NONE => Node::Null,
+        TRUE => Node::Boolean(true),
+        FALSE => Node::Boolean(false),
+        INT => Node::Int(i32_at(0)? as i64),
+        LONG => {
+            let count = i32_at(0)?;
+            let digits = rest.get(4..4 + 2 * count.unsigned_abs() as usize)?;
+            let mut magnitude: i128 = 0;
+            for (i, pair) in digits.chunks_exact(2).enumerate() {
+                let digit = u16::from_le_bytes([pair[0], pair[1]]) as i128;
+                magnitude = magnitude.checked_add(digit.checked_shl(LONG_SHIFT * i as u32)?)?;
+            }
+            Node::Int(i64::try_from(if count < 0 { -magnitude } else { magnitude }).ok()?)
+        }
+        BINARY_FLOAT => Node::Float(f64::from_le_bytes(take(8)?.try_into().ok()?)),
+        UNICODE | INTERNED | ASCII | ASCII_INTERNED => {
+            let len = usize::try_from(i32_at(0)?).ok()?;
+            Node::Text(String::from_utf8(rest.get(4..4 + len)?.to_vec()).ok()?)
+        }
+        SHORT_ASCII | SHORT_ASCII_INTERNED => {
+            let len = *rest.first()? as usize;
+            Node::Text(String::from_utf8(rest.get(1..1 + len)?.to_vec()).ok()?)
+        }
+        _ => return None,
+    })
+}
