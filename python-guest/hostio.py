@@ -50,6 +50,11 @@ def wit_text(text):
         return text.encode("utf-8", "replace").decode("utf-8")
 
 
+def optional_text(value):
+    """`str(value)` as the host can take it, or None."""
+    return None if value is None else wit_text(str(value))
+
+
 def sleep(seconds):
     """time.sleep, served by the host."""
     seconds = float(seconds)

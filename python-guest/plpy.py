@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import sqlstates
 import values
-from hostio import wit_text
+from hostio import optional_text, wit_text
 from componentize_py_types import Err
 from wit_world.imports import host
 from wit_world.imports.host import TransactionStep
@@ -37,7 +37,7 @@ class _Reported(Exception):
 
     def extra_fields(self):
         """The fields beyond SQLSTATE, detail and hint that are set, as the host takes them."""
-        return [(name, _text(getattr(self, name))) for name in _FIELDS[3:] if getattr(self, name, None) is not None]
+        return [(name, optional_text(getattr(self, name))) for name in _FIELDS[3:] if getattr(self, name, None) is not None]
 
 
 class Error(_Reported):
@@ -76,11 +76,7 @@ def _message(args):
 
 def _report(level, args, fields):
     report = _Reported(**fields)  # validates the keywords
-    host.report(level, wit_text(_message(args)), _text(report.detail), _text(report.hint), _text(report.sqlstate), report.extra_fields())
-
-
-def _text(value):
-    return None if value is None else wit_text(str(value))
+    host.report(level, wit_text(_message(args)), optional_text(report.detail), optional_text(report.hint), optional_text(report.sqlstate), report.extra_fields())
 
 
 def debug(*args, **fields):

@@ -10,7 +10,7 @@ import traceback
 
 import plpy
 import values
-from hostio import wit_text
+from hostio import optional_text, wit_text
 from wit_world.imports.types import PythonError
 
 # Shared by every function of this interpreter, as PL/Python's GD.
@@ -228,9 +228,9 @@ def describe(exc, compiling=False):
             message=wit_text(message),
             traceback="" if compiling else wit_text(_format_traceback(exc.__traceback__)),
             line=line,
-            sqlstate=_text(getattr(fields, "sqlstate", None)),
-            detail=_text(getattr(fields, "detail", None)),
-            hint=_text(getattr(fields, "hint", None)),
+            sqlstate=optional_text(getattr(fields, "sqlstate", None)),
+            detail=optional_text(getattr(fields, "detail", None)),
+            hint=optional_text(getattr(fields, "hint", None)),
             fields=fields.extra_fields() if isinstance(fields, plpy._Reported) else [],
         )
     except BaseException:
@@ -244,10 +244,6 @@ def describe(exc, compiling=False):
             hint=None,
             fields=[],
         )
-
-
-def _text(value):
-    return None if value is None else wit_text(str(value))
 
 
 def _class_name(cls):

@@ -64,9 +64,7 @@ pub struct Resolved {
 
 impl Resolved {
     fn new(convert: FromGuest, type_oid: Oid) -> Rc<Resolved> {
-        let mut shape = Vec::new();
-        convert.shape(&mut shape);
-        Rc::new(Resolved { convert, shape, type_oid })
+        Rc::new(Resolved { shape: convert.shapes(), convert, type_oid })
     }
 }
 

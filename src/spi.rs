@@ -86,6 +86,16 @@ fn db_error(sqlstate: &str, message: impl Into<String>) -> DbError {
     DbError { sqlstate: sqlstate.into(), message: message.into(), detail: None, hint: None }
 }
 
+fn query_cstring(query: &str) -> Result<CString, DbError> {
+    CString::new(query).map_err(|_| db_error("22021", "query string contains a NUL character"))
+}
+
+/// Raises SPI's failure `status` of `call` (caught by the subtransaction around it).
+fn spi_failed(call: &str, status: i32) -> ! {
+    let message = unsafe { CStr::from_ptr(pg_sys::SPI_result_code_string(status)) };
+    pgrx::error!("{call} failed: {}", message.to_string_lossy())
+}
+
 impl Database for Spi {
     fn report(&self, level: u8, message: &str, detail: Option<&str>, hint: Option<&str>, sqlstate: Option<&str>, fields: Vec<(String, String)>) {
         let level = match level {
@@ -106,13 +116,9 @@ impl Database for Spi {
     }
 
     fn execute(&self, query: &str, limit: u64) -> Result<Result<Rows, DbError>, Canceled> {
-        let Ok(query) = CString::new(query) else {
-            return Ok(Err(DbError {
-                sqlstate: "22021".into(),
-                message: "query string contains a NUL character".into(),
-                detail: None,
-                hint: None,
-            }));
+        let query = match query_cstring(query) {
+            Ok(query) => query,
+            Err(err) => return Ok(Err(err)),
         };
         // in_subtransaction connects first, outside: the subtransaction's end would close a
         // connection made inside it.
@@ -120,15 +126,17 @@ impl Database for Spi {
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
             let status = unsafe { pg_sys::SPI_execute(query.as_ptr(), false, limit) };
             if status < 0 {
-                let message = unsafe { CStr::from_ptr(pg_sys::SPI_result_code_string(status)) };
-                pgrx::error!("SPI_execute failed: {}", message.to_string_lossy());
+                spi_failed("SPI_execute", status);
             }
             unsafe { take_rows(status) }
         })
     }
 
     fn prepare(&self, query: &str, types: &[String]) -> Result<Result<Plan, DbError>, Canceled> {
-        let Ok(query) = CString::new(query) else { return Ok(Err(db_error("22021", "query string contains a NUL character"))) };
+        let query = match query_cstring(query) {
+            Ok(query) => query,
+            Err(err) => return Ok(Err(err)),
+        };
         in_subtransaction(|| {
             let mut type_oids = Vec::with_capacity(types.len());
             for name in types {
@@ -139,19 +147,11 @@ impl Database for Spi {
             }
             let plan = unsafe { pg_sys::SPI_prepare(query.as_ptr(), type_oids.len() as i32, type_oids.as_mut_ptr()) };
             if plan.is_null() {
-                let message = unsafe { CStr::from_ptr(pg_sys::SPI_result_code_string(pg_sys::SPI_result)) };
-                pgrx::error!("SPI_prepare failed: {}", message.to_string_lossy());
+                spi_failed("SPI_prepare", unsafe { pg_sys::SPI_result });
             }
             unsafe { pg_sys::SPI_keepplan(plan) };
             let params: Vec<FromGuest> = type_oids.iter().map(|&t| FromGuest::for_type(t, -1)).collect();
-            let shapes = params
-                .iter()
-                .map(|param| {
-                    let mut shape = Vec::new();
-                    param.shape(&mut shape);
-                    shape
-                })
-                .collect();
+            let shapes = params.iter().map(FromGuest::shapes).collect();
             let id = next_id();
             PLANS.with(|p| p.borrow_mut().insert(id, Rc::new(Prepared { plan, params })));
             Plan { id, params: shapes }
@@ -169,8 +169,7 @@ impl Database for Spi {
             let status =
                 unsafe { pg_sys::SPI_execute_plan(prepared.plan, values.as_mut_ptr(), nulls.as_ptr(), false, limit) };
             if status < 0 {
-                let message = unsafe { CStr::from_ptr(pg_sys::SPI_result_code_string(status)) };
-                pgrx::error!("SPI_execute_plan failed: {}", message.to_string_lossy());
+                spi_failed("SPI_execute_plan", status);
             }
             unsafe { take_rows(status) }
         })
@@ -190,7 +189,10 @@ impl Database for Spi {
             Ok(prepared) => prepared,
             Err(err) => return Ok(Err(err)),
         };
-        let Ok(query) = CString::new(query) else { return Ok(Err(db_error("22021", "query string contains a NUL character"))) };
+        let query = match query_cstring(query) {
+            Ok(query) => query,
+            Err(err) => return Ok(Err(err)),
+        };
         in_subtransaction(|| {
             let portal = unsafe {
                 match &prepared {

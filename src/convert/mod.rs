@@ -272,6 +272,12 @@ impl FromGuest {
     }
 
     /// What the guest must make of a Python object for this type, in prefix order.
+    pub fn shapes(&self) -> Vec<Shape> {
+        let mut out = Vec::new();
+        self.shape(&mut out);
+        out
+    }
+
     pub fn shape(&self, out: &mut Vec<Shape>) {
         let shape = match &self.target {
             Target::Void => Shape::Void,
