@@ -225,9 +225,10 @@ impl Slot {
         self.check_trap(result)
     }
 
-    /// A call whose arguments and result cross in marshal's format (see `convert::marshal`).
-    pub fn call_scalar(&mut self, handle: u32, args: &[u8]) -> Result<Vec<u8>, PlError> {
-        let result = self.interpreter.call_scalar(handle, args);
+    /// A call whose arguments (with the handle) and result cross in marshal's format (see
+    /// `convert::marshal`).
+    pub fn call_scalar(&mut self, args: &[u8]) -> Result<Vec<u8>, PlError> {
+        let result = self.interpreter.call_scalar(args);
         self.check_trap(result)
     }
 

@@ -23,7 +23,7 @@ const ASCII: u8 = b'a';
 const ASCII_INTERNED: u8 = b'A';
 const SHORT_ASCII: u8 = b'z';
 const SHORT_ASCII_INTERNED: u8 = b'Z';
-const TUPLE: u8 = b'(';
+const LIST: u8 = b'[';
 /// A long's digits are 15 bits wide.
 const LONG_SHIFT: u32 = 15;
 
@@ -50,13 +50,14 @@ pub fn is_scalar_shape(shape: &[Shape]) -> bool {
     matches!(shape, [Shape::Void | Shape::Boolean | Shape::Int | Shape::Float | Shape::Text])
 }
 
-/// The arguments as a marshalled tuple.
+/// The arguments as a marshalled list (which becomes `args` as it is), then a place for the
+/// function's handle, which the interpreter that runs the call fills in with [`set_handle`].
 ///
 /// # Safety
 /// Each Datum must be a valid value of its converter's type, which [`ToGuest::is_scalar`].
 pub unsafe fn write_args<'a>(args: impl ExactSizeIterator<Item = (&'a ToGuest, Option<Datum>)>, out: &mut Vec<u8>) {
-    out.push(TUPLE);
-    out.extend_from_slice(&(args.len() as i32).to_le_bytes());
+    out.push(LIST);
+    out.extend_from_slice(&(args.len() as i32 + 1).to_le_bytes());
     let mut scratch = Vec::with_capacity(1);
     for (convert, datum) in args {
         let node = match datum {
@@ -68,6 +69,14 @@ pub unsafe fn write_args<'a>(args: impl ExactSizeIterator<Item = (&'a ToGuest, O
         };
         write_scalar(&node, out);
     }
+    out.push(INT);
+    out.extend_from_slice(&0u32.to_le_bytes());
+}
+
+/// Sets the handle of the function that a list from [`write_args`] calls: its last item.
+pub fn set_handle(args: &mut [u8], handle: u32) {
+    let at = args.len() - 4;
+    args[at..].copy_from_slice(&(handle as i32).to_le_bytes());
 }
 
 fn write_scalar(node: &Node, out: &mut Vec<u8>) {

@@ -31,10 +31,10 @@ pub unsafe fn call(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
     let scalar_args = unsafe { procedure.marshal_args(fcinfo) };
     let nodes = match scalar_args.filter(|_| marshal::is_scalar_shape(&resolved.shape)) {
         // The common case, on the cheap path: plain scalars in, a plain scalar out.
-        Some(args) => {
+        Some(mut args) => {
             let result = finish(with_interpreter(procedure.oid, atomic, |slot| {
-                let handle = slot.handle(procedure, &resolved.shape)?;
-                slot.call_scalar(handle, &args)
+                marshal::set_handle(&mut args, slot.handle(procedure, &resolved.shape)?);
+                slot.call_scalar(&args)
             }))?;
             vec![marshal::read_result(&result)?]
         }

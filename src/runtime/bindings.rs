@@ -17,7 +17,7 @@ wasmtime::component::bindgen!({
     additional_derives: [PartialEq],
 });
 
-pub use exports::plpywasm::runtime::guest::{Node, PythonError, Shape};
+pub use exports::plpywasm::runtime::guest::{Guest as GuestExports, Node, PythonError, Shape};
 pub use plpywasm::runtime::types::{DbError, Interval, Rows, Zoned};
 pub use plpywasm::runtime::host::{Plan, TransactionStep};
 pub use plpywasm::runtime::{host, types};

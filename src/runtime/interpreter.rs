@@ -4,7 +4,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::{host, types, DbError, Node, Plan, Plpywasm, PlpywasmPre, PythonError, Rows, Shape, TransactionStep};
+use super::bindings::{host, types, DbError, GuestExports, Node, Plan, Plpywasm, PlpywasmPre, PythonError, Rows, Shape, TransactionStep};
 use super::{Canceled, Database};
 use super::output::{Output, Stream};
 use super::ticker::{Ticker, TICK};
@@ -227,11 +227,12 @@ impl Interpreter {
     }
 
     pub fn call(&mut self, handle: u32, args: &[Node]) -> Result<Vec<Node>, GuestError> {
-        self.run(|guest, store| guest.plpywasm_runtime_guest().call_call(store, handle, args))
+        self.run_listing(|guest, store| guest.call_call(store, handle, args))?.ok_or_else(no_result)
     }
 
-    pub fn call_scalar(&mut self, handle: u32, args: &[u8]) -> Result<Vec<u8>, GuestError> {
-        self.run(|guest, store| guest.plpywasm_runtime_guest().call_call_scalar(store, handle, args))
+    /// `args` is a marshalled list whose last item is the handle (see the WIT).
+    pub fn call_scalar(&mut self, args: &[u8]) -> Result<Vec<u8>, GuestError> {
+        self.run_listing(|guest, store| guest.call_call_scalar(store, args))?.ok_or_else(no_result)
     }
 
     pub fn call_trigger(&mut self, handle: u32, td: &[Node]) -> Result<Vec<Node>, GuestError> {
@@ -243,7 +244,7 @@ impl Interpreter {
     }
 
     pub fn next_row(&mut self, iterator: u32) -> Result<Option<Vec<Node>>, GuestError> {
-        self.run(|guest, store| guest.plpywasm_runtime_guest().call_next_row(store, iterator))
+        self.run_listing(|guest, store| guest.call_next_row(store, iterator))
     }
 
     pub fn close_sets(&mut self, iterators: &[u32]) -> Result<(), GuestError> {
@@ -265,6 +266,22 @@ impl Interpreter {
         std::mem::replace(&mut self.store.data_mut().output, fresh).finish()
     }
 
+    /// Runs a per-call export, which returns an empty list instead of raising (see the WIT): then
+    /// `take-error` tells what it raised, or none at the end of a set.
+    fn run_listing<T>(
+        &mut self,
+        f: impl FnOnce(&GuestExports, &mut Store<HostState>) -> wasmtime::Result<Vec<T>>,
+    ) -> Result<Option<Vec<T>>, GuestError> {
+        self.run(|guest, store| {
+            let guest = guest.plpywasm_runtime_guest();
+            let list = f(guest, store)?;
+            if !list.is_empty() {
+                return Ok(Ok(Some(list)));
+            }
+            Ok(guest.call_take_error(store)?.map_or(Ok(None), Err))
+        })
+    }
+
     fn run<T>(
         &mut self,
         f: impl FnOnce(&Plpywasm, &mut Store<HostState>) -> wasmtime::Result<Result<T, PythonError>>,
@@ -277,6 +294,12 @@ impl Interpreter {
             Err(err) => Err(trap(err, self.store.data().limiter.near_limit())),
         }
     }
+}
+
+/// A per-call export returned nothing and raised nothing: only a guest whose runtime was tampered
+/// with does that.
+fn no_result() -> GuestError {
+    GuestError::Trap(TrapKind::Other("the guest returned no result".into()))
 }
 
 /// What a trap means. A guest that aborts with its memory at the limit ran out of it: CPython and
