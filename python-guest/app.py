@@ -78,7 +78,10 @@ class Guest(exports.Guest):
             argv = _loads(args)
             procedure = _procedures[argv.pop()]
             procedure.namespace["args"] = argv
-            return _dumps(procedure.plain(procedure.function(*argv)), 2)
+            result = procedure.function(*argv)
+            if type(result) is not procedure.exact:
+                result = procedure.plain(result)
+            return _dumps(result, 2)
         except BaseException as exc:
             _failed(exc)
             return b""

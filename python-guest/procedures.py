@@ -24,7 +24,7 @@ _serial = itertools.count(1)
 
 
 class Procedure:
-    __slots__ = ("name", "function", "namespace", "filename", "encode", "plain")
+    __slots__ = ("name", "function", "namespace", "filename", "encode", "exact", "plain")
 
     def __init__(self, name, function, namespace, filename):
         self.name = name
@@ -34,11 +34,12 @@ class Procedure:
         # How the result becomes nodes, or a plain marshalled value, set from the result's shape
         # (values.encoder, values.plain_encoder).
         self.encode = None
+        self.exact = None
         self.plain = None
 
     def reshape(self, shape):
         self.encode = values.encoder(shape)
-        self.plain = values.plain_encoder(shape)
+        self.exact, self.plain = values.plain_encoder(shape)
 
     def call(self, argv):
         self.namespace["args"] = argv

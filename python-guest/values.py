@@ -328,10 +328,6 @@ def _plain_text(obj):
     return _valid_text(text if type(text) is str else str.__str__(text))
 
 
-def _plain_int(obj):
-    return obj if type(obj) is int and _INT64_MIN <= obj <= _INT64_MAX else _plain_text(obj)
-
-
 def _plain_float(obj):
     return obj if type(obj) is float else _plain_text(obj)
 
@@ -339,17 +335,33 @@ def _plain_float(obj):
 _PLAIN_ENCODERS = {
     Shape_Void: _plain_void,
     Shape_Boolean: lambda obj: None if obj is None else bool(obj),
-    Shape_Int: _plain_int,
+    # Exact ints never get here (see _PLAIN_TYPES); anything else is parsed by the host.
+    Shape_Int: _plain_text,
     Shape_Float: _plain_float,
     Shape_Text: _plain_text,
 }
 
 
+# The type of a plain result that crosses as it is: the host checks an int's range and a str's
+# encoding (a lone surrogate), as the encoders would, at no cost to the common call.
+_PLAIN_TYPES = {
+    Shape_Void: type(None),
+    Shape_Boolean: bool,
+    Shape_Int: int,
+    Shape_Float: float,
+    Shape_Text: str,
+}
+
+
 def plain_encoder(shapes):
-    """For a scalar result, a function making the plain value (None, bool, int, float or str, a str
-    for the host to parse) that crosses `marshal`led; None for any other shape."""
+    """For a scalar result: the type that crosses `marshal`led as it is, and a function making the
+    plain value (None, bool, int, float or str, a str for the host to parse) of any other object.
+    (None, None) for any other shape."""
     # No len(): a body may have replaced builtins, and the host decides by the same rule.
-    return _PLAIN_ENCODERS.get(type(shapes[0])) if shapes and not shapes[1:] else None
+    if shapes and not shapes[1:]:
+        kind = type(shapes[0])
+        return _PLAIN_TYPES.get(kind), _PLAIN_ENCODERS.get(kind)
+    return None, None
 
 
 def encoder(shapes):

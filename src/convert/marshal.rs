@@ -4,6 +4,7 @@
 //! through the bindings, which cost more than the conversions themselves.
 
 use pgrx::pg_sys::Datum;
+use pgrx::PgSqlErrorCode;
 
 use super::{malformed, ToGuest};
 use crate::error::PlError;
@@ -120,16 +121,19 @@ fn write_long(value: i64, out: &mut Vec<u8>) {
     }
 }
 
-/// The scalar the guest marshalled, as the node it stands for.
+/// The scalar the guest marshalled, as the node it stands for. The guest sends ints and strs as
+/// they are: an int beyond 64 bits comes back as its digits, for the result type's input function
+/// to refuse as out of range, and a str with a lone surrogate (not UTF-8) is refused here.
 pub fn read_result(bytes: &[u8]) -> Result<Node, PlError> {
-    read_scalar(bytes).ok_or_else(malformed)
+    read_scalar(bytes).unwrap_or_else(|| Err(malformed()))
 }
 
-fn read_scalar(bytes: &[u8]) -> Option<Node> {
+fn read_scalar(bytes: &[u8]) -> Option<Result<Node, PlError>> {
     let (&code, rest) = bytes.split_first()?;
     let take = |n: usize| rest.get(..n);
     let i32_at = |at: usize| Some(i32::from_le_bytes(rest.get(at..at + 4)?.try_into().ok()?));
-    Some(match code & !FLAG_REF {
+    let text = |utf8: &[u8]| Ok(Node::Text(String::from_utf8(utf8.to_vec()).map_err(|_| lone_surrogate())?));
+    Some(Ok(match code & !FLAG_REF {
         NONE => Node::Null,
         TRUE => Node::Boolean(true),
         FALSE => Node::Boolean(false),
@@ -137,22 +141,67 @@ fn read_scalar(bytes: &[u8]) -> Option<Node> {
         LONG => {
             let count = i32_at(0)?;
             let digits = rest.get(4..4 + 2 * count.unsigned_abs() as usize)?;
-            let mut magnitude: i128 = 0;
-            for (i, pair) in digits.chunks_exact(2).enumerate() {
-                let digit = u16::from_le_bytes([pair[0], pair[1]]) as i128;
-                magnitude = magnitude.checked_add(digit.checked_shl(LONG_SHIFT * i as u32)?)?;
-            }
-            Node::Int(i64::try_from(if count < 0 { -magnitude } else { magnitude }).ok()?)
+            let digits: Vec<u16> = digits.chunks_exact(2).map(|pair| u16::from_le_bytes([pair[0], pair[1]])).collect();
+            return Some(read_long(&digits, count < 0));
         }
         BINARY_FLOAT => Node::Float(f64::from_le_bytes(take(8)?.try_into().ok()?)),
         UNICODE | INTERNED | ASCII | ASCII_INTERNED => {
             let len = usize::try_from(i32_at(0)?).ok()?;
-            Node::Text(String::from_utf8(rest.get(4..4 + len)?.to_vec()).ok()?)
+            return Some(text(rest.get(4..4 + len)?));
         }
         SHORT_ASCII | SHORT_ASCII_INTERNED => {
             let len = *rest.first()? as usize;
-            Node::Text(String::from_utf8(rest.get(1..1 + len)?.to_vec()).ok()?)
+            return Some(text(rest.get(1..1 + len)?));
         }
         _ => return None,
-    })
+    }))
+}
+
+/// An int's 15-bit digits (least significant first) as an Int node, or as its decimal digits
+/// where it is beyond 64 bits.
+fn read_long(digits: &[u16], negative: bool) -> Result<Node, PlError> {
+    // Five digits hold 75 bits; marshal writes no leading zero digits, so more is beyond 64 bits.
+    if digits.len() > 5 {
+        return decimal(digits, negative).map(Node::Text);
+    }
+    let magnitude = digits.iter().rev().fold(0i128, |acc, &digit| acc << LONG_SHIFT | digit as i128);
+    let value = if negative { -magnitude } else { magnitude };
+    Ok(i64::try_from(value).map_or_else(|_| Node::Text(value.to_string()), Node::Int))
+}
+
+/// Decimal digits of a long; refused beyond Python's own limit for int-to-str conversion (4300
+/// digits), which also bounds this quadratic loop.
+fn decimal(digits: &[u16], negative: bool) -> Result<String, PlError> {
+    const MAX_DIGITS: usize = 4300 * 10 / 45; // 15-bit digits; a decimal digit is ~3.32 bits
+    if digits.len() > MAX_DIGITS {
+        return Err(PlError::new(
+            PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+            "an integer returned by a PL/plpywasm function has too many digits for its result type",
+        ));
+    }
+    let mut rest: Vec<u32> = digits.iter().rev().map(|&d| d as u32).collect();
+    let mut groups = Vec::new(); // base 10^4, least significant first
+    while rest.iter().any(|&d| d != 0) {
+        let mut remainder = 0;
+        for digit in rest.iter_mut() {
+            let current = (remainder << LONG_SHIFT) | *digit;
+            *digit = current / 10_000;
+            remainder = current % 10_000;
+        }
+        groups.push(remainder);
+    }
+    let mut out = String::from(if negative { "-" } else { "" });
+    let mut groups = groups.iter().rev();
+    out += &groups.next().map_or("0".into(), u32::to_string);
+    for group in groups {
+        out += &format!("{group:04}");
+    }
+    Ok(out)
+}
+
+fn lone_surrogate() -> PlError {
+    PlError::new(
+        PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
+        "a Python string returned to PostgreSQL contains a lone surrogate character",
+    )
 }

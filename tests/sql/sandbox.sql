@@ -181,7 +181,7 @@ values._encode_array = lambda obj, out, *rest: out.extend([Node_Array([100000000
 return "tampered"
 $$;
 SELECT tamper_codec();
-CREATE FUNCTION after_tamper() RETURNS int LANGUAGE plpywasm AS $$ return 1 $$;
+CREATE FUNCTION after_tamper() RETURNS int LANGUAGE plpywasm AS $$ return "1" $$;
 SELECT sqlstate_of($$SELECT after_tamper()$$);
 CREATE FUNCTION after_tamper_array() RETURNS text[] LANGUAGE plpywasm AS $$ return ["a"] $$;
 SELECT sqlstate_of($$SELECT after_tamper_array()$$);

@@ -45,6 +45,11 @@ SELECT sqlstate_of($$SELECT to_int4('2**40')$$);
 SELECT sqlstate_of($$SELECT to_int4('-2**31 - 1')$$);
 SELECT sqlstate_of($$SELECT to_int2('40000')$$);
 SELECT sqlstate_of($$SELECT to_int8('2**70')$$);
+-- Ints of any size cross as they are; the host spells out those beyond 64 bits for the error.
+SELECT to_int8('-2**63'), to_int8('2**62 + 2**31'), to_int8('-(2**47 + 5)'), to_int2('-2**15');
+SELECT to_int8('-2**64');
+SELECT to_int8('2**200');
+SELECT sqlstate_of($$SELECT to_int8('10**5000')$$);
 SELECT sqlstate_of($$SELECT to_int4('"abc"')$$);
 SELECT sqlstate_of($$SELECT to_int4('2.5')$$);
 SELECT sqlstate_of($$SELECT to_int4('True')$$);
