@@ -36,10 +36,11 @@ class Guest(exports.Guest):
     # The bindings make a Guest per call: C's object.__init__, not typing.Protocol's Python one.
     __init__ = object.__init__
 
-    def compile(self, name, params, body, shape):
+    def compile(self, name, params, body, shape, text_args):
         try:
             procedure = procedures.compile_procedure(name, params, body)
             procedure.reshape(shape)
+            procedure.text_args = values.text_arg_decoders(text_args)
         except BaseException as exc:
             raise Err(procedures.describe(exc, compiling=True))
         handle = next(_handles)
@@ -72,11 +73,15 @@ class Guest(exports.Guest):
             return []
 
     def call_scalar(self, args):
-        # The cheapest path: plain scalars and the handle in, one plain scalar out, marshalled
+        # The cheapest path: plain values and the handle in, one plain scalar out, marshalled
         # (see wit/plpywasm.wit); format version 2, which keeps no table of references.
         try:
             argv = _loads(args)
             procedure = _procedures[argv.pop()]
+            if procedure.text_args:
+                for position, decode in procedure.text_args:
+                    if argv[position] is not None:
+                        argv[position] = decode(argv[position])
             procedure.namespace["args"] = argv
             result = procedure.function(*argv)
             if type(result) is not procedure.exact:

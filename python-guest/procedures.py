@@ -24,13 +24,15 @@ _serial = itertools.count(1)
 
 
 class Procedure:
-    __slots__ = ("name", "function", "namespace", "filename", "encode", "exact", "plain")
+    __slots__ = ("name", "function", "namespace", "filename", "text_args", "encode", "exact", "plain")
 
     def __init__(self, name, function, namespace, filename):
         self.name = name
         self.function = function
         self.namespace = namespace
         self.filename = filename
+        # (position, decoder) of the arguments that cross `call_scalar` as text.
+        self.text_args = ()
         # How the result becomes nodes, or a plain marshalled value, set from the result's shape
         # (values.encoder, values.plain_encoder).
         self.encode = None

@@ -50,6 +50,7 @@ from wit_world.imports.types import (
     Shape_Json,
     Shape_Text,
     Shape_Void,
+    TextArg,
 )
 
 # numeric and json hold integers of any length; Python's guard against slow int ⇄ str
@@ -102,6 +103,10 @@ def _inet(text):
     return ipaddress.ip_interface(text) if "/" in text else ipaddress.ip_address(text)
 
 
+def _json_value(text):
+    return json.loads(text, parse_float=_json_float)
+
+
 _value = operator.attrgetter("value")
 
 _DECODERS = {
@@ -112,7 +117,7 @@ _DECODERS = {
     Node_Text: _value,
     Node_Bytes: _value,
     Node_Decimal: lambda node: decimal.Decimal(node.value),
-    Node_Json: lambda node: json.loads(node.value, parse_float=_json_float),
+    Node_Json: lambda node: _json_value(node.value),
     Node_Uuid: lambda node: uuid.UUID(int=(node.value[0] << 64) | node.value[1]),
     Node_Date: lambda node: datetime.date.fromordinal(_EPOCH_ORDINAL + node.value),
     Node_Time: lambda node: _time(node.value),
@@ -125,6 +130,17 @@ _DECODERS = {
     Node_Inet: lambda node: _inet(node.value),
     Node_Cidr: lambda node: ipaddress.ip_network(node.value),
 }
+
+
+_TEXT_ARGS = {
+    TextArg.DECIMAL: decimal.Decimal,
+    TextArg.JSON: _json_value,
+}
+
+
+def text_arg_decoders(text_args):
+    """(position, decoder) for the arguments that cross `call_scalar` as text (wit/plpywasm.wit)."""
+    return tuple((position, _TEXT_ARGS[kind]) for position, kind in text_args)
 
 
 def _decode(node, rest):

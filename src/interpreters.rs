@@ -281,7 +281,8 @@ impl Slot {
     }
 
     fn compile(&mut self, procedure: &Procedure, shape: &[Shape]) -> Result<u32, PlError> {
-        match self.interpreter.compile(&procedure.name, &procedure.params, &procedure.body, shape) {
+        let text_args = procedure.text_args();
+        match self.interpreter.compile(&procedure.name, &procedure.params, &procedure.body, shape, &text_args) {
             Err(GuestError::Python(error)) => Err(PlError::compile(&format!("function \"{}\"", procedure.name), error)),
             other => self.check_trap(other),
         }

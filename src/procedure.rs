@@ -10,7 +10,7 @@ use pgrx::{FromDatum, IntoDatum, PgSqlErrorCode};
 
 use crate::convert::{marshal, type_name, FromGuest, ToGuest};
 use crate::error::PlError;
-use crate::runtime::{Node, Shape};
+use crate::runtime::{Node, Shape, TextArg};
 
 /// Identifies one version of a `pg_proc` row: `CREATE OR REPLACE` and `ALTER FUNCTION` change it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -29,8 +29,8 @@ pub struct Procedure {
     pub returns_set: bool,
     arg_types: Vec<Oid>,
     args: Vec<Arg>,
-    /// Every argument is a plain scalar: calls may cross in marshal's format.
-    scalar_args: bool,
+    /// Every argument can cross in marshal's format (see `convert::marshal`).
+    marshal_args: bool,
     result: ResultPlan,
     return_type: Oid,
 }
@@ -102,7 +102,7 @@ impl Procedure {
             .iter()
             .map(|&t| if is_polymorphic(t) { Arg::Polymorphic(RefCell::new(None)) } else { Arg::Fixed(ToGuest::for_type(t)) })
             .collect();
-        let scalar_args = args.iter().all(|arg| matches!(arg, Arg::Fixed(convert) if convert.is_scalar()));
+        let marshal_args = args.iter().all(|arg| matches!(arg, Arg::Fixed(convert) if convert.marshals()));
         Ok(Procedure {
             oid,
             stamp: row.stamp(),
@@ -112,7 +112,7 @@ impl Procedure {
             returns_set: form.proretset,
             arg_types: types,
             args,
-            scalar_args,
+            marshal_args,
             result: row.result_plan(),
             return_type: form.prorettype,
         })
@@ -172,17 +172,26 @@ impl Procedure {
         Ok(())
     }
 
-    /// This call's arguments as a marshalled tuple, if they are all plain scalars.
+    /// The arguments that cross marshalled as text, by position, for the guest to decode.
+    pub fn text_args(&self) -> Vec<(u32, TextArg)> {
+        let text_arg = |arg: &Arg| match arg {
+            Arg::Fixed(convert) => convert.text_arg(),
+            Arg::Polymorphic(_) => None,
+        };
+        (0..).zip(&self.args).filter_map(|(position, arg)| Some((position, text_arg(arg)?))).collect()
+    }
+
+    /// This call's arguments in marshal's format, if they can all cross so.
     ///
     /// # Safety
     /// `fcinfo` must be the live call info of a call to this function.
     pub unsafe fn marshal_args(&self, fcinfo: pg_sys::FunctionCallInfo) -> Option<Vec<u8>> {
-        if !self.scalar_args {
+        if !self.marshal_args {
             return None;
         }
         let passed = unsafe { (*fcinfo).args.as_slice((*fcinfo).nargs as usize) };
         let args = self.args.iter().zip(passed).map(|(arg, passed)| {
-            let Arg::Fixed(convert) = arg else { unreachable!("scalar_args: every argument is fixed") };
+            let Arg::Fixed(convert) = arg else { unreachable!("marshal_args: every argument is fixed") };
             (convert, (!passed.isnull).then_some(passed.value))
         });
         let mut out = Vec::with_capacity(16);

@@ -45,6 +45,10 @@ impl ArrayIn {
         Some(ArrayIn { element, convert })
     }
 
+    pub fn element(&self) -> &ToGuest {
+        &self.convert
+    }
+
     /// # Safety
     /// `datum` must be a valid, non-null array Datum of this converter's type.
     pub unsafe fn encode(&self, datum: Datum, out: &mut Vec<Node>) {

@@ -1,14 +1,15 @@
-//! Scalar calls in Python's `marshal` format. A function whose arguments and result are all plain
-//! scalars (bools, integers, floats, strings) takes its arguments as one byte string and returns
-//! one, which the guest reads and writes with `marshal`: no node per value, and far fewer steps
-//! through the bindings, which cost more than the conversions themselves.
+//! Calls in Python's `marshal` format. A function whose result is a plain scalar (bool, integer,
+//! float, string) and whose arguments are plain scalars, arrays of them (nested lists), numerics or
+//! json (as text, which the guest decodes) takes its arguments as one byte string and returns one,
+//! which the guest reads and writes with `marshal`: no node per value, and far fewer steps through
+//! the bindings, which cost more than the conversions themselves.
 
 use pgrx::pg_sys::Datum;
 use pgrx::PgSqlErrorCode;
 
-use super::{malformed, ToGuest};
+use super::{malformed, unpack, ToGuest};
 use crate::error::PlError;
-use crate::runtime::{Node, Shape};
+use crate::runtime::{Node, Shape, TextArg};
 
 // marshal's type codes (CPython's Python/marshal.c); writers may set FLAG_REF on any of them.
 const FLAG_REF: u8 = 0x80;
@@ -29,7 +30,24 @@ const LIST: u8 = b'[';
 const LONG_SHIFT: u32 = 15;
 
 impl ToGuest {
-    /// Whether values of this type can cross in marshal's format.
+    /// Whether arguments of this type can cross in marshal's format.
+    pub fn marshals(&self) -> bool {
+        match self {
+            ToGuest::Array(array) => array.element().is_scalar(),
+            _ => self.is_scalar() || self.text_arg().is_some(),
+        }
+    }
+
+    /// For a type that crosses marshalled as its text: the Python value the guest makes of it.
+    pub fn text_arg(&self) -> Option<TextArg> {
+        match self {
+            ToGuest::Numeric(_) => Some(TextArg::Decimal),
+            ToGuest::Json(_) => Some(TextArg::Json),
+            _ => None,
+        }
+    }
+
+    /// Whether values of this type are plain scalars, which marshal holds as they are.
     pub fn is_scalar(&self) -> bool {
         matches!(
             self,
@@ -55,23 +73,51 @@ pub fn is_scalar_shape(shape: &[Shape]) -> bool {
 /// function's handle, which the interpreter that runs the call fills in with [`set_handle`].
 ///
 /// # Safety
-/// Each Datum must be a valid value of its converter's type, which [`ToGuest::is_scalar`].
+/// Each Datum must be a valid value of its converter's type, which [`ToGuest::marshals`].
 pub unsafe fn write_args<'a>(args: impl ExactSizeIterator<Item = (&'a ToGuest, Option<Datum>)>, out: &mut Vec<u8>) {
-    out.push(LIST);
-    out.extend_from_slice(&(args.len() as i32 + 1).to_le_bytes());
-    let mut scratch = Vec::with_capacity(1);
+    write_list_head(args.len() + 1, out);
+    let mut nodes = Vec::with_capacity(1);
     for (convert, datum) in args {
-        let node = match datum {
-            None => Node::Null,
+        match datum {
+            None => out.push(NONE),
             Some(datum) => {
-                unsafe { convert.encode(datum, &mut scratch) };
-                scratch.pop().expect("a scalar converter makes one node")
+                unsafe { convert.encode(datum, &mut nodes) };
+                let mut nodes = nodes.drain(..);
+                match nodes.next().expect("a converter makes a node") {
+                    Node::Array(dims) => {
+                        // The elements: one packed node, or a node each.
+                        let mut elements = nodes.flat_map(|node| match node {
+                            Node::Ints(_) | Node::Floats(_) | Node::Texts(_) => unpack(node).unwrap_or_default(),
+                            node => vec![node],
+                        });
+                        write_array(&dims, &mut elements, out);
+                    }
+                    node => write_scalar(&node, out),
+                }
             }
-        };
-        write_scalar(&node, out);
+        }
     }
     out.push(INT);
     out.extend_from_slice(&0u32.to_le_bytes());
+}
+
+fn write_list_head(len: usize, out: &mut Vec<u8>) {
+    out.push(LIST);
+    out.extend_from_slice(&(len as i32).to_le_bytes());
+}
+
+/// An array's elements (plain scalars, in row-major order) as nested lists of its dimensions.
+fn write_array(dims: &[u32], elements: &mut impl Iterator<Item = Node>, out: &mut Vec<u8>) {
+    let Some((&len, inner)) = dims.split_first() else {
+        return write_list_head(0, out);
+    };
+    write_list_head(len as usize, out);
+    for _ in 0..len {
+        match inner {
+            [] => write_scalar(&elements.next().unwrap_or(Node::Null), out),
+            _ => write_array(inner, elements, out),
+        }
+    }
 }
 
 /// Sets the handle of the function that a list from [`write_args`] calls: its last item.
@@ -95,7 +141,7 @@ fn write_scalar(node: &Node, out: &mut Vec<u8>) {
             out.push(BINARY_FLOAT);
             out.extend_from_slice(&f.to_le_bytes());
         }
-        Node::Text(text) => {
+        Node::Text(text) | Node::Decimal(text) | Node::Json(text) => {
             out.push(UNICODE);
             out.extend_from_slice(&(text.len() as i32).to_le_bytes());
             out.extend_from_slice(text.as_bytes());

@@ -18,6 +18,6 @@ wasmtime::component::bindgen!({
 });
 
 pub use exports::plpywasm::runtime::guest::{Guest as GuestExports, Node, PythonError, Shape};
-pub use plpywasm::runtime::types::{DbError, Interval, Rows, Zoned};
+pub use plpywasm::runtime::types::{DbError, Interval, Rows, TextArg, Zoned};
 pub use plpywasm::runtime::host::{Plan, TransactionStep};
 pub use plpywasm::runtime::{host, types};

@@ -4,7 +4,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::{host, types, DbError, GuestExports, Node, Plan, Plpywasm, PlpywasmPre, PythonError, Rows, Shape, TransactionStep};
+use super::bindings::{host, types, DbError, GuestExports, Node, Plan, Plpywasm, PlpywasmPre, PythonError, Rows, Shape, TextArg, TransactionStep};
 use super::{Canceled, Database};
 use super::output::{Output, Stream};
 use super::ticker::{Ticker, TICK};
@@ -214,8 +214,15 @@ impl Interpreter {
         Ok(Interpreter { store, guest, ticker, output_budget: limits.output })
     }
 
-    pub fn compile(&mut self, name: &str, params: &[String], body: &str, shape: &[Shape]) -> Result<u32, GuestError> {
-        self.run(|guest, store| guest.plpywasm_runtime_guest().call_compile(store, name, params, body, shape))
+    pub fn compile(
+        &mut self,
+        name: &str,
+        params: &[String],
+        body: &str,
+        shape: &[Shape],
+        text_args: &[(u32, TextArg)],
+    ) -> Result<u32, GuestError> {
+        self.run(|guest, store| guest.plpywasm_runtime_guest().call_compile(store, name, params, body, shape, text_args))
     }
 
     pub fn reshape(&mut self, handle: u32, shape: &[Shape]) -> Result<(), GuestError> {

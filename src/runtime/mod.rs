@@ -15,7 +15,7 @@ use std::sync::Arc;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::Engine;
 
-pub use bindings::{DbError, Interval, Node, Plan, PythonError, Rows, Shape, TransactionStep, Zoned};
+pub use bindings::{DbError, Interval, Node, Plan, PythonError, Rows, Shape, TextArg, TransactionStep, Zoned};
 pub use interpreter::{GuestError, Interpreter, Limits, TrapKind};
 pub use output::{Output, Stream};
 
