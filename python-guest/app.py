@@ -63,10 +63,8 @@ class Guest(exports.Guest):
         # The per-call path: no more than a lookup, the conversions and the call itself.
         try:
             procedure = _procedures[handle]
-            argv = decode_args(args)
-            procedure.namespace["args"] = argv
             out = []
-            procedure.encode(procedure.function(*argv), out)
+            procedure.encode(procedure.call(decode_args(args)), out)
             return out
         except BaseException as exc:
             _failed(exc)
@@ -82,7 +80,8 @@ class Guest(exports.Guest):
                 for position, decode in procedure.text_args:
                     if argv[position] is not None:
                         argv[position] = decode(argv[position])
-            procedure.namespace["args"] = argv
+            if procedure.wants_args:
+                procedure.namespace["args"] = argv
             result = procedure.function(*argv)
             if type(result) is not procedure.exact:
                 result = procedure.plain(result)

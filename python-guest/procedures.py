@@ -24,13 +24,15 @@ _serial = itertools.count(1)
 
 
 class Procedure:
-    __slots__ = ("name", "function", "namespace", "filename", "text_args", "encode", "exact", "plain")
+    __slots__ = ("name", "function", "namespace", "filename", "wants_args", "text_args", "encode", "exact", "plain")
 
     def __init__(self, name, function, namespace, filename):
         self.name = name
         self.function = function
         self.namespace = namespace
         self.filename = filename
+        # Whether the body may read the global `args`; setting it costs a dict store per call.
+        self.wants_args = _may_read_args(function.__code__)
         # (position, decoder) of the arguments that cross `call_scalar` as text.
         self.text_args = ()
         # How the result becomes nodes, or a plain marshalled value, set from the result's shape
@@ -44,7 +46,8 @@ class Procedure:
         self.exact, self.plain = values.plain_encoder(shape)
 
     def call(self, argv):
-        self.namespace["args"] = argv
+        if self.wants_args:
+            self.namespace["args"] = argv
         return self.function(*argv)
 
     def release(self):
@@ -118,6 +121,18 @@ def _define(name, params, tree, filename):
     namespace = _namespace()
     exec(compile(module, filename, "exec", dont_inherit=True), namespace)
     return Procedure(name, namespace.pop(_PROCEDURE_NAME), namespace, filename)
+
+
+# Names through which code can reach a global without naming it.
+_DYNAMIC_GLOBALS = frozenset(("eval", "exec", "globals", "vars", "locals", "f_globals", "__globals__", "__dict__"))
+
+
+def _may_read_args(code):
+    """Whether `code`, or code nested in it, names `args` or reaches globals some other way."""
+    names = code.co_names
+    if "args" in names or not _DYNAMIC_GLOBALS.isdisjoint(names):
+        return True
+    return any(_may_read_args(const) for const in code.co_consts if type(const) is type(code))
 
 
 class _ArgumentGlobals(ast.NodeTransformer):

@@ -26,6 +26,15 @@ SELECT both_ways(1, 2);
 -- An argument whose name is a Python keyword is still in `args`.
 CREATE FUNCTION keyword_arg("class" text) RETURNS text LANGUAGE plpywasm AS $$ return args[0].upper() $$;
 SELECT keyword_arg('x');
+-- `args` is set only for bodies that can read it, which includes reaching it without its name.
+CREATE FUNCTION args_by_eval(a int) RETURNS text LANGUAGE plpywasm AS $$ return eval("repr(ar" + "gs)") $$;
+CREATE FUNCTION args_nested(a int) RETURNS text LANGUAGE plpywasm AS $$
+def inner():
+    return lambda: globals()["ar" + "gs"]
+return repr(inner()())
+$$;
+CREATE FUNCTION args_unused(a int) RETURNS int LANGUAGE plpywasm AS $$ return a * 2 $$;
+SELECT args_by_eval(5), args_nested(6), args_unused(7), args_by_eval(8);
 
 -- PL/Python asks for `global x` before assigning to an argument; that keeps working.
 CREATE FUNCTION pystrip(x text) RETURNS text LANGUAGE plpywasm AS $$
