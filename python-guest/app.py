@@ -55,7 +55,7 @@ class Guest(exports.Guest):
         if procedure is not None:
             procedure.release()
 
-    # The per-call exports (call, call_scalar, next_row) return an empty list where they would
+    # The per-call exports (call, call_scalar, next_row, next_plain) return an empty list where they would
     # raise: the bindings build an `Ok` object around every value a `result` export returns, which
     # costs more than a scalar call's own work. `take_error` hands over what was raised.
 
@@ -108,28 +108,32 @@ class Guest(exports.Guest):
         except BaseException as exc:
             raise Err(procedures.describe(exc))
         iterator = next(_handles)
-        _sets[iterator] = (rows, procedure.encode)
+        # The result's converters as they are now: a nested call may reshape the procedure.
+        _sets[iterator] = (rows, procedure.encode, procedure.exact, procedure.plain)
         return iterator
 
     def next_row(self, iterator):
-        rows, encode = _sets[iterator]
-        try:
-            row = next(rows)
-        except StopIteration:
-            del _sets[iterator]
-            return []
-        except BaseException as exc:
-            del _sets[iterator]
-            _failed(exc)
+        row = _advance(iterator)
+        if row is _END:
             return []
         try:
             out = []
-            encode(row, out)
+            _sets[iterator][1](row, out)
             return out
         except BaseException as exc:
-            _close(_sets.pop(iterator)[0])
-            _failed(exc)
+            _abandon(iterator, exc)
             return []
+
+    def next_plain(self, iterator):
+        row = _advance(iterator)
+        if row is _END:
+            return b""
+        try:
+            _, _, exact, plain = _sets[iterator]
+            return _dumps(row if type(row) is exact else plain(row), 2)
+        except BaseException as exc:
+            _abandon(iterator, exc)
+            return b""
 
     def close_sets(self, iterators):
         for iterator in iterators:
@@ -141,6 +145,27 @@ class Guest(exports.Guest):
         error = procedures.run_inline(body)
         if error is not None:
             raise Err(error)
+
+
+_END = object()
+
+
+def _advance(iterator):
+    """The next row of a set, or _END once it is exhausted or raised (the set is then released)."""
+    try:
+        return next(_sets[iterator][0])
+    except StopIteration:
+        del _sets[iterator]
+    except BaseException as exc:
+        del _sets[iterator]
+        _failed(exc)
+    return _END
+
+
+def _abandon(iterator, exc):
+    """A row could not be converted: the set ends, and its generator's cleanup runs."""
+    _close(_sets.pop(iterator)[0])
+    _failed(exc)
 
 
 def _failed(exc):

@@ -245,14 +245,26 @@ impl Slot {
 
     /// The next row of a set this interpreter (`generation`) started; none at its end.
     pub fn next_row(&mut self, iterator: u32, generation: u64) -> Result<Option<Vec<Node>>, PlError> {
+        self.check_generation(generation)?;
+        let result = self.interpreter.next_row(iterator);
+        self.check_trap(result)
+    }
+
+    /// [`Slot::next_row`] for rows that cross in marshal's format (see `convert::marshal`).
+    pub fn next_plain(&mut self, iterator: u32, generation: u64) -> Result<Option<Vec<u8>>, PlError> {
+        self.check_generation(generation)?;
+        let result = self.interpreter.next_plain(iterator);
+        self.check_trap(result)
+    }
+
+    fn check_generation(&self, generation: u64) -> Result<(), PlError> {
         if generation != self.generation {
             return Err(PlError::new(
                 pgrx::PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                 "the PL/plpywasm interpreter of this set-returning function was discarded while it ran",
             ));
         }
-        let result = self.interpreter.next_row(iterator);
-        self.check_trap(result)
+        Ok(())
     }
 
     fn close_abandoned(&mut self) -> Result<(), PlError> {

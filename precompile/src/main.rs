@@ -18,7 +18,13 @@ fn main() -> ExitCode {
 }
 
 fn precompile(input: &str, output: &str) -> wasmtime::Result<()> {
-    let engine = wasmtime::Engine::new(&plpywasm_engine::config())?;
+    let mut config = plpywasm_engine::config();
+    // `PLPYWASM_BASELINE_CPU=1` compiles for any x86-64 rather than this CPU: slower code, but
+    // code valgrind can run (to count instructions with callgrind).
+    if std::env::var_os("PLPYWASM_BASELINE_CPU").is_some_and(|v| v == "1") {
+        config.target(&format!("{}-unknown-linux-gnu", std::env::consts::ARCH))?;
+    }
+    let engine = wasmtime::Engine::new(&config)?;
     let wasm = std::fs::read(input)?;
     let compiled = engine.precompile_component(&wasm)?;
     std::fs::write(output, compiled)?;

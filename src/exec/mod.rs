@@ -95,7 +95,13 @@ unsafe fn call_set(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
     }
     let funcctx = unsafe { pg_sys::per_MultiFuncCall(fcinfo) };
     let state = unsafe { &*((*funcctx).user_fctx as *const SetState) };
-    let row = finish(with_interpreter(state.function, true, |slot| slot.next_row(state.iterator, state.generation)));
+    let row = finish(with_interpreter(state.function, true, |slot| {
+        if !marshal::is_scalar_shape(&state.resolved.shape) {
+            return slot.next_row(state.iterator, state.generation);
+        }
+        let plain = slot.next_plain(state.iterator, state.generation)?;
+        plain.map(|bytes| Ok(vec![marshal::read_result(&bytes)?])).transpose()
+    }));
     let decoded = row.and_then(|row| row.map(|nodes| state.resolved.convert.decode(&mut nodes.into_iter())).transpose());
     match decoded {
         Ok(Some((datum, is_null))) => {

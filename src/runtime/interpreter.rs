@@ -254,6 +254,10 @@ impl Interpreter {
         self.run_listing(|guest, store| guest.call_next_row(store, iterator))
     }
 
+    pub fn next_plain(&mut self, iterator: u32) -> Result<Option<Vec<u8>>, GuestError> {
+        self.run_listing(|guest, store| guest.call_next_plain(store, iterator))
+    }
+
     pub fn close_sets(&mut self, iterators: &[u32]) -> Result<(), GuestError> {
         self.run(|guest, store| guest.plpywasm_runtime_guest().call_close_sets(store, iterators).map(Ok))
     }
