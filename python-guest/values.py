@@ -369,15 +369,38 @@ _PLAIN_TYPES = {
 }
 
 
+_PLAIN_FIELDS = (Shape_Boolean, Shape_Int, Shape_Float, Shape_Text)
+
+
 def plain_encoder(shapes):
-    """For a scalar result: the type that crosses `marshal`led as it is, and a function making the
-    plain value (None, bool, int, float or str, a str for the host to parse) of any other object.
-    (None, None) for any other shape."""
-    # No len(): a body may have replaced builtins, and the host decides by the same rule.
-    if shapes and not shapes[1:]:
-        kind = type(shapes[0])
-        return _PLAIN_TYPES.get(kind), _PLAIN_ENCODERS.get(kind)
-    return None, None
+    """For a plain result (a scalar, or a row of scalars), the type that crosses `marshal`led as it
+    is, and a function making what crosses of any other object: the plain value (None, bool, int,
+    float or str, a str for the host to parse), or a row's list (see encode_row). (None, None) for
+    any other shape. The host decides by the same rule (convert::marshal::is_plain_shape)."""
+    if not shapes:
+        return None, None
+    head, field_shapes = shapes[0], shapes[1:]
+    if not field_shapes:
+        return _PLAIN_TYPES.get(type(head)), _PLAIN_ENCODERS.get(type(head))
+    if type(head) is not Shape_Composite or len(field_shapes) != len(head.value):
+        return None, None
+    if not all(type(shape) in _PLAIN_FIELDS for shape in field_shapes):
+        return None, None
+    names = head.value
+    fields = [_plain_field(type(shape)) for shape in field_shapes]
+
+    def plain_row(obj):
+        out = []
+        encode_row(obj, out, names, fields, _PLAIN_MARKS)
+        return out
+
+    # A None row crosses as it is.
+    return type(None), plain_row
+
+
+def _plain_field(kind):
+    exact, plain = _PLAIN_TYPES[kind], _PLAIN_ENCODERS[kind]
+    return lambda obj, out: out.append(obj if type(obj) is exact else plain(obj))
 
 
 def encoder(shapes):
@@ -504,14 +527,26 @@ def _flatten(seq, flat, rows, dims, depth):
 
 
 _NO_NAMES = Node_Composite([])
+# A row's NULL, literal and head (see encode_row): as nodes, or as plain values (Ellipsis for the
+# head, which the host reads as a row's).
+_NODE_MARKS = (_NULL, Node_Text, _NO_NAMES)
+_PLAIN_MARKS = (None, _plain_text, Ellipsis)
 
 
-def encode_row(obj, out, names, fields):
-    """A row from a mapping, a sequence or an object with attributes, as PL/Python takes them."""
-    if _null_or_literal(obj, out):
+def encode_row(obj, out, names, fields, marks=None):
+    """A row from a mapping, a sequence or an object with attributes, as PL/Python takes them.
+    `marks` are what stands for a NULL row, a row literal and a row's head: nodes, unless given
+    _PLAIN_MARKS (a row that crosses marshalled)."""
+    null, literal, head = marks or _NODE_MARKS
+    if obj is None:
+        out.append(null)
         return
-    out.append(_NO_NAMES)
-    if isinstance(obj, Mapping):
+    if isinstance(obj, str):
+        out.append(literal(obj))
+        return
+    out.append(head)
+    kind = type(obj)
+    if kind is not tuple and kind is not list and isinstance(obj, Mapping):
         for name, field in zip(names, fields):
             try:
                 value = obj[name]

@@ -26,6 +26,7 @@ const ASCII_INTERNED: u8 = b'A';
 const SHORT_ASCII: u8 = b'z';
 const SHORT_ASCII_INTERNED: u8 = b'Z';
 const LIST: u8 = b'[';
+const ELLIPSIS: u8 = b'.';
 /// A long's digits are 15 bits wide.
 const LONG_SHIFT: u32 = 15;
 
@@ -64,9 +65,16 @@ impl ToGuest {
     }
 }
 
-/// Whether a result of this shape can come back in marshal's format.
-pub fn is_scalar_shape(shape: &[Shape]) -> bool {
-    matches!(shape, [Shape::Void | Shape::Boolean | Shape::Int | Shape::Float | Shape::Text])
+/// Whether a result of this shape can come back in marshal's format: a plain scalar, or a row of
+/// plain scalars (the guest decides by the same rule, in values.plain_encoder).
+pub fn is_plain_shape(shape: &[Shape]) -> bool {
+    let plain_field = |shape: &Shape| matches!(shape, Shape::Boolean | Shape::Int | Shape::Float | Shape::Text);
+    match shape {
+        [Shape::Void] => true,
+        [field] => plain_field(field),
+        [Shape::Composite(names), fields @ ..] => names.len() == fields.len() && fields.iter().all(plain_field),
+        _ => false,
+    }
 }
 
 /// The arguments as a marshalled list (which becomes `args` as it is), then a place for the
@@ -167,40 +175,83 @@ fn write_long(value: i64, out: &mut Vec<u8>) {
     }
 }
 
-/// The scalar the guest marshalled, as the node it stands for. The guest sends ints and strs as
-/// they are: an int beyond 64 bits comes back as its digits, for the result type's input function
-/// to refuse as out of range, and a str with a lone surrogate (not UTF-8) is refused here.
-pub fn read_result(bytes: &[u8]) -> Result<Node, PlError> {
-    read_scalar(bytes).unwrap_or_else(|| Err(malformed()))
+/// The nodes of a plain result the guest marshalled: a scalar, or a row's list, whose head is an
+/// Ellipsis. The guest sends ints and strs as they are: an int beyond 64 bits comes back as its
+/// digits, for the result type's input function to refuse as out of range, and a str with a lone
+/// surrogate (not UTF-8) is refused here.
+pub fn read_result(bytes: &[u8]) -> Result<Vec<Node>, PlError> {
+    let mut reader = Reader(bytes);
+    let nodes = match reader.peek()? & !FLAG_REF {
+        LIST => {
+            reader.take(1)?;
+            let len = usize::try_from(reader.i32()?).map_err(|_| malformed())?;
+            // Every item is at least a byte: a longer list is a lie.
+            if len > reader.0.len() {
+                return Err(malformed());
+            }
+            (0..len).map(|_| reader.node()).collect::<Result<_, _>>()?
+        }
+        _ => vec![reader.node()?],
+    };
+    match reader.0 {
+        [] => Ok(nodes),
+        _ => Err(malformed()),
+    }
 }
 
-fn read_scalar(bytes: &[u8]) -> Option<Result<Node, PlError>> {
-    let (&code, rest) = bytes.split_first()?;
-    let take = |n: usize| rest.get(..n);
-    let i32_at = |at: usize| Some(i32::from_le_bytes(rest.get(at..at + 4)?.try_into().ok()?));
-    let text = |utf8: &[u8]| Ok(Node::Text(String::from_utf8(utf8.to_vec()).map_err(|_| lone_surrogate())?));
-    Some(Ok(match code & !FLAG_REF {
-        NONE => Node::Null,
-        TRUE => Node::Boolean(true),
-        FALSE => Node::Boolean(false),
-        INT => Node::Int(i32_at(0)? as i64),
-        LONG => {
-            let count = i32_at(0)?;
-            let digits = rest.get(4..4 + 2 * count.unsigned_abs() as usize)?;
-            let digits: Vec<u16> = digits.chunks_exact(2).map(|pair| u16::from_le_bytes([pair[0], pair[1]])).collect();
-            return Some(read_long(&digits, count < 0));
+/// Reads marshal's format from the front of a byte string.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], PlError> {
+        if n > self.0.len() {
+            return Err(malformed());
         }
-        BINARY_FLOAT => Node::Float(f64::from_le_bytes(take(8)?.try_into().ok()?)),
-        UNICODE | INTERNED | ASCII | ASCII_INTERNED => {
-            let len = usize::try_from(i32_at(0)?).ok()?;
-            return Some(text(rest.get(4..4 + len)?));
-        }
-        SHORT_ASCII | SHORT_ASCII_INTERNED => {
-            let len = *rest.first()? as usize;
-            return Some(text(rest.get(1..1 + len)?));
-        }
-        _ => return None,
-    }))
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn peek(&self) -> Result<u8, PlError> {
+        self.0.first().copied().ok_or_else(malformed)
+    }
+
+    fn i32(&mut self) -> Result<i32, PlError> {
+        Ok(i32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+    }
+
+    fn text(&mut self, len: usize) -> Result<Node, PlError> {
+        let utf8 = self.take(len)?;
+        Ok(Node::Text(String::from_utf8(utf8.to_vec()).map_err(|_| lone_surrogate())?))
+    }
+
+    /// One scalar, or a row's head.
+    fn node(&mut self) -> Result<Node, PlError> {
+        let code = self.take(1)?[0];
+        Ok(match code & !FLAG_REF {
+            NONE => Node::Null,
+            TRUE => Node::Boolean(true),
+            FALSE => Node::Boolean(false),
+            ELLIPSIS => Node::Composite(Vec::new()),
+            INT => Node::Int(self.i32()? as i64),
+            LONG => {
+                let count = self.i32()?;
+                let digits = self.take(2 * count.unsigned_abs() as usize)?;
+                let digits: Vec<u16> = digits.chunks_exact(2).map(|pair| u16::from_le_bytes([pair[0], pair[1]])).collect();
+                read_long(&digits, count < 0)?
+            }
+            BINARY_FLOAT => Node::Float(f64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes"))),
+            UNICODE | INTERNED | ASCII | ASCII_INTERNED => {
+                let len = usize::try_from(self.i32()?).map_err(|_| malformed())?;
+                self.text(len)?
+            }
+            SHORT_ASCII | SHORT_ASCII_INTERNED => {
+                let len = self.take(1)?[0] as usize;
+                self.text(len)?
+            }
+            _ => return Err(malformed()),
+        })
+    }
 }
 
 /// An int's 15-bit digits (least significant first) as an Int node, or as its decimal digits

@@ -294,6 +294,16 @@ impl FromGuest {
         out.push(shape);
     }
 
+    /// The Datum for a whole result, and whether it is NULL: every node must belong to it.
+    pub fn decode_result(&self, nodes: Vec<Node>) -> Result<(Datum, bool), PlError> {
+        let mut nodes = nodes.into_iter();
+        let decoded = self.decode(&mut nodes)?;
+        match nodes.next() {
+            None => Ok(decoded),
+            Some(_) => Err(malformed()),
+        }
+    }
+
     /// The Datum for the value at the head of `nodes`, and whether it is NULL.
     pub fn decode(&self, nodes: &mut Nodes) -> Result<(Datum, bool), PlError> {
         let node = nodes.next().ok_or_else(malformed)?;

@@ -28,15 +28,15 @@ pub unsafe fn call(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
     }
     let resolved = unsafe { procedure.result(fcinfo) }?;
     let atomic = unsafe { is_atomic(fcinfo) };
-    let scalar_args = unsafe { procedure.marshal_args(fcinfo) };
-    let nodes = match scalar_args.filter(|_| marshal::is_scalar_shape(&resolved.shape)) {
-        // The common case, on the cheap path: plain scalars in, a plain scalar out.
+    let marshalled = unsafe { procedure.marshal_args(fcinfo) };
+    let nodes = match marshalled.filter(|_| marshal::is_plain_shape(&resolved.shape)) {
+        // The common case, on the cheap path: plain values in, a plain result out.
         Some(mut args) => {
             let result = finish(with_interpreter(procedure.oid, atomic, |slot| {
                 marshal::set_handle(&mut args, slot.handle(procedure, &resolved.shape)?);
                 slot.call_scalar(&args)
             }))?;
-            vec![marshal::read_result(&result)?]
+            marshal::read_result(&result)?
         }
         None => {
             let args = unsafe { args(fcinfo, procedure) }?;
@@ -46,7 +46,7 @@ pub unsafe fn call(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
             }))?
         }
     };
-    let (datum, is_null) = resolved.convert.decode(&mut nodes.into_iter())?;
+    let (datum, is_null) = resolved.convert.decode_result(nodes)?;
     unsafe { (*fcinfo).isnull = is_null };
     Ok(datum)
 }
@@ -96,13 +96,13 @@ unsafe fn call_set(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
     let funcctx = unsafe { pg_sys::per_MultiFuncCall(fcinfo) };
     let state = unsafe { &*((*funcctx).user_fctx as *const SetState) };
     let row = finish(with_interpreter(state.function, true, |slot| {
-        if !marshal::is_scalar_shape(&state.resolved.shape) {
+        if !marshal::is_plain_shape(&state.resolved.shape) {
             return slot.next_row(state.iterator, state.generation);
         }
         let plain = slot.next_plain(state.iterator, state.generation)?;
-        plain.map(|bytes| Ok(vec![marshal::read_result(&bytes)?])).transpose()
+        plain.map(|bytes| marshal::read_result(&bytes)).transpose()
     }));
-    let decoded = row.and_then(|row| row.map(|nodes| state.resolved.convert.decode(&mut nodes.into_iter())).transpose());
+    let decoded = row.and_then(|row| row.map(|nodes| state.resolved.convert.decode_result(nodes)).transpose());
     match decoded {
         Ok(Some((datum, is_null))) => {
             unsafe {
