@@ -272,11 +272,12 @@ def _encode_bytes(obj, out):
 
 
 def _encode_json(obj, out):
-    if obj is None:
-        out.append(_NULL)
-        return
+    out.append(_NULL if obj is None else Node_Json(_json_text(obj)))
+
+
+def _json_text(obj):
     try:
-        out.append(Node_Json(_valid_text(dumps_json(obj))))
+        return _valid_text(dumps_json(obj))
     except TypeError as exc:
         raise ConversionError("42804", "could not convert Python object to JSON: %s" % exc) from None
 
@@ -355,6 +356,8 @@ _PLAIN_ENCODERS = {
     Shape_Int: _plain_text,
     Shape_Float: _plain_float,
     Shape_Text: _plain_text,
+    # JSON text, which the host parses: every object goes through here.
+    Shape_Json: lambda obj: None if obj is None else _json_text(obj),
 }
 
 
@@ -369,7 +372,7 @@ _PLAIN_TYPES = {
 }
 
 
-_PLAIN_FIELDS = (Shape_Boolean, Shape_Int, Shape_Float, Shape_Text)
+_PLAIN_FIELDS = (Shape_Boolean, Shape_Int, Shape_Float, Shape_Text, Shape_Json)
 
 
 def plain_encoder(shapes):
@@ -399,7 +402,7 @@ def plain_encoder(shapes):
 
 
 def _plain_field(kind):
-    exact, plain = _PLAIN_TYPES[kind], _PLAIN_ENCODERS[kind]
+    exact, plain = _PLAIN_TYPES.get(kind), _PLAIN_ENCODERS[kind]
     return lambda obj, out: out.append(obj if type(obj) is exact else plain(obj))
 
 

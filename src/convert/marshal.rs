@@ -65,10 +65,10 @@ impl ToGuest {
     }
 }
 
-/// Whether a result of this shape can come back in marshal's format: a plain scalar, or a row of
-/// plain scalars (the guest decides by the same rule, in values.plain_encoder).
+/// Whether a result of this shape can come back in marshal's format: a plain scalar (json as its
+/// text), or a row of them (the guest decides by the same rule, in values.plain_encoder).
 pub fn is_plain_shape(shape: &[Shape]) -> bool {
-    let plain_field = |shape: &Shape| matches!(shape, Shape::Boolean | Shape::Int | Shape::Float | Shape::Text);
+    let plain_field = |shape: &Shape| matches!(shape, Shape::Boolean | Shape::Int | Shape::Float | Shape::Text | Shape::Json);
     match shape {
         [Shape::Void] => true,
         [field] => plain_field(field),
