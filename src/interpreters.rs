@@ -22,8 +22,8 @@ struct Backend {
     runtime: Runtime,
     /// By role and nesting depth: a function that reaches the database may call another plpywasm
     /// function, which runs in the role's interpreter of the next depth (an instance cannot be
-    /// entered while it runs).
-    slots: HashMap<(Oid, u32), Slot>,
+    /// entered while it runs). A few at most: a list is quicker than a map, boxes quicker to move.
+    slots: Vec<((Oid, u32), Box<Slot>)>,
 }
 
 /// An interpreter and what has been compiled into it.
@@ -87,15 +87,15 @@ pub fn with_interpreter<T>(
         let mut backend = cell.borrow_mut();
         if backend.is_none() {
             let runtime = Runtime::load(&guest_path()).map_err(PlError::load)?;
-            *backend = Some(Backend { runtime, slots: HashMap::new() });
+            *backend = Some(Backend { runtime, slots: Vec::new() });
         }
         let backend = backend.as_mut().expect("loaded above");
         // Taken out while it runs: a nested call borrows the backend again.
-        match backend.slots.remove(&key) {
-            Some(slot) => Ok(slot),
+        match backend.slots.iter().position(|(k, _)| *k == key) {
+            Some(at) => Ok(backend.slots.swap_remove(at).1),
             None => {
                 stats::interpreter_created(role);
-                new_slot(&backend.runtime)
+                new_slot(&backend.runtime).map(Box::new)
             }
         }
     })?;
@@ -119,7 +119,7 @@ pub fn with_interpreter<T>(
     } else {
         BACKEND.with(|cell| {
             if let Some(backend) = cell.borrow_mut().as_mut() {
-                backend.slots.insert(key, slot);
+                backend.slots.push((key, slot));
             }
         });
     }
