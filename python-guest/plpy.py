@@ -116,7 +116,7 @@ class Result:
         self._status = rows.status
         self._nrows = rows.processed
         self._columns = (rows.colnames, rows.coltypes, rows.coltypmods) if rows.colnames else None
-        self._rows = values.decode_rows(rows.colnames, rows.processed, rows.values)
+        self._rows = values.decode_rows(rows)
 
     def nrows(self):
         return self._nrows

@@ -9,6 +9,7 @@ import datetime
 import decimal
 import ipaddress
 import json
+import marshal
 import math
 import operator
 import sys
@@ -193,12 +194,18 @@ def decode_args(nodes):
     return args
 
 
-def decode_rows(names, count, nodes):
-    """`count` rows of a query result, as dicts by column name; `nodes` holds the values column after
-    column, a column of plain values packed in one node."""
+def decode_rows(rows):
+    """The rows of a query result (a `rows` record), as dicts by column name. Its values come
+    column after column, marshalled or as nodes (a column of plain values packed in one node)."""
+    names, count = rows.colnames, rows.processed
     if not names or not count:
         return []
-    rest = iter(nodes)
+    if rows.plain:
+        columns = marshal.loads(rows.plain)
+        for position, decode in text_arg_decoders(rows.text_args):
+            columns[position] = [None if value is None else decode(value) for value in columns[position]]
+        return [dict(zip(names, row)) for row in zip(*columns)]
+    rest = iter(rows.values)
     columns = []
     for _ in names:
         first = next(rest)

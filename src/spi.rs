@@ -15,7 +15,7 @@ use pgrx::pg_sys::{self, panic::CaughtError, Datum};
 use pgrx::prelude::*;
 use pgrx::{PgSqlErrorCode, PgTryBuilder};
 
-use crate::convert::{FromGuest, ToGuest};
+use crate::convert::{marshal, FromGuest, ToGuest};
 use crate::runtime::{Canceled, Database, DbError, Node, Plan, Rows, TransactionStep};
 
 /// The `Database` every interpreter of this backend uses.
@@ -400,7 +400,16 @@ fn caught_error<T>(caught: CaughtError) -> Result<Result<T, DbError>, Canceled> 
 unsafe fn take_rows(status: i32) -> Rows {
     let processed = unsafe { pg_sys::SPI_processed };
     let table = unsafe { pg_sys::SPI_tuptable };
-    let mut rows = Rows { status, processed, colnames: vec![], coltypes: vec![], coltypmods: vec![], values: vec![] };
+    let mut rows = Rows {
+        status,
+        processed,
+        colnames: vec![],
+        coltypes: vec![],
+        coltypmods: vec![],
+        values: vec![],
+        plain: vec![],
+        text_args: vec![],
+    };
     if table.is_null() {
         return rows;
     }
@@ -425,15 +434,26 @@ unsafe fn take_rows(status: i32) -> Rows {
             rows.coltypmods.push(attribute.atttypmod);
             converters.push(ToGuest::for_type(attribute.atttypid));
         }
-        // Column after column: a column of integers, floats or strings crosses as one list.
         let tuples = std::slice::from_raw_parts((*table).vals, processed as usize);
-        for (i, convert) in converters.iter().enumerate() {
-            let column = tuples.iter().map(|&tuple| {
+        let column = |i: usize| {
+            tuples.iter().map(move |&tuple| {
                 let mut is_null = false;
                 let datum = pg_sys::SPI_getbinval(tuple, tupdesc, i as i32 + 1, &mut is_null);
                 (!is_null).then_some(datum)
-            });
-            convert.encode_all(column, &mut rows.values);
+            })
+        };
+        if converters.iter().all(ToGuest::marshals) {
+            // Column after column, in marshal's format (see convert::marshal).
+            marshal::write_list_head(converters.len(), &mut rows.plain);
+            for (i, convert) in converters.iter().enumerate() {
+                marshal::write_column(convert, column(i), &mut rows.plain);
+            }
+            rows.text_args = (0..).zip(&converters).filter_map(|(i, c)| Some((i, c.text_arg()?))).collect();
+        } else {
+            // Column after column: a column of integers, floats or strings crosses as one node.
+            for (i, convert) in converters.iter().enumerate() {
+                convert.encode_all(column(i), &mut rows.values);
+            }
         }
         pg_sys::SPI_freetuptable(table);
     }

@@ -86,30 +86,45 @@ pub unsafe fn write_args<'a>(args: impl ExactSizeIterator<Item = (&'a ToGuest, O
     write_list_head(args.len() + 1, out);
     let mut nodes = Vec::with_capacity(1);
     for (convert, datum) in args {
-        match datum {
-            None => out.push(NONE),
-            Some(datum) => {
-                unsafe { convert.encode(datum, &mut nodes) };
-                let mut nodes = nodes.drain(..);
-                match nodes.next().expect("a converter makes a node") {
-                    Node::Array(dims) => {
-                        // The elements: one packed node, or a node each.
-                        let mut elements = nodes.flat_map(|node| match node {
-                            Node::Ints(_) | Node::Floats(_) | Node::Texts(_) => unpack(node).unwrap_or_default(),
-                            node => vec![node],
-                        });
-                        write_array(&dims, &mut elements, out);
-                    }
-                    node => write_scalar(&node, out),
-                }
-            }
-        }
+        unsafe { write_value(convert, datum, &mut nodes, out) };
     }
     out.push(INT);
     out.extend_from_slice(&0u32.to_le_bytes());
 }
 
-fn write_list_head(len: usize, out: &mut Vec<u8>) {
+/// A query result's column, as a marshalled list.
+///
+/// # Safety
+/// Each Datum must be a valid value of the converter's type, which [`ToGuest::marshals`].
+pub unsafe fn write_column(convert: &ToGuest, values: impl ExactSizeIterator<Item = Option<Datum>>, out: &mut Vec<u8>) {
+    write_list_head(values.len(), out);
+    let mut nodes = Vec::with_capacity(1);
+    for datum in values {
+        unsafe { write_value(convert, datum, &mut nodes, out) };
+    }
+}
+
+/// One value; `nodes` is scratch space.
+unsafe fn write_value(convert: &ToGuest, datum: Option<Datum>, nodes: &mut Vec<Node>, out: &mut Vec<u8>) {
+    let Some(datum) = datum else {
+        return out.push(NONE);
+    };
+    unsafe { convert.encode(datum, nodes) };
+    let mut nodes = nodes.drain(..);
+    match nodes.next().expect("a converter makes a node") {
+        Node::Array(dims) => {
+            // The elements: one packed node, or a node each.
+            let mut elements = nodes.flat_map(|node| match node {
+                Node::Ints(_) | Node::Floats(_) | Node::Texts(_) => unpack(node).unwrap_or_default(),
+                node => vec![node],
+            });
+            write_array(&dims, &mut elements, out);
+        }
+        node => write_scalar(&node, out),
+    }
+}
+
+pub fn write_list_head(len: usize, out: &mut Vec<u8>) {
     out.push(LIST);
     out.extend_from_slice(&(len as i32).to_le_bytes());
 }
