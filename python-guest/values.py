@@ -204,7 +204,7 @@ def decode_rows(rows):
         columns = marshal.loads(rows.plain)
         for position, decode in text_arg_decoders(rows.text_args):
             columns[position] = [None if value is None else decode(value) for value in columns[position]]
-        return [dict(zip(names, row)) for row in zip(*columns)]
+        return list(map(_row_maker(names), *columns))
     rest = iter(rows.values)
     columns = []
     for _ in names:
@@ -215,7 +215,26 @@ def decode_rows(rows):
             column = [_decode(first, rest)]
             column.extend(_decode(next(rest), rest) for _ in range(count - 1))
             columns.append(column)
-    return [dict(zip(names, row)) for row in zip(*columns)]
+    return list(map(_row_maker(names), *columns))
+
+
+_ROW_MAKERS = {}
+
+
+def _row_maker(names):
+    """A function of a row's values, one argument per column, that makes the row's dict: about twice
+    as quick as dict(zip(names, values)) per row. Made from source, as collections.namedtuple is;
+    kept for the last few hundred column lists."""
+    key = tuple(names)
+    maker = _ROW_MAKERS.get(key)
+    if maker is None:
+        params = ", ".join("_%d" % i for i in range(len(key)))
+        items = ", ".join("%r: _%d" % (name, i) for i, name in enumerate(key))
+        maker = eval("lambda %s: {%s}" % (params, items), {"__builtins__": {}})
+        if len(_ROW_MAKERS) >= 256:
+            _ROW_MAKERS.clear()
+        _ROW_MAKERS[key] = maker
+    return maker
 
 
 def decode_value(nodes):

@@ -292,3 +292,11 @@ $$;
 SELECT leaves_subxact();
 SELECT count(*) FROM txn_tbl WHERE i = 200;
 RESET ROLE;
+
+-- Result rows are dicts by column name, whatever the names; a repeated name keeps its last value.
+DO $$
+rows = plpy.execute('''SELECT 1 AS a, 2 AS a, 3 AS "it's ""quoted""", 4 AS "_0", 5 AS "x\\y", 6 AS "}): 1, **{"''')
+plpy.notice(sorted(rows[0].items()))
+rows = plpy.execute('''SELECT 1 AS a, 2 AS a, now() AS "it's ""quoted""", 4 AS "_0", 5 AS "x\\y", 6 AS "}): 1, **{"''')
+plpy.notice(sorted((k, v if k != "it's \"quoted\"" else type(v).__name__) for k, v in rows[0].items()))
+$$ LANGUAGE plpywasm;
