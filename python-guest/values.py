@@ -104,8 +104,10 @@ def _inet(text):
     return ipaddress.ip_interface(text) if "/" in text else ipaddress.ip_address(text)
 
 
-def _json_value(text):
-    return json.loads(text, parse_float=_json_float)
+# json.loads and json.dumps build a decoder or an encoder per call when given options: build them
+# once. (A body that replaces json.loads or json.dumps does not change how values convert either.)
+_json_value = json.JSONDecoder(parse_float=_json_float).decode
+_json_encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
 
 
 _value = operator.attrgetter("value")
@@ -610,7 +612,7 @@ def encode_row(obj, out, names, fields, marks=None):
 def dumps_json(obj):
     """JSON text for `obj`: Decimal and integers of any size exactly, NaN and Infinity refused."""
     try:
-        return json.dumps(obj, ensure_ascii=False, allow_nan=False)
+        return _json_encode(obj)
     except TypeError:
         # A Decimal (or something not serialisable at all): the exact, slower path says which.
         pass
