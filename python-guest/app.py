@@ -24,7 +24,7 @@ _loads = marshal.loads
 _dumps = marshal.dumps
 
 # Compiled functions and open result sets, by handle. Module state, not instance state: the
-# bindings may make a new Guest per call.
+# bindings make a Guest for each export.
 _procedures = {}
 _sets = {}
 _handles = itertools.count(1)
@@ -33,9 +33,6 @@ _error = None
 
 
 class Guest(exports.Guest):
-    # The bindings make a Guest per call: C's object.__init__, not typing.Protocol's Python one.
-    __init__ = object.__init__
-
     def compile(self, name, params, body, shape, text_args):
         try:
             procedure = procedures.compile_procedure(name, params, body)
@@ -55,9 +52,10 @@ class Guest(exports.Guest):
         if procedure is not None:
             procedure.release()
 
-    # The per-call exports (call, call_scalar, next_row, next_plain) return an empty list where they would
-    # raise: the bindings build an `Ok` object around every value a `result` export returns, which
-    # costs more than a scalar call's own work. `take_error` hands over what was raised.
+    # The per-call exports (call, call_scalar, next_row, next_plain) return an empty list where
+    # they would raise: the bindings build an `Ok` object around every value a `result` export
+    # returns, which costs more than a scalar call's own work. `take_error` hands over what was
+    # raised.
 
     def call(self, handle, args):
         # The per-call path: no more than a lookup, the conversions and the call itself.
@@ -71,7 +69,7 @@ class Guest(exports.Guest):
             return []
 
     def call_scalar(self, args):
-        # The cheapest path: plain values and the handle in, one plain scalar out, marshalled
+        # The cheapest path: plain values and the handle in, a plain result out, marshalled
         # (see wit/plpywasm.wit); format version 2, which keeps no table of references.
         try:
             argv = _loads(args)

@@ -490,13 +490,20 @@ def _pack_texts(flat):
 _PACKERS = {Shape_Int: _pack_ints, Shape_Float: _pack_floats, Shape_Text: _pack_texts}
 
 
-def _null_or_literal(obj, out):
+# A row's NULL, literal and head (see encode_row): as nodes, or as plain values (Ellipsis for the
+# head, which the host reads as a row's).
+_NODE_MARKS = (_NULL, Node_Text, Node_Composite([]))
+_PLAIN_MARKS = (None, _plain_text, Ellipsis)
+
+
+def _null_or_literal(obj, out, marks=_NODE_MARKS):
     """None, or a str: an array or row literal such as '{1,2}' or '(1,x)', read by the type's input
     function (as PL/Python reads them). Whether `obj` was one of those."""
+    null, literal, _ = marks
     if obj is None:
-        out.append(_NULL)
+        out.append(null)
     elif isinstance(obj, str):
-        out.append(Node_Text(obj))
+        out.append(literal(obj))
     else:
         return False
     return True
@@ -557,25 +564,13 @@ def _flatten(seq, flat, rows, dims, depth):
         _flatten(item, flat, rows, dims, depth + 1)
 
 
-_NO_NAMES = Node_Composite([])
-# A row's NULL, literal and head (see encode_row): as nodes, or as plain values (Ellipsis for the
-# head, which the host reads as a row's).
-_NODE_MARKS = (_NULL, Node_Text, _NO_NAMES)
-_PLAIN_MARKS = (None, _plain_text, Ellipsis)
-
-
-def encode_row(obj, out, names, fields, marks=None):
+def encode_row(obj, out, names, fields, marks=_NODE_MARKS):
     """A row from a mapping, a sequence or an object with attributes, as PL/Python takes them.
-    `marks` are what stands for a NULL row, a row literal and a row's head: nodes, unless given
-    _PLAIN_MARKS (a row that crosses marshalled)."""
-    null, literal, head = marks or _NODE_MARKS
-    if obj is None:
-        out.append(null)
+    `marks` are what stands for a NULL row, a row literal and a row's head: nodes, or
+    _PLAIN_MARKS for a row that crosses marshalled."""
+    if _null_or_literal(obj, out, marks):
         return
-    if isinstance(obj, str):
-        out.append(literal(obj))
-        return
-    out.append(head)
+    out.append(marks[2])
     kind = type(obj)
     if kind is not tuple and kind is not list and isinstance(obj, Mapping):
         for name, field in zip(names, fields):

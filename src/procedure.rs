@@ -57,6 +57,8 @@ enum ResultPlan {
 pub struct Resolved {
     pub convert: FromGuest,
     pub shape: Vec<Shape>,
+    /// Whether results of this shape cross in marshal's format (see `convert::marshal`).
+    pub plain: bool,
     /// The type a per-call resolution found: a scalar type, or the row type (RECORD for a
     /// column definition list, whose layout `convert` itself compares).
     type_oid: Oid,
@@ -64,7 +66,8 @@ pub struct Resolved {
 
 impl Resolved {
     fn new(convert: FromGuest, type_oid: Oid) -> Rc<Resolved> {
-        Rc::new(Resolved { shape: convert.shapes(), convert, type_oid })
+        let shape = convert.shapes();
+        Rc::new(Resolved { plain: marshal::is_plain_shape(&shape), shape, convert, type_oid })
     }
 }
 

@@ -1,8 +1,9 @@
-//! Calls in Python's `marshal` format. A function whose result is a plain scalar (bool, integer,
-//! float, string) and whose arguments are plain scalars, arrays of them (nested lists), numerics or
-//! json (as text, which the guest decodes) takes its arguments as one byte string and returns one,
-//! which the guest reads and writes with `marshal`: no node per value, and far fewer steps through
-//! the bindings, which cost more than the conversions themselves.
+//! Values in Python's `marshal` format: one byte string, which the guest reads and writes with
+//! `marshal`, instead of a node per value — far fewer steps through the bindings, which cost more
+//! than the conversions themselves. Arguments and query-result columns cross so where they are
+//! plain scalars (bool, integer, float, string), arrays of them (nested lists), numerics or json
+//! (as text, which the guest decodes); results and set rows where they are plain scalars (json as
+//! its text) or rows of them.
 
 use pgrx::pg_sys::Datum;
 use pgrx::PgSqlErrorCode;

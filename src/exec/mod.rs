@@ -28,8 +28,9 @@ pub unsafe fn call(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
     }
     let resolved = unsafe { procedure.result(fcinfo) }?;
     let atomic = unsafe { is_atomic(fcinfo) };
-    let marshalled = unsafe { procedure.marshal_args(fcinfo) };
-    let nodes = match marshalled.filter(|_| marshal::is_plain_shape(&resolved.shape)) {
+    // Marshalled only where the result can come back so: otherwise the arguments cross as nodes.
+    let marshalled = if resolved.plain { unsafe { procedure.marshal_args(fcinfo) } } else { None };
+    let nodes = match marshalled {
         // The common case, on the cheap path: plain values in, a plain result out.
         Some(mut args) => {
             let result = finish(with_interpreter(procedure.oid, atomic, |slot| {
@@ -96,7 +97,7 @@ unsafe fn call_set(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
     let funcctx = unsafe { pg_sys::per_MultiFuncCall(fcinfo) };
     let state = unsafe { &*((*funcctx).user_fctx as *const SetState) };
     let row = finish(with_interpreter(state.function, true, |slot| {
-        if !marshal::is_plain_shape(&state.resolved.shape) {
+        if !state.resolved.plain {
             return slot.next_row(state.iterator, state.generation);
         }
         let plain = slot.next_plain(state.iterator, state.generation)?;
