@@ -177,11 +177,10 @@ impl Procedure {
 
     /// The arguments that cross marshalled as text, by position, for the guest to decode.
     pub fn text_args(&self) -> Vec<(u32, TextArg)> {
-        let text_arg = |arg: &Arg| match arg {
-            Arg::Fixed(convert) => convert.text_arg(),
+        marshal::text_args(self.args.iter().map(|arg| match arg {
+            Arg::Fixed(convert) => Some(convert),
             Arg::Polymorphic(_) => None,
-        };
-        (0..).zip(&self.args).filter_map(|(position, arg)| Some((position, text_arg(arg)?))).collect()
+        }))
     }
 
     /// This call's arguments in marshal's format, if they can all cross so.

@@ -448,7 +448,7 @@ unsafe fn take_rows(status: i32) -> Rows {
             for (i, convert) in converters.iter().enumerate() {
                 marshal::write_column(convert, column(i), &mut rows.plain);
             }
-            rows.text_args = (0..).zip(&converters).filter_map(|(i, c)| Some((i, c.text_arg()?))).collect();
+            rows.text_args = marshal::text_args(converters.iter().map(Some));
         } else {
             // Column after column: a column of integers, floats or strings crosses as one node.
             for (i, convert) in converters.iter().enumerate() {

@@ -66,6 +66,11 @@ impl ToGuest {
     }
 }
 
+/// The text-args among values of these types (none where the type is not fixed), by position.
+pub fn text_args<'a>(converters: impl Iterator<Item = Option<&'a ToGuest>>) -> Vec<(u32, TextArg)> {
+    (0..).zip(converters).filter_map(|(position, convert)| Some((position, convert?.text_arg()?))).collect()
+}
+
 /// Whether a result of this shape can come back in marshal's format: a plain scalar (json as its
 /// text), or a row of them (the guest decides by the same rule, in values.plain_encoder).
 pub fn is_plain_shape(shape: &[Shape]) -> bool {
