@@ -8,7 +8,7 @@ use std::rc::Rc;
 use pgrx::pg_sys::{self, Oid};
 use pgrx::{FromDatum, IntoDatum, PgSqlErrorCode};
 
-use crate::convert::{marshal, type_name, FromGuest, ToGuest};
+use crate::convert::{check_fits, input_size, marshal, type_name, FromGuest, ToGuest};
 use crate::error::PlError;
 use crate::runtime::{Node, Shape, TextArg};
 
@@ -29,6 +29,8 @@ pub struct Procedure {
     pub returns_set: bool,
     arg_types: Vec<Oid>,
     args: Vec<Arg>,
+    /// Each argument type's `typlen` (-1 for varlena), for [`Procedure::check_arg_sizes`].
+    arg_lens: Vec<i16>,
     /// Every argument can cross in marshal's format (see `convert::marshal`).
     marshal_args: bool,
     result: ResultPlan,
@@ -106,6 +108,7 @@ impl Procedure {
             .map(|&t| if is_polymorphic(t) { Arg::Polymorphic(RefCell::new(None)) } else { Arg::Fixed(ToGuest::for_type(t)) })
             .collect();
         let marshal_args = args.iter().all(|arg| matches!(arg, Arg::Fixed(convert) if convert.marshals()));
+        let arg_lens = types.iter().map(|&t| unsafe { pg_sys::get_typlen(t) }).collect();
         Ok(Procedure {
             oid,
             stamp: row.stamp(),
@@ -115,6 +118,7 @@ impl Procedure {
             returns_set: form.proretset,
             arg_types: types,
             args,
+            arg_lens,
             marshal_args,
             result: row.result_plan(),
             return_type: form.prorettype,
@@ -148,6 +152,7 @@ impl Procedure {
     /// # Safety
     /// `fcinfo` must be the live call info of a call to this function.
     pub unsafe fn encode_args(&self, fcinfo: pg_sys::FunctionCallInfo, out: &mut Vec<Node>) -> Result<(), PlError> {
+        unsafe { self.check_arg_sizes(fcinfo) }?;
         let passed = unsafe { (*fcinfo).args.as_slice((*fcinfo).nargs as usize) };
         for (position, (arg, passed)) in self.args.iter().zip(passed).enumerate() {
             match arg {
@@ -187,10 +192,11 @@ impl Procedure {
     ///
     /// # Safety
     /// `fcinfo` must be the live call info of a call to this function.
-    pub unsafe fn marshal_args(&self, fcinfo: pg_sys::FunctionCallInfo) -> Option<Vec<u8>> {
+    pub unsafe fn marshal_args(&self, fcinfo: pg_sys::FunctionCallInfo) -> Result<Option<Vec<u8>>, PlError> {
         if !self.marshal_args {
-            return None;
+            return Ok(None);
         }
+        unsafe { self.check_arg_sizes(fcinfo) }?;
         let passed = unsafe { (*fcinfo).args.as_slice((*fcinfo).nargs as usize) };
         let args = self.args.iter().zip(passed).map(|(arg, passed)| {
             let Arg::Fixed(convert) = arg else { unreachable!("marshal_args: every argument is fixed") };
@@ -198,7 +204,30 @@ impl Procedure {
         });
         let mut out = Vec::with_capacity(16);
         unsafe { marshal::write_args(args, &mut out) };
-        Some(out)
+        Ok(Some(out))
+    }
+
+    /// Refuses arguments too large for the interpreter before they are copied for it.
+    ///
+    /// # Safety
+    /// `fcinfo` must be the live call info of a call to this function.
+    unsafe fn check_arg_sizes(&self, fcinfo: pg_sys::FunctionCallInfo) -> Result<(), PlError> {
+        let passed = unsafe { (*fcinfo).args.as_slice((*fcinfo).nargs as usize) };
+        let mut total = 0;
+        for (position, (&typlen, passed)) in self.arg_lens.iter().zip(passed).enumerate() {
+            if passed.isnull {
+                continue;
+            }
+            let typlen = match self.args[position] {
+                // A polymorphic argument's declared length says nothing of the value's.
+                Arg::Polymorphic(_) => unsafe {
+                    pg_sys::get_typlen(pg_sys::get_fn_expr_argtype((*fcinfo).flinfo, position as i32))
+                },
+                Arg::Fixed(_) => typlen,
+            };
+            total += unsafe { input_size(passed.value, typlen) };
+        }
+        check_fits(total, "arguments")
     }
 
     /// The converter for this call's result.

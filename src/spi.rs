@@ -15,7 +15,7 @@ use pgrx::pg_sys::{self, panic::CaughtError, Datum};
 use pgrx::prelude::*;
 use pgrx::{PgSqlErrorCode, PgTryBuilder};
 
-use crate::convert::{marshal, FromGuest, ToGuest};
+use crate::convert::{input_size, marshal, FromGuest, ToGuest};
 use crate::runtime::{Canceled, Database, DbError, Node, Plan, Rows, TransactionStep};
 
 /// The `Database` every interpreter of this backend uses.
@@ -414,26 +414,8 @@ unsafe fn take_rows(status: i32) -> Rows {
         return rows;
     }
     unsafe {
-        // Whatever does not fit in the interpreter must not be copied for it either: a result
-        // larger than its memory limit would only grow the backend's own memory.
-        let size = pg_sys::MemoryContextMemAllocated((*table).tuptabcxt, true);
-        if size > crate::gucs::memory_limit_bytes() {
-            pgrx::ereport!(
-                ERROR,
-                PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-                format!("query result of {} MB does not fit in plpywasm.memory_limit", size >> 20),
-                "Read it in parts with plpy.cursor()."
-            );
-        }
         let tupdesc = (*table).tupdesc;
         let attributes = (*tupdesc).attrs.as_slice((*tupdesc).natts as usize);
-        let mut converters = Vec::with_capacity(attributes.len());
-        for attribute in attributes {
-            rows.colnames.push(CStr::from_ptr(attribute.attname.data.as_ptr()).to_string_lossy().into_owned());
-            rows.coltypes.push(attribute.atttypid.to_u32());
-            rows.coltypmods.push(attribute.atttypmod);
-            converters.push(ToGuest::for_type(attribute.atttypid));
-        }
         let tuples = std::slice::from_raw_parts((*table).vals, processed as usize);
         let column = |i: usize| {
             tuples.iter().map(move |&tuple| {
@@ -442,6 +424,30 @@ unsafe fn take_rows(status: i32) -> Rows {
                 (!is_null).then_some(datum)
             })
         };
+        // Whatever does not fit in the interpreter must not be copied for it either: a result
+        // larger than its memory limit would only grow the backend's own memory. A toasted value
+        // is still small in the result's context: it counts as the size it will be read at.
+        let mut size = pg_sys::MemoryContextMemAllocated((*table).tuptabcxt, true);
+        for (i, _) in attributes.iter().enumerate().filter(|(_, attribute)| attribute.attlen == -1) {
+            for datum in column(i).flatten() {
+                size += input_size(datum, -1).saturating_sub(pgrx::varlena::varsize_any(datum.cast_mut_ptr()));
+            }
+        }
+        if size > crate::gucs::memory_limit_bytes() {
+            pgrx::ereport!(
+                ERROR,
+                PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+                format!("query result of {} MB does not fit in plpywasm.memory_limit", size >> 20),
+                "Read it in parts with plpy.cursor()."
+            );
+        }
+        let mut converters = Vec::with_capacity(attributes.len());
+        for attribute in attributes {
+            rows.colnames.push(CStr::from_ptr(attribute.attname.data.as_ptr()).to_string_lossy().into_owned());
+            rows.coltypes.push(attribute.atttypid.to_u32());
+            rows.coltypmods.push(attribute.atttypmod);
+            converters.push(ToGuest::for_type(attribute.atttypid));
+        }
         if converters.iter().all(ToGuest::marshals) {
             // Column after column, in marshal's format (see convert::marshal).
             marshal::write_list_head(converters.len(), &mut rows.plain);

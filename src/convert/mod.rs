@@ -176,6 +176,32 @@ impl ToGuest {
     }
 }
 
+/// The bytes a non-null Datum of a type `typlen` long takes once detoasted, read from its header.
+///
+/// # Safety
+/// `datum` must be a valid, non-null Datum of a type `typlen` long.
+pub unsafe fn input_size(datum: Datum, typlen: i16) -> usize {
+    match typlen {
+        -1 => unsafe { pg_sys::toast_raw_datum_size(datum) },
+        -2 => unsafe { std::ffi::CStr::from_ptr(datum.cast_mut_ptr()) }.to_bytes().len(),
+        fixed => fixed.max(0) as usize,
+    }
+}
+
+/// Refuses `bytes` of input that could not fit in the interpreter, before it is copied for it: a
+/// value takes at least its own size in there, and a copy it cannot take would only grow the
+/// backend's memory, where an allocation that fails aborts the whole process.
+pub fn check_fits(bytes: usize, what: &str) -> Result<(), PlError> {
+    let limit = crate::gucs::memory_limit_bytes();
+    if bytes <= limit {
+        return Ok(());
+    }
+    Err(PlError::new(
+        PgSqlErrorCode::ERRCODE_OUT_OF_MEMORY,
+        format!("{what} of {} MB do not fit in plpywasm.memory_limit ({} MB)", bytes.div_ceil(1 << 20), limit >> 20),
+    ))
+}
+
 /// The values of a packed node, a node each; none if `node` is not packed.
 fn unpack(node: Node) -> Option<Vec<Node>> {
     Some(match node {

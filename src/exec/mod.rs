@@ -29,7 +29,7 @@ pub unsafe fn call(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
     let resolved = unsafe { procedure.result(fcinfo) }?;
     let atomic = unsafe { is_atomic(fcinfo) };
     // Marshalled only where the result can come back so: otherwise the arguments cross as nodes.
-    let marshalled = if resolved.plain { unsafe { procedure.marshal_args(fcinfo) } } else { None };
+    let marshalled = if resolved.plain { unsafe { procedure.marshal_args(fcinfo) }? } else { None };
     let nodes = match marshalled {
         // The common case, on the cheap path: plain values in, a plain result out.
         Some(mut args) => {

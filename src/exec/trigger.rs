@@ -10,7 +10,7 @@ use pgrx::pg_sys::{self, Datum};
 use pgrx::{warning, PgSqlErrorCode};
 
 use super::finish;
-use crate::convert::ToGuest;
+use crate::convert::{check_fits, input_size, ToGuest};
 use crate::error::PlError;
 use crate::interpreters::with_interpreter;
 use crate::procedure::Procedure;
@@ -42,7 +42,7 @@ pub unsafe fn call(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
     let unchanged = if operation == pg_sys::TRIGGER_EVENT_UPDATE { data.tg_newtuple } else { data.tg_trigtuple };
 
     let row_shape = unsafe { procedure.trigger_row(data.tg_relation) };
-    let td = unsafe { trigger_data(data, new, old) };
+    let td = unsafe { trigger_data(data, new, old) }?;
     let nodes = finish(with_interpreter(procedure.oid, true, |slot| {
         let handle = slot.handle(procedure, &row_shape.shape)?;
         slot.call_trigger(handle, &td)
@@ -73,7 +73,11 @@ pub unsafe fn call(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
 }
 
 /// `TD` as a row of nodes.
-unsafe fn trigger_data(data: &pg_sys::TriggerData, new: pg_sys::HeapTuple, old: pg_sys::HeapTuple) -> Vec<Node> {
+unsafe fn trigger_data(
+    data: &pg_sys::TriggerData,
+    new: pg_sys::HeapTuple,
+    old: pg_sys::HeapTuple,
+) -> Result<Vec<Node>, PlError> {
     let event = data.tg_event;
     let relation = data.tg_relation;
     let trigger = unsafe { &*data.tg_trigger };
@@ -111,14 +115,19 @@ unsafe fn trigger_data(data: &pg_sys::TriggerData, new: pg_sys::HeapTuple, old: 
     }
     let tupdesc = unsafe { (*relation).rd_att };
     let row = ToGuest::for_type(unsafe { (*(*relation).rd_rel).reltype });
+    let mut size = 0;
     for tuple in [new, old] {
         if tuple.is_null() {
             td.push(Node::Null);
         } else {
-            unsafe { row.encode(pg_sys::heap_copy_tuple_as_datum(tuple, tupdesc), &mut td) };
+            // Flattened: its toasted values read in.
+            let datum = unsafe { pg_sys::heap_copy_tuple_as_datum(tuple, tupdesc) };
+            size += unsafe { input_size(datum, -1) };
+            check_fits(size, "the trigger's rows")?;
+            unsafe { row.encode(datum, &mut td) };
         }
     }
-    td
+    Ok(td)
 }
 
 /// The heap tuple of a composite Datum, as a trigger returns it.

@@ -145,6 +145,28 @@ SELECT cardinality(big_text_array(200000));
 SET client_min_messages = error;
 SELECT sqlstate_of($$SELECT text_len(repeat('x', 100 * 1024 * 1024))$$);
 RESET client_min_messages;
+-- Input that could never fit (plpywasm.memory_limit is 128MB here) is refused before it is
+-- copied, whatever its type: one argument, several, a polymorphic one, a trigger's row.
+SELECT sqlstate_of($$SELECT text_len(repeat('x', 200 * 1024 * 1024))$$);
+CREATE FUNCTION two_len(a text, b bytea) RETURNS int LANGUAGE plpywasm AS $$ return len(a) + len(b) $$;
+SELECT sqlstate_of($$SELECT two_len(repeat('x', 70 * 1024 * 1024), convert_to(repeat('y', 70 * 1024 * 1024), 'UTF8'))$$);
+CREATE FUNCTION any_len(a anyelement) RETURNS int LANGUAGE plpywasm AS $$ return len(a) $$;
+SELECT sqlstate_of($$SELECT any_len(repeat('x', 200 * 1024 * 1024))$$);
+SELECT any_len(repeat('x', 1000));
+-- A value stored compressed is small in a query's result but counts as the size it is read at.
+CREATE TABLE big_row (t text);
+INSERT INTO big_row SELECT repeat('x', 200 * 1024 * 1024);
+CREATE FUNCTION read_big_row() RETURNS text LANGUAGE plpywasm AS $$
+try:
+    plpy.execute("SELECT t FROM big_row")
+except plpy.SPIError as e:
+    return "%s %s" % (e.sqlstate, e)
+$$;
+SELECT read_big_row();
+CREATE FUNCTION keep_row() RETURNS trigger LANGUAGE plpywasm AS $$ return None $$;
+CREATE TRIGGER big_row_update BEFORE UPDATE ON big_row FOR EACH ROW EXECUTE FUNCTION keep_row();
+SELECT sqlstate_of($$UPDATE big_row SET t = t || 'y'$$);
+DROP TABLE big_row;
 SELECT ok();
 CREATE FUNCTION json_depth(j jsonb) RETURNS int LANGUAGE plpywasm AS $$
 d = 0
