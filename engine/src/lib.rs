@@ -24,6 +24,9 @@ pub fn config() -> Config {
     config.compiler_inlining(wasmtime::Inlining::Yes);
     // Instances map the snapshot's memory image copy-on-write: ~1 ms instead of copying ~30 MB.
     config.memory_init_cow(true);
+    // Function tables filled at instantiation, so that an indirect call (CPython makes one for
+    // every type slot it uses) does not first check whether its entry is there yet.
+    config.table_lazy_init(false);
     // `PLPYWASM_PERFMAP=1` in the server's environment names the guest's functions for `perf`.
     if std::env::var_os("PLPYWASM_PERFMAP").is_some_and(|v| v == "1") {
         config.profiler(wasmtime::ProfilingStrategy::PerfMap);
