@@ -9,6 +9,7 @@ import collections
 import sys
 import types
 from collections.abc import Sequence
+from marshal import loads as _loads
 
 import sqlstates
 import values
@@ -107,16 +108,11 @@ def fatal(*args, **fields):
     raise Fatal(_message(args), **fields)
 
 
-class Result:
-    """What plpy.execute returns: a list of rows (dicts by column name) with the query's status."""
+class Result(list):
+    """What plpy.execute returns: a list of rows (dicts by column name) with the query's status.
+    A list itself, so that indexing and iterating it run no Python code."""
 
-    __slots__ = ("_rows", "_status", "_nrows", "_columns")
-
-    def __init__(self, rows):
-        self._status = rows.status
-        self._nrows = rows.processed
-        self._columns = (rows.colnames, rows.coltypes, rows.coltypmods) if rows.colnames else None
-        self._rows = values.decode_rows(rows)
+    __slots__ = ("_status", "_nrows", "_columns")
 
     def nrows(self):
         return self._nrows
@@ -138,25 +134,22 @@ class Result:
     def coltypmods(self):
         return self._column_info(2)
 
-    def __len__(self):
-        return len(self._rows)
-
-    def __getitem__(self, index):
-        return self._rows[index]
-
-    def __setitem__(self, index, value):
-        self._rows[index] = value
-
-    def __delitem__(self, index):
-        del self._rows[index]
-
-    def __iter__(self):
-        return iter(self._rows)
-
     def __str__(self):
-        return "<PLyResult status=%d nrows=%d rows=%r>" % (self._status, self._nrows, self._rows)
+        return "<PLyResult status=%d nrows=%d rows=%s>" % (self._status, self._nrows, list.__repr__(self))
 
     __repr__ = __str__
+
+
+def _result(rows):
+    """The Result of a query's `rows` (wit/plpywasm.wit), set up here rather than in an __init__:
+    list's own is quicker."""
+    reply, nodes = rows
+    status, processed, names, types, typmods, text_args, columns = _loads(reply)
+    result = Result(values.decode_rows(names, processed, text_args, columns, nodes))
+    result._status = status
+    result._nrows = processed
+    result._columns = None if names is None else (names, types, typmods)
+    return result
 
 
 def _spi(call, *args):
@@ -183,7 +176,7 @@ def execute(query, *rest):
         raise TypeError("plpy.execute expected a query or a plan as its first argument")
     if len(rest) > 1:
         raise TypeError("plpy.execute expected at most 2 arguments, got %d" % (len(rest) + 1))
-    return Result(_spi(host.execute, wit_text(query), _limit(rest[0]) if rest else 0))
+    return _result(_spi(host.execute, wit_text(query), _limit(rest[0]) if rest else 0))
 
 
 def prepare(query, argtypes=None):
@@ -222,7 +215,7 @@ class Plan:
         return out
 
     def execute(self, args=None, limit=0):
-        return Result(_spi(host.execute_plan, self._id, self._params(args), _limit(limit)))
+        return _result(_spi(host.execute_plan, self._id, self._params(args), _limit(limit)))
 
     def cursor(self, args=None):
         return Cursor(_spi(host.open_cursor, "", self._id, self._params(args)))
@@ -264,7 +257,7 @@ class Cursor:
     def fetch(self, count):
         if self._closed:
             raise ValueError("fetch from a closed cursor")
-        return Result(_spi(host.fetch, self._id, _limit(count)))
+        return _result(_spi(host.fetch, self._id, _limit(count)))
 
     def __iter__(self):
         return self

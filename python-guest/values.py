@@ -196,18 +196,21 @@ def decode_args(nodes):
     return args
 
 
-def decode_rows(rows):
-    """The rows of a query result (a `rows` record), as dicts by column name. Its values come
-    column after column, marshalled or as nodes (a column of plain values packed in one node)."""
-    names, count = rows.colnames, rows.processed
-    if not names or not count:
-        return []
-    if rows.plain:
-        columns = marshal.loads(rows.plain)
-        for position, decode in text_arg_decoders(rows.text_args):
+def decode_rows(names, count, text_args, columns, nodes):
+    """The rows of a query result (wit/plpywasm.wit's `rows`), as an iterable of dicts by column
+    name. Its values come column after column: marshalled `columns`, or `nodes` (a column of
+    plain values packed in one node)."""
+    if not names:
+        # No result set, or rows without columns (`SELECT FROM t`): a dict each, as PL/Python.
+        return () if names is None else ({} for _ in range(count))
+    if not count:
+        return ()
+    if columns is not None:
+        for position, kind in text_args:
+            decode = _TEXT_ARGS[TextArg(kind)]
             columns[position] = [None if value is None else decode(value) for value in columns[position]]
-        return list(map(_row_maker(names), *columns))
-    rest = iter(rows.values)
+        return map(_row_maker(names), *columns)
+    rest = iter(nodes)
     columns = []
     for _ in names:
         first = next(rest)
@@ -217,7 +220,7 @@ def decode_rows(rows):
             column = [_decode(first, rest)]
             column.extend(_decode(next(rest), rest) for _ in range(count - 1))
             columns.append(column)
-    return list(map(_row_maker(names), *columns))
+    return map(_row_maker(names), *columns)
 
 
 _ROW_MAKERS = {}

@@ -29,8 +29,9 @@ pub struct Procedure {
     pub returns_set: bool,
     arg_types: Vec<Oid>,
     args: Vec<Arg>,
-    /// Each argument type's `typlen` (-1 for varlena), for [`Procedure::check_arg_sizes`].
-    arg_lens: Vec<i16>,
+    /// The arguments whose values may be large, by position, with their type's `typlen` (negative:
+    /// varlena or cstring), or `None` for a polymorphic one, whose calls tell.
+    sized_args: Vec<(usize, Option<i16>)>,
     /// Every argument can cross in marshal's format (see `convert::marshal`).
     marshal_args: bool,
     result: ResultPlan,
@@ -108,7 +109,16 @@ impl Procedure {
             .map(|&t| if is_polymorphic(t) { Arg::Polymorphic(RefCell::new(None)) } else { Arg::Fixed(ToGuest::for_type(t)) })
             .collect();
         let marshal_args = args.iter().all(|arg| matches!(arg, Arg::Fixed(convert) if convert.marshals()));
-        let arg_lens = types.iter().map(|&t| unsafe { pg_sys::get_typlen(t) }).collect();
+        let sized_args = (0..)
+            .zip(&types)
+            .filter_map(|(position, &t)| {
+                if is_polymorphic(t) {
+                    return Some((position, None));
+                }
+                let typlen = unsafe { pg_sys::get_typlen(t) };
+                (typlen < 0).then_some((position, Some(typlen)))
+            })
+            .collect();
         Ok(Procedure {
             oid,
             stamp: row.stamp(),
@@ -118,7 +128,7 @@ impl Procedure {
             returns_set: form.proretset,
             arg_types: types,
             args,
-            arg_lens,
+            sized_args,
             marshal_args,
             result: row.result_plan(),
             return_type: form.prorettype,
@@ -212,20 +222,19 @@ impl Procedure {
     /// # Safety
     /// `fcinfo` must be the live call info of a call to this function.
     unsafe fn check_arg_sizes(&self, fcinfo: pg_sys::FunctionCallInfo) -> Result<(), PlError> {
+        if self.sized_args.is_empty() {
+            return Ok(());
+        }
         let passed = unsafe { (*fcinfo).args.as_slice((*fcinfo).nargs as usize) };
         let mut total = 0;
-        for (position, (&typlen, passed)) in self.arg_lens.iter().zip(passed).enumerate() {
-            if passed.isnull {
+        for &(position, typlen) in &self.sized_args {
+            if passed[position].isnull {
                 continue;
             }
-            let typlen = match self.args[position] {
-                // A polymorphic argument's declared length says nothing of the value's.
-                Arg::Polymorphic(_) => unsafe {
-                    pg_sys::get_typlen(pg_sys::get_fn_expr_argtype((*fcinfo).flinfo, position as i32))
-                },
-                Arg::Fixed(_) => typlen,
-            };
-            total += unsafe { input_size(passed.value, typlen) };
+            let typlen = typlen.unwrap_or_else(|| unsafe {
+                pg_sys::get_typlen(pg_sys::get_fn_expr_argtype((*fcinfo).flinfo, position as i32))
+            });
+            total += unsafe { input_size(passed[position].value, typlen) };
         }
         check_fits(total, "arguments")
     }

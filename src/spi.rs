@@ -396,22 +396,20 @@ fn caught_error<T>(caught: CaughtError) -> Result<Result<T, DbError>, Canceled> 
     }))
 }
 
-/// The result of the query that just ran, converted as function arguments are, then released.
+/// The result of the query that just ran, converted as function arguments are, then released; laid
+/// out as wit/plpywasm.wit's `rows` says.
 unsafe fn take_rows(status: i32) -> Rows {
     let processed = unsafe { pg_sys::SPI_processed };
     let table = unsafe { pg_sys::SPI_tuptable };
-    let mut rows = Rows {
-        status,
-        processed,
-        colnames: vec![],
-        coltypes: vec![],
-        coltypmods: vec![],
-        values: vec![],
-        plain: vec![],
-        text_args: vec![],
-    };
+    let (mut reply, mut values) = (Vec::new(), Vec::new());
+    marshal::write_list_head(7, &mut reply);
+    marshal::write_scalar(&Node::Int(status.into()), &mut reply);
+    marshal::write_scalar(&Node::Int(i64::try_from(processed).unwrap_or(i64::MAX)), &mut reply);
     if table.is_null() {
-        return rows;
+        for _ in 0..5 {
+            marshal::write_scalar(&Node::Null, &mut reply);
+        }
+        return (reply, values);
     }
     unsafe {
         let tupdesc = (*table).tupdesc;
@@ -441,27 +439,29 @@ unsafe fn take_rows(status: i32) -> Rows {
                 "Read it in parts with plpy.cursor()."
             );
         }
-        let mut converters = Vec::with_capacity(attributes.len());
-        for attribute in attributes {
-            rows.colnames.push(CStr::from_ptr(attribute.attname.data.as_ptr()).to_string_lossy().into_owned());
-            rows.coltypes.push(attribute.atttypid.to_u32());
-            rows.coltypmods.push(attribute.atttypmod);
-            converters.push(ToGuest::for_type(attribute.atttypid));
-        }
+        let names = attributes.iter().map(|attribute| {
+            Node::Text(CStr::from_ptr(attribute.attname.data.as_ptr()).to_string_lossy().into_owned())
+        });
+        marshal::write_list(names, &mut reply);
+        marshal::write_list(attributes.iter().map(|attribute| Node::Int(attribute.atttypid.to_u32().into())), &mut reply);
+        marshal::write_list(attributes.iter().map(|attribute| Node::Int(attribute.atttypmod.into())), &mut reply);
+        let converters: Vec<ToGuest> = attributes.iter().map(|attribute| ToGuest::for_type(attribute.atttypid)).collect();
         if converters.iter().all(ToGuest::marshals) {
             // Column after column, in marshal's format (see convert::marshal).
-            marshal::write_list_head(converters.len(), &mut rows.plain);
+            marshal::write_text_args(&marshal::text_args(converters.iter().map(Some)), &mut reply);
+            marshal::write_list_head(converters.len(), &mut reply);
             for (i, convert) in converters.iter().enumerate() {
-                marshal::write_column(convert, column(i), &mut rows.plain);
+                marshal::write_column(convert, column(i), &mut reply);
             }
-            rows.text_args = marshal::text_args(converters.iter().map(Some));
         } else {
+            marshal::write_text_args(&[], &mut reply);
+            marshal::write_scalar(&Node::Null, &mut reply);
             // Column after column: a column of integers, floats or strings crosses as one node.
             for (i, convert) in converters.iter().enumerate() {
-                convert.encode_all(column(i), &mut rows.values);
+                convert.encode_all(column(i), &mut values);
             }
         }
         pg_sys::SPI_freetuptable(table);
     }
-    rows
+    (reply, values)
 }

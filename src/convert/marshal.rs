@@ -130,6 +130,22 @@ unsafe fn write_value(convert: &ToGuest, datum: Option<Datum>, nodes: &mut Vec<N
     }
 }
 
+/// A list of plain scalars.
+pub fn write_list(items: impl ExactSizeIterator<Item = Node>, out: &mut Vec<u8>) {
+    write_list_head(items.len(), out);
+    for item in items {
+        write_scalar(&item, out);
+    }
+}
+
+/// `text_args` as a list of (position, kind) pairs, the kind as its number.
+pub fn write_text_args(text_args: &[(u32, TextArg)], out: &mut Vec<u8>) {
+    write_list_head(text_args.len(), out);
+    for &(position, kind) in text_args {
+        write_list([Node::Int(position.into()), Node::Int(kind as i64)].into_iter(), out);
+    }
+}
+
 pub fn write_list_head(len: usize, out: &mut Vec<u8>) {
     out.push(LIST);
     out.extend_from_slice(&(len as i32).to_le_bytes());
@@ -155,7 +171,8 @@ pub fn set_handle(args: &mut [u8], handle: u32) {
     args[at..].copy_from_slice(&(handle as i32).to_le_bytes());
 }
 
-fn write_scalar(node: &Node, out: &mut Vec<u8>) {
+/// A plain scalar (bool, int, float, string; NULL for any other node).
+pub fn write_scalar(node: &Node, out: &mut Vec<u8>) {
     match node {
         Node::Boolean(true) => out.push(TRUE),
         Node::Boolean(false) => out.push(FALSE),

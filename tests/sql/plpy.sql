@@ -300,3 +300,10 @@ plpy.notice(sorted(rows[0].items()))
 rows = plpy.execute('''SELECT 1 AS a, 2 AS a, now() AS "it's ""quoted""", 4 AS "_0", 5 AS "x\\y", 6 AS "}): 1, **{"''')
 plpy.notice(sorted((k, v if k != "it's \"quoted\"" else type(v).__name__) for k, v in rows[0].items()))
 $$ LANGUAGE plpywasm;
+-- Rows without columns are empty dicts, as PL/Python gives them; a result is a list of its rows.
+DO $$
+rows = plpy.execute("SELECT FROM generate_series(1, 3)")
+plpy.notice(rows.nrows(), len(rows), list(rows), rows.colnames(), rows[1:], isinstance(rows, list), str(rows))
+rows = plpy.execute("SELECT i, i * 2 AS j FROM generate_series(1, 4) AS i")
+plpy.notice(rows[-1], rows[1:3], [r["j"] for r in rows], len(rows), rows == list(rows))
+$$ LANGUAGE plpywasm;
