@@ -4,6 +4,7 @@ use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 
 pub static MEMORY_LIMIT_MB: GucSetting<i32> = GucSetting::<i32>::new(256);
 pub static MAX_OUTPUT_KB: GucSetting<i32> = GucSetting::<i32>::new(1024);
+pub static MAX_INTERPRETERS: GucSetting<i32> = GucSetting::<i32>::new(32);
 
 pub fn register() {
     GucRegistry::define_int_guc(
@@ -15,6 +16,16 @@ pub fn register() {
         4096,
         GucContext::Suset,
         GucFlags::UNIT_MB,
+    );
+    GucRegistry::define_int_guc(
+        c"plpywasm.max_interpreters",
+        c"Most idle Python interpreters one backend keeps (one per role and nesting depth).",
+        c"Beyond it, the least recently used one is dropped, with its GD and module state.",
+        &MAX_INTERPRETERS,
+        1,
+        10000,
+        GucContext::Suset,
+        GucFlags::default(),
     );
     GucRegistry::define_int_guc(
         c"plpywasm.max_output",
@@ -30,6 +41,10 @@ pub fn register() {
 
 pub fn memory_limit_bytes() -> usize {
     MEMORY_LIMIT_MB.get() as usize * 1024 * 1024
+}
+
+pub fn max_interpreters() -> usize {
+    MAX_INTERPRETERS.get() as usize
 }
 
 pub fn max_output_bytes() -> usize {

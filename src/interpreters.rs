@@ -20,9 +20,10 @@ use crate::runtime::{GuestError, Interpreter, Limits, Node, Output, Runtime, Sha
 
 struct Backend {
     runtime: Runtime,
-    /// By role and nesting depth: a function that reaches the database may call another plpywasm
-    /// function, which runs in the role's interpreter of the next depth (an instance cannot be
-    /// entered while it runs). A few at most: a list is quicker than a map, boxes quicker to move.
+    /// The idle interpreters by role and nesting depth, least recently used first: a function that
+    /// reaches the database may call another plpywasm function, which runs in the role's
+    /// interpreter of the next depth (an instance cannot be entered while it runs). At most
+    /// `plpywasm.max_interpreters`: a list is quicker than a map, boxes quicker to move.
     slots: Vec<((Oid, u32), Box<Slot>)>,
 }
 
@@ -91,8 +92,8 @@ pub fn with_interpreter<T>(
         }
         let backend = backend.as_mut().expect("loaded above");
         // Taken out while it runs: a nested call borrows the backend again.
-        match backend.slots.iter().position(|(k, _)| *k == key) {
-            Some(at) => Ok(backend.slots.swap_remove(at).1),
+        match backend.slots.iter().rposition(|(k, _)| *k == key) {
+            Some(at) => Ok(backend.slots.remove(at).1),
             None => {
                 stats::interpreter_created(role);
                 new_slot(&backend.runtime).map(Box::new)
@@ -114,16 +115,27 @@ pub fn with_interpreter<T>(
     stats::record(function, role, outcome);
     let output = slot.interpreter.take_output();
     if slot.broken {
-        let generation = slot.generation;
-        ABANDONED.with(|abandoned| abandoned.borrow_mut().retain(|a| a.generation != generation));
+        forget_sets(slot.generation);
     } else {
-        BACKEND.with(|cell| {
-            if let Some(backend) = cell.borrow_mut().as_mut() {
+        let dropped = BACKEND.with(|cell| match cell.borrow_mut().as_mut() {
+            Some(backend) => {
                 backend.slots.push((key, slot));
+                // Memory stays bounded however many roles call in: each interpreter holds a few MB.
+                let excess = backend.slots.len().saturating_sub(gucs::max_interpreters());
+                backend.slots.drain(..excess).map(|(_, slot)| slot).collect()
             }
+            None => Vec::new(),
         });
+        for slot in dropped {
+            forget_sets(slot.generation);
+        }
     }
     Ok((result, output))
+}
+
+/// Forgets the sets left to close in a dropped interpreter.
+fn forget_sets(generation: u64) {
+    ABANDONED.with(|abandoned| abandoned.borrow_mut().retain(|a| a.generation != generation));
 }
 
 fn new_slot(runtime: &Runtime) -> Result<Slot, PlError> {

@@ -219,3 +219,28 @@ FROM plpywasm.stats WHERE function::text IN ('spin()', 'recurse(boolean)', 'ok()
 SELECT interpreters_created >= 3 AS recreated_after_traps FROM plpywasm.stats WHERE role = 'alice'::regrole LIMIT 1;
 SELECT sum(calls) > 0 AS bob_counted FROM plpywasm.stats WHERE role = 'bob'::regrole;
 RESET ROLE;
+
+-- A backend keeps at most plpywasm.max_interpreters idle interpreters (only superusers set it):
+-- beyond, the least recently used one goes, with its GD, and the next call starts a fresh one.
+SET ROLE alice;
+SELECT sqlstate_of($$SET plpywasm.max_interpreters = 1000$$);
+RESET ROLE;
+CREATE FUNCTION visits() RETURNS int LANGUAGE plpywasm AS $$
+GD["visits"] = GD.get("visits", 0) + 1
+return GD["visits"]
+$$;
+GRANT EXECUTE ON FUNCTION visits() TO PUBLIC;
+SET plpywasm.max_interpreters = 2;
+SELECT visits(), visits();
+SET ROLE alice;
+SELECT visits();
+SET ROLE bob;
+SELECT visits();
+RESET ROLE;
+SELECT visits() AS superuser_interpreter_was_dropped;
+SET ROLE bob;
+SELECT visits() AS bob_interpreter_was_kept;
+SET ROLE alice;
+SELECT visits() AS alice_interpreter_was_dropped;
+RESET ROLE;
+RESET plpywasm.max_interpreters;
