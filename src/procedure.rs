@@ -228,13 +228,11 @@ impl Procedure {
         let passed = unsafe { (*fcinfo).args.as_slice((*fcinfo).nargs as usize) };
         let mut total = 0;
         for &(position, typlen) in &self.sized_args {
-            if passed[position].isnull {
-                continue;
-            }
+            let Some(arg) = passed.get(position).filter(|arg| !arg.isnull) else { continue };
             let typlen = typlen.unwrap_or_else(|| unsafe {
                 pg_sys::get_typlen(pg_sys::get_fn_expr_argtype((*fcinfo).flinfo, position as i32))
             });
-            total += unsafe { input_size(passed[position].value, typlen) };
+            total += unsafe { input_size(arg.value, typlen) };
         }
         check_fits(total, "arguments")
     }
