@@ -13,7 +13,7 @@ hostio.install()
 import base64, collections, dataclasses, datetime, decimal, enum, fractions, functools, hashlib  # noqa: E401,F401
 import itertools, json, marshal, math, random, re, statistics, string, textwrap, typing, uuid  # noqa: E401,F401
 
-import plpy  # noqa: F401  (in the snapshot: `import plpy` in a body is a dict lookup)
+import plpy  # (in the snapshot: `import plpy` in a body is a dict lookup)
 import procedures
 import values
 from componentize_py_types import Err
@@ -102,12 +102,16 @@ class Guest(exports.Guest):
     def call_set(self, handle, args):
         try:
             procedure = _procedures[handle]
-            rows = procedures.iterate(procedure.call(values.decode_args(args)))
+            result = procedure.call(values.decode_args(args))
+            rows = procedures.iterate(result)
         except BaseException as exc:
             raise Err(procedures.describe(exc))
         iterator = next(_handles)
-        # The result's converters as they are now: a nested call may reshape the procedure.
-        _sets[iterator] = (rows, procedure.encode, procedure.exact, procedure.plain)
+        # The result's converters as they are now: a nested call may reshape the procedure. Rows of
+        # a sequence already made are read ahead (no code runs to produce them); a generator's are
+        # produced one per row the executor asks for, as in PL/Python.
+        ahead = _READ_AHEAD if type(result) in _MATERIALIZED else 1
+        _sets[iterator] = (rows, procedure.encode, procedure.exact, procedure.plain, ahead)
         return iterator
 
     def next_row(self, iterator):
@@ -123,11 +127,13 @@ class Guest(exports.Guest):
             return []
 
     def next_plain(self, iterator):
+        rows, _, exact, plain, ahead = _sets[iterator]
+        if ahead > 1:
+            return _read_ahead(iterator, rows, exact, plain, ahead)
         row = _advance(iterator)
         if row is _END:
             return b""
         try:
-            _, _, exact, plain = _sets[iterator]
             return _dumps(row if type(row) is exact else plain(row), 2)
         except BaseException as exc:
             _abandon(iterator, exc)
@@ -146,6 +152,39 @@ class Guest(exports.Guest):
 
 
 _END = object()
+
+
+# Results whose rows are read ahead, and how many at a time.
+_MATERIALIZED = (list, tuple, range, plpy.Result)
+_READ_AHEAD = 512
+
+
+def _read_ahead(iterator, rows, exact, plain, ahead):
+    """`next-plain` for a sequence already made: a tuple of whether the set ends with these rows,
+    then up to `ahead` rows. A row that cannot be converted is reported when the executor asks for
+    it, since a LIMIT may stop short of it."""
+    out = [False]
+    for row in itertools.islice(rows, ahead):
+        try:
+            out.append(row if type(row) is exact else plain(row))
+        except BaseException as exc:
+            if len(out) == 1:
+                _abandon(iterator, exc)
+                return b""
+            _sets[iterator] = (_raising(exc), None, exact, plain, 1)
+            return _dumps(tuple(out), 2)
+    if len(out) <= ahead:
+        del _sets[iterator]
+        if len(out) == 1:
+            return b""
+        out[0] = True
+    return _dumps(tuple(out), 2)
+
+
+def _raising(exc):
+    """An iterator whose first step raises `exc`."""
+    raise exc
+    yield
 
 
 def _advance(iterator):

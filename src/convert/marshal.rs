@@ -27,6 +27,8 @@ const ASCII_INTERNED: u8 = b'A';
 const SHORT_ASCII: u8 = b'z';
 const SHORT_ASCII_INTERNED: u8 = b'Z';
 const LIST: u8 = b'[';
+const TUPLE: u8 = b'(';
+const SMALL_TUPLE: u8 = b')';
 const ELLIPSIS: u8 = b'.';
 /// A long's digits are 15 bits wide.
 const LONG_SHIFT: u32 = 15;
@@ -219,22 +221,34 @@ fn write_long(value: i64, out: &mut Vec<u8>) {
 /// surrogate (not UTF-8) is refused here.
 pub fn read_result(bytes: &[u8]) -> Result<Vec<Node>, PlError> {
     let mut reader = Reader(bytes);
-    let nodes = match reader.peek()? & !FLAG_REF {
-        LIST => {
+    let nodes = reader.result()?;
+    reader.end()?;
+    Ok(nodes)
+}
+
+/// The rows of a set's `next-plain` (wit/plpywasm.wit): one result as [`read_result`] reads it, or
+/// a tuple of whether the set ends with them and several.
+pub fn read_rows(bytes: &[u8]) -> Result<(Vec<Vec<Node>>, bool), PlError> {
+    let mut reader = Reader(bytes);
+    let len = match reader.peek()? & !FLAG_REF {
+        SMALL_TUPLE => reader.take(2)?[1] as usize,
+        TUPLE => {
             reader.take(1)?;
-            let len = usize::try_from(reader.i32()?).map_err(|_| malformed())?;
-            // Every item is at least a byte: a longer list is a lie.
-            if len > reader.0.len() {
-                return Err(malformed());
-            }
-            (0..len).map(|_| reader.node()).collect::<Result<_, _>>()?
+            usize::try_from(reader.i32()?).map_err(|_| malformed())?
         }
-        _ => vec![reader.node()?],
+        _ => return Ok((vec![read_result(bytes)?], false)),
     };
-    match reader.0 {
-        [] => Ok(nodes),
-        _ => Err(malformed()),
+    let ends = match reader.node()? {
+        Node::Boolean(ends) => ends,
+        _ => return Err(malformed()),
+    };
+    // Every row is at least a byte: a longer tuple is a lie.
+    if len == 0 || len > reader.0.len() + 1 {
+        return Err(malformed());
     }
+    let rows = (1..len).map(|_| reader.result()).collect::<Result<_, _>>()?;
+    reader.end()?;
+    Ok((rows, ends))
 }
 
 /// Reads marshal's format from the front of a byte string.
@@ -261,6 +275,27 @@ impl<'a> Reader<'a> {
     fn text(&mut self, len: usize) -> Result<Node, PlError> {
         let utf8 = self.take(len)?;
         Ok(Node::Text(String::from_utf8(utf8.to_vec()).map_err(|_| lone_surrogate())?))
+    }
+
+    /// One result: a scalar, or a row's list.
+    fn result(&mut self) -> Result<Vec<Node>, PlError> {
+        if self.peek()? & !FLAG_REF != LIST {
+            return Ok(vec![self.node()?]);
+        }
+        self.take(1)?;
+        let len = usize::try_from(self.i32()?).map_err(|_| malformed())?;
+        // Every item is at least a byte: a longer list is a lie.
+        if len > self.0.len() {
+            return Err(malformed());
+        }
+        (0..len).map(|_| self.node()).collect()
+    }
+
+    fn end(&self) -> Result<(), PlError> {
+        match self.0 {
+            [] => Ok(()),
+            _ => Err(malformed()),
+        }
     }
 
     /// One scalar, or a row's head.

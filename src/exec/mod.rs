@@ -2,6 +2,8 @@
 //! validation, each in the current role's interpreter. Output the guest printed is reported once the
 //! guest has returned.
 
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::rc::Rc;
 
 use pgrx::pg_sys::{self, Datum};
@@ -66,13 +68,17 @@ unsafe fn args(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> Resul
 }
 
 /// A set being returned row by row (value-per-call mode): the guest holds the iterator, which is
-/// read one row per call, so `LIMIT` stops a generator early.
+/// read one row per call, so `LIMIT` stops a generator early. Rows of a sequence the function had
+/// already made come several at a time (see the WIT's `next-plain`) and wait here.
 struct SetState {
     function: pg_sys::Oid,
     iterator: u32,
     generation: u64,
     resolved: Rc<Resolved>,
     econtext: *mut pg_sys::ExprContext,
+    read_ahead: RefCell<VecDeque<Vec<Node>>>,
+    /// The guest has sent the last row (and released the iterator).
+    ended: Cell<bool>,
 }
 
 /// # Safety
@@ -96,13 +102,23 @@ unsafe fn call_set(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
     }
     let funcctx = unsafe { pg_sys::per_MultiFuncCall(fcinfo) };
     let state = unsafe { &*((*funcctx).user_fctx as *const SetState) };
-    let row = finish(with_interpreter(state.function, true, |slot| {
-        if !state.resolved.plain {
-            return slot.next_row(state.iterator, state.generation);
-        }
-        let plain = slot.next_plain(state.iterator, state.generation)?;
-        plain.map(|bytes| marshal::read_result(&bytes)).transpose()
-    }));
+    let ready = state.read_ahead.borrow_mut().pop_front();
+    let row = match ready {
+        Some(row) => Ok(Some(row)),
+        None if state.ended.get() => Ok(None),
+        None => finish(with_interpreter(state.function, true, |slot| {
+            if !state.resolved.plain {
+                return slot.next_row(state.iterator, state.generation);
+            }
+            let Some(plain) = slot.next_plain(state.iterator, state.generation)? else { return Ok(None) };
+            let (rows, ended) = marshal::read_rows(&plain)?;
+            state.ended.set(ended);
+            let mut rows = VecDeque::from(rows);
+            let first = rows.pop_front();
+            *state.read_ahead.borrow_mut() = rows;
+            Ok(first)
+        })),
+    };
     let decoded = row.and_then(|row| row.map(|nodes| state.resolved.convert.decode_result(nodes)).transpose());
     match decoded {
         Ok(Some((datum, is_null))) => {
@@ -138,7 +154,15 @@ unsafe fn start_set(
         let handle = slot.handle(procedure, &resolved.shape)?;
         Ok((slot.call_set(handle, &args)?, slot.generation))
     }))?;
-    Ok(SetState { function: procedure.oid, iterator, generation, resolved, econtext: unsafe { (*rsi).econtext } })
+    Ok(SetState {
+        function: procedure.oid,
+        iterator,
+        generation,
+        resolved,
+        econtext: unsafe { (*rsi).econtext },
+        read_ahead: RefCell::new(VecDeque::new()),
+        ended: Cell::new(false),
+    })
 }
 
 /// Ends a set: releases its state and its executor callback.

@@ -116,6 +116,24 @@ SELECT sqlstate_of($$SELECT * FROM bad_row_set()$$);
 -- The same functions work after those errors, and after a LIMIT left a generator open.
 SELECT * FROM upto(2);
 SELECT endless() LIMIT 2;
+-- Rows of a sequence already made (list, tuple, range, query result) are read ahead, in
+-- batches: every size around a batch's comes out whole, and a row that cannot be converted is an
+-- error only if the query reads that far, as when they come one at a time.
+CREATE FUNCTION listed(n int) RETURNS SETOF int LANGUAGE plpywasm AS $$ return list(range(n)) $$;
+SELECT n, (SELECT count(*) FROM listed(n)) AS rows, (SELECT sum(x) FROM listed(n) AS x) = n::bigint * (n - 1) / 2 AS sums
+FROM unnest(ARRAY[0, 1, 511, 512, 513, 1024, 1025, 100000]) AS n;
+SELECT listed(10) LIMIT 3;
+CREATE FUNCTION bad_later(n int, bad int) RETURNS TABLE (a int, b text) LANGUAGE plpywasm AS $$
+return tuple((i, str(i)) if i != bad else (i,) for i in range(n))
+$$;
+SELECT (bad_later(1000, 700)).a LIMIT 3;
+SELECT sum(a) FROM (SELECT (bad_later(1000, 700)).a LIMIT 700) AS t;
+SELECT sqlstate_of($$SELECT sum(a) FROM (SELECT (bad_later(1000, 700)).a LIMIT 701) AS t$$);
+SELECT sqlstate_of($$SELECT count(*) FROM bad_later(1000, 0)$$);
+CREATE FUNCTION rows_of_query() RETURNS TABLE (i int, t text) LANGUAGE plpywasm AS $$
+return plpy.execute("SELECT i, i::text AS t FROM generate_series(1, 2000) AS i")
+$$;
+SELECT count(*), sum(i), max(t) FROM rows_of_query();
 -- A set-returning function in a lateral join, re-run for each outer row.
 SELECT i, u FROM generate_series(1, 3) AS i, LATERAL upto(i) AS u;
 CREATE FUNCTION pairs(n int) RETURNS SETOF pair LANGUAGE plpywasm AS $$
