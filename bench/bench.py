@@ -139,10 +139,15 @@ WORKLOADS = [
              return json.dumps(d) if isinstance(j, str) else d
              """,
              "SELECT sum((@f(j)->>'total')::float8) FROM bench_json"),
-    Workload("setof", f"sets: SETOF int, {count(SETOF_ROWS)} rows", "n int", "SETOF int",
+    Workload("setof", f"sets: SETOF int, {count(SETOF_ROWS)} rows from a generator", "n int", "SETOF int",
              """
              for i in range(n):
                  yield i
+             """,
+             f"SELECT sum(x) FROM @f({SETOF_ROWS}) x"),
+    Workload("setof_list", f"sets: SETOF int, {count(SETOF_ROWS)} rows from a list", "n int", "SETOF int",
+             """
+             return list(range(n))
              """,
              f"SELECT sum(x) FROM @f({SETOF_ROWS}) x"),
     Workload("table", f"sets: TABLE (int, text, float8), {count(TABLE_ROWS)} rows", "n int",
