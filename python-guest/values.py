@@ -422,8 +422,16 @@ def plain_encoder(shapes):
         return None, None
     names = head.value
     fields = [_plain_field(type(shape)) for shape in field_shapes]
+    # A tuple or list whose values all cross as they are (the common row) is copied as it is,
+    # without a Python call per field; json fields always take the long way.
+    exact = [_PLAIN_TYPES.get(type(shape)) for shape in field_shapes]
+    if None in exact:
+        exact = None
 
     def plain_row(obj):
+        kind = type(obj)
+        if (kind is tuple or kind is list) and list(map(type, obj)) == exact:
+            return [Ellipsis, *obj]
         out = []
         encode_row(obj, out, names, fields, _PLAIN_MARKS)
         return out

@@ -134,6 +134,12 @@ CREATE FUNCTION rows_of_query() RETURNS TABLE (i int, t text) LANGUAGE plpywasm 
 return plpy.execute("SELECT i, i::text AS t FROM generate_series(1, 2000) AS i")
 $$;
 SELECT count(*), sum(i), max(t) FROM rows_of_query();
+-- A row's values cross as they are where their types are the columns' own, and are converted
+-- where not; either way the row is the same.
+CREATE FUNCTION mixed_rows() RETURNS TABLE (a int, b text, c float8) LANGUAGE plpywasm AS $$
+return [(1, "x", 0.5), [2, "y", 1.5], (3, None, 2), (4, 4, 7), {"a": 5, "b": "z", "c": 1e3}, (6, "w", 1), None]
+$$;
+SELECT * FROM mixed_rows();
 -- A set-returning function in a lateral join, re-run for each outer row.
 SELECT i, u FROM generate_series(1, 3) AS i, LATERAL upto(i) AS u;
 CREATE FUNCTION pairs(n int) RETURNS SETOF pair LANGUAGE plpywasm AS $$
