@@ -157,21 +157,27 @@ _END = object()
 # Results whose rows are read ahead, and how many at a time.
 _MATERIALIZED = (list, tuple, range, plpy.Result)
 _READ_AHEAD = 512
+# Values whose conversion runs no Python code but ours.
+_INERT = frozenset({type(None), bool, int, float, str, decimal.Decimal})
 
 
 def _read_ahead(iterator, rows, exact, plain, ahead):
     """`next-plain` for a sequence already made: a tuple of whether the set ends with these rows,
-    then up to `ahead` rows. A row that cannot be converted is reported when the executor asks for
-    it, since a LIMIT may stop short of it."""
+    then up to `ahead` rows. The first is the one the executor asked for; the others are read
+    ahead only while converting them runs no code of the user's (see _inert), and one that cannot
+    be converted is left for the executor to ask for, which a LIMIT may stop short of."""
     out = [False]
     for row in itertools.islice(rows, ahead):
+        if len(out) > 1 and type(row) is not exact and not _inert(row):
+            _step_back(iterator, rows, row)
+            return _dumps(tuple(out), 2)
         try:
             out.append(row if type(row) is exact else plain(row))
         except BaseException as exc:
             if len(out) == 1:
                 _abandon(iterator, exc)
                 return b""
-            _sets[iterator] = (_raising(exc), None, exact, plain, 1)
+            _step_back(iterator, rows, row)
             return _dumps(tuple(out), 2)
     if len(out) <= ahead:
         del _sets[iterator]
@@ -181,10 +187,24 @@ def _read_ahead(iterator, rows, exact, plain, ahead):
     return _dumps(tuple(out), 2)
 
 
-def _raising(exc):
-    """An iterator whose first step raises `exc`."""
-    raise exc
-    yield
+def _inert(row):
+    """Whether a row is made of builtin values only, whose conversion calls no method of the user's."""
+    kind = type(row)
+    if kind is tuple or kind is list:
+        return _INERT.issuperset(map(type, row))
+    if kind is dict:
+        return _INERT.issuperset(map(type, row.values()))
+    return kind in _INERT
+
+
+def _step_back(iterator, rows, row):
+    """Puts `row`, the last one read, back: a list's or tuple's iterator steps back; a range's
+    (whose rows are ints, so only an error leaves one) is put behind it, once, as the set then ends."""
+    position = rows.__reduce__()[2]
+    if position is not None:
+        rows.__setstate__(position - 1)
+    else:
+        _sets[iterator] = (itertools.chain((row,), rows),) + _sets[iterator][1:]
 
 
 def _advance(iterator):

@@ -130,6 +130,18 @@ SELECT (bad_later(1000, 700)).a LIMIT 3;
 SELECT sum(a) FROM (SELECT (bad_later(1000, 700)).a LIMIT 700) AS t;
 SELECT sqlstate_of($$SELECT sum(a) FROM (SELECT (bad_later(1000, 700)).a LIMIT 701) AS t$$);
 SELECT sqlstate_of($$SELECT count(*) FROM bad_later(1000, 0)$$);
+-- Rows whose conversion runs the user's code (here __str__) are not read ahead.
+CREATE FUNCTION noisy_rows() RETURNS SETOF text LANGUAGE plpywasm AS $$
+class Loud:
+    def __init__(self, i):
+        self.i = i
+    def __str__(self):
+        plpy.notice("converting %d" % self.i)
+        return "loud %d" % self.i
+return [1, 2, Loud(3), 4, Loud(5), 6]
+$$;
+SELECT noisy_rows() LIMIT 2;
+SELECT noisy_rows() LIMIT 4;
 CREATE FUNCTION rows_of_query() RETURNS TABLE (i int, t text) LANGUAGE plpywasm AS $$
 return plpy.execute("SELECT i, i::text AS t FROM generate_series(1, 2000) AS i")
 $$;
