@@ -142,8 +142,9 @@ _TEXT_ARGS = {
 
 
 def text_arg_decoders(text_args):
-    """(position, decoder) for the arguments that cross `call_scalar` as text (wit/plpywasm.wit)."""
-    return tuple((position, _TEXT_ARGS[kind]) for position, kind in text_args)
+    """(position, decoder) for the values that cross marshalled as text: a call's arguments, a
+    query's columns (wit/plpywasm.wit's text-arg; the kind as a member or its number)."""
+    return tuple((position, _TEXT_ARGS[TextArg(kind)]) for position, kind in text_args)
 
 
 def _decode(node, rest):
@@ -206,8 +207,7 @@ def decode_rows(names, count, text_args, columns, nodes):
     if not count:
         return ()
     if columns is not None:
-        for position, kind in text_args:
-            decode = _TEXT_ARGS[TextArg(kind)]
+        for position, decode in text_arg_decoders(text_args):
             columns[position] = [None if value is None else decode(value) for value in columns[position]]
         return map(_row_maker(names), *columns)
     rest = iter(nodes)

@@ -406,6 +406,7 @@ unsafe fn take_rows(status: i32) -> Rows {
     marshal::write_scalar(&Node::Int(status.into()), &mut reply);
     marshal::write_scalar(&Node::Int(i64::try_from(processed).unwrap_or(i64::MAX)), &mut reply);
     if table.is_null() {
+        // No result set: no names, types, typmods, text-args or columns.
         for _ in 0..5 {
             marshal::write_scalar(&Node::Null, &mut reply);
         }
