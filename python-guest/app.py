@@ -83,7 +83,10 @@ class Guest(exports.Guest):
             result = procedure.function(*argv)
             if type(result) is not procedure.exact:
                 result = procedure.plain(result)
-            return _dumps(result, 2)
+            try:
+                return _dumps(result, 2)
+            except ValueError:
+                raise _no_room_for_result() from None
         except BaseException as exc:
             _failed(exc)
             return b""
@@ -129,12 +132,16 @@ class Guest(exports.Guest):
     def next_plain(self, iterator):
         rows, _, exact, plain, ahead = _sets[iterator]
         if ahead > 1:
-            return _read_ahead(iterator, rows, exact, plain, ahead)
+            try:
+                return _read_ahead(iterator, rows, exact, plain, ahead)
+            except BaseException as exc:
+                _abandon(iterator, exc)
+                return b""
         row = _advance(iterator)
         if row is _END:
             return b""
         try:
-            return _dumps(row if type(row) is exact else plain(row), 2)
+            return _dump(row if type(row) is exact else plain(row))
         except BaseException as exc:
             _abandon(iterator, exc)
             return b""
@@ -157,6 +164,7 @@ _END = object()
 # Results whose rows are read ahead, and how many at a time.
 _MATERIALIZED = (list, tuple, range, plpy.Result)
 _READ_AHEAD = 512
+_READ_AHEAD_BYTES = 1 << 20
 # Values whose conversion runs no Python code but ours.
 _INERT = frozenset({type(None), bool, int, float, str, decimal.Decimal})
 
@@ -167,24 +175,52 @@ def _read_ahead(iterator, rows, exact, plain, ahead):
     ahead only while converting them runs no code of the user's (see _inert), and one that cannot
     be converted is left for the executor to ask for, which a LIMIT may stop short of."""
     out = [False]
+    size = 0
     for row in itertools.islice(rows, ahead):
         if len(out) > 1 and type(row) is not exact and not _inert(row):
             _step_back(iterator, rows, row)
-            return _dumps(tuple(out), 2)
+            return _dump(tuple(out))
         try:
-            out.append(row if type(row) is exact else plain(row))
+            value = row if type(row) is exact else plain(row)
         except BaseException as exc:
             if len(out) == 1:
                 _abandon(iterator, exc)
                 return b""
             _step_back(iterator, rows, row)
-            return _dumps(tuple(out), 2)
+            return _dump(tuple(out))
+        out.append(value)
+        # Large values go in smaller batches: a batch is copied twice over in the interpreter.
+        kind = type(value)
+        if kind is not int:
+            size += len(value) if kind is str else _size(value)
+            if size > _READ_AHEAD_BYTES:
+                return _dump(tuple(out))
     if len(out) <= ahead:
         del _sets[iterator]
         if len(out) == 1:
             return b""
         out[0] = True
-    return _dumps(tuple(out), 2)
+    return _dump(tuple(out))
+
+
+def _size(value):
+    """Roughly the bytes a plain value (not a str) or row crosses as."""
+    if type(value) is list:
+        return sum([len(field) if type(field) is str else 8 for field in value])
+    return 8
+
+
+def _dump(value):
+    """`marshal`s a plain result or rows of one (values of types marshal takes, always)."""
+    try:
+        return _dumps(value, 2)
+    except ValueError:
+        raise _no_room_for_result() from None
+
+
+def _no_room_for_result():
+    # marshal reports a str it has no memory to encode as "unmarshallable object".
+    return MemoryError("no memory left in the interpreter to pass the result (plpywasm.memory_limit)")
 
 
 def _inert(row):
@@ -221,7 +257,9 @@ def _advance(iterator):
 
 def _abandon(iterator, exc):
     """A row could not be converted: the set ends, and its generator's cleanup runs."""
-    _close(_sets.pop(iterator)[0])
+    entry = _sets.pop(iterator, None)
+    if entry is not None:
+        _close(entry[0])
     _failed(exc)
 
 

@@ -264,11 +264,17 @@ def describe(exc, compiling=False):
         )
 
 
+# Read through `type`'s own descriptors: a metaclass may make cls.__name__ anything, even raise.
+_type_name = type.__dict__["__name__"].__get__
+_type_module = type.__dict__["__module__"].__get__
+
+
 def _class_name(cls):
-    module = cls.__module__
-    if module in ("builtins", "__plpywasm__", None):
-        return cls.__name__
-    return "%s.%s" % (module, cls.__name__)
+    name = _type_name(cls)
+    module = _type_module(cls)
+    if type(module) is not str or module in ("builtins", "__plpywasm__"):
+        return name
+    return module + "." + name
 
 
 # The guest runtime's own frames are not the user's business.

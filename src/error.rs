@@ -9,6 +9,7 @@ use pgrx::prelude::*;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::PgSqlErrorCode;
 
+use crate::convert::message_in_server_encoding;
 use crate::runtime::{LoadError, PythonError, TrapKind};
 
 /// An error detected by plpywasm. Raised as a PostgreSQL ERROR by the fmgr entry points
@@ -157,9 +158,8 @@ pub unsafe fn raise_stashed() {
     }
     CANCEL_MESSAGE.with(|m| m.borrow_mut().take());
     let PlError { code, message, detail, hint, traceback, fatal, fields } = error;
-    PENDING_TRACEBACK.with(|pending| *pending.borrow_mut() = traceback);
     let level = if fatal { pg_sys::FATAL } else { pg_sys::PGERROR } as c_int;
-    unsafe { report(level, code, message, detail, hint, fields) };
+    unsafe { report(level, code, message, detail, hint, fields, traceback) };
     unreachable!("ERROR returned")
 }
 
@@ -178,7 +178,8 @@ unsafe extern "C-unwind" {
 }
 
 /// Reports a message at `level` with PostgreSQL's own error machinery: any SQLSTATE, and the
-/// diagnostic fields pgrx's reports do not carry. Below ERROR it returns.
+/// diagnostic fields pgrx's reports do not carry; a traceback goes in the error's context. Below
+/// ERROR it returns.
 ///
 /// # Safety
 /// At ERROR and above it does not return: the caller's frames must hold nothing that needs dropping.
@@ -189,16 +190,18 @@ pub unsafe fn report(
     detail: Option<String>,
     hint: Option<String>,
     fields: Vec<(u8, String)>,
+    traceback: Option<String>,
 ) {
     // In PostgreSQL's memory, which its error handling cleans up: nothing of ours outlives a longjmp.
-    let pg_string = |text: &str| -> *mut c_char {
-        let text = CString::new(text.replace('\0', "")).unwrap_or_default();
-        unsafe { pstrdup(text.as_ptr()) }
-    };
+    let pg_string = |text: &str| -> *mut c_char { unsafe { pstrdup(message_in_server_encoding(text).as_ptr()) } };
     let pg_message = pg_string(&message);
     let pg_detail = detail.as_deref().map(pg_string);
     let pg_hint = hint.as_deref().map(pg_string);
     let pg_fields: Vec<(c_int, *mut c_char)> = fields.iter().map(|(code, text)| (*code as c_int, pg_string(text))).collect();
+    // After the conversions: an error raised and caught while converting runs the context
+    // callback, which would take the traceback.
+    let traceback = traceback.map(|traceback| message_in_server_encoding(&traceback));
+    PENDING_TRACEBACK.with(|pending| *pending.borrow_mut() = traceback);
     drop((message, detail, hint, fields));
     unsafe {
         if errstart(level, std::ptr::null()) {
@@ -267,7 +270,7 @@ thread_local! {
     /// The error an entry point will raise once its guarded frames have returned.
     static STASHED: RefCell<Option<PlError>> = const { RefCell::new(None) };
     /// The traceback of the error being raised, taken by the innermost context callback.
-    static PENDING_TRACEBACK: RefCell<Option<String>> = const { RefCell::new(None) };
+    static PENDING_TRACEBACK: RefCell<Option<CString>> = const { RefCell::new(None) };
 }
 
 /// What a context callback reports: which function, in which phase.
@@ -290,19 +293,25 @@ impl ContextArg {
         ContextArg { phase, name: [0; 64] }
     }
 
-    /// Records the function's name (truncated to NAMEDATALEN) for the context line.
+    /// Records the function's name for the context line, in the server encoding: the callback
+    /// that writes it runs inside error reporting, where nothing may be converted.
     pub fn set_name(&mut self, name: &str) {
-        let mut len = name.len().min(self.name.len() - 1);
-        while !name.is_char_boundary(len) {
-            len -= 1;
-        }
+        let converted;
+        let bytes = if name.is_ascii() {
+            name.as_bytes()
+        } else {
+            converted = message_in_server_encoding(name);
+            converted.as_bytes()
+        };
+        // A name is shorter than NAMEDATALEN in the server encoding, where it comes from.
+        let len = bytes.len().min(self.name.len() - 1);
         self.name = [0; 64];
-        self.name[..len].copy_from_slice(&name.as_bytes()[..len]);
+        self.name[..len].copy_from_slice(&bytes[..len]);
     }
 
-    fn name(&self) -> &str {
+    fn name(&self) -> &[u8] {
         let len = self.name.iter().position(|&b| b == 0).unwrap_or(self.name.len());
-        std::str::from_utf8(&self.name[..len]).unwrap_or("?")
+        &self.name[..len]
     }
 }
 
@@ -334,11 +343,11 @@ unsafe extern "C-unwind" fn context_callback(arg: *mut c_void) {
         let traceback = PENDING_TRACEBACK.with(|pending| pending.try_borrow_mut().ok().and_then(|mut p| p.take()));
         let name = arg.name();
         let place = match arg.phase {
-            Phase::Call => format!("PL/plpywasm function \"{name}\""),
-            Phase::Compile => format!("compilation of PL/plpywasm function \"{name}\""),
-            Phase::Inline => "PL/plpywasm anonymous code block".to_string(),
+            Phase::Call => [b"PL/plpywasm function \"", name, b"\""].concat(),
+            Phase::Compile => [b"compilation of PL/plpywasm function \"", name, b"\""].concat(),
+            Phase::Inline => b"PL/plpywasm anonymous code block".to_vec(),
         };
-        traceback.into_iter().chain(Some(place)).filter_map(|line| CString::new(line).ok()).collect::<Vec<_>>()
+        traceback.into_iter().chain(CString::new(place).ok()).collect::<Vec<_>>()
     }) else {
         return;
     };

@@ -6,7 +6,7 @@ use pgrx::pg_sys::{self, Datum, Oid};
 use pgrx::prelude::*;
 
 use crate::error::{raise_stashed, with_context, ContextArg, Phase, PlError};
-use crate::{exec, procedure};
+use crate::{convert, exec, procedure};
 
 /// Declares a version-1 fmgr function (PostgreSQL's `PG_FUNCTION_INFO_V1`).
 macro_rules! fmgr_v1 {
@@ -86,7 +86,7 @@ unsafe extern "C-unwind" fn call_handler(fcinfo: pg_sys::FunctionCallInfo, conte
 #[pg_guard]
 unsafe extern "C-unwind" fn inline_handler(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
     let block = unsafe { (*fcinfo).args.as_slice(1)[0].value.cast_mut_ptr::<pg_sys::InlineCodeBlock>() };
-    let body = unsafe { std::ffi::CStr::from_ptr((*block).source_text) }.to_string_lossy();
+    let body = unsafe { convert::server_cstr_to_string((*block).source_text) };
     let atomic = unsafe { (*block).atomic };
     if let Err(err) = exec::run_inline(&body, atomic) {
         err.stash();

@@ -2,13 +2,14 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::ffi::CStr;
 use std::rc::Rc;
 
 use pgrx::pg_sys::{self, Oid};
-use pgrx::{FromDatum, IntoDatum, PgSqlErrorCode};
+use pgrx::{IntoDatum, PgSqlErrorCode};
 
-use crate::convert::{check_fits, input_size, marshal, type_name, FromGuest, ToGuest};
+use crate::convert::{
+    check_fits, input_size, marshal, server_cstr_to_string, text_to_string, type_name, FromGuest, ToGuest,
+};
 use crate::error::PlError;
 use crate::runtime::{Node, Shape, TextArg};
 
@@ -101,7 +102,7 @@ pub fn read_uncached(oid: Oid) -> Result<Procedure, PlError> {
 impl Procedure {
     fn read(oid: Oid, row: &ProcRow) -> Result<Procedure, PlError> {
         let form = row.form();
-        let name = unsafe { CStr::from_ptr(form.proname.data.as_ptr()) }.to_string_lossy().into_owned();
+        let name = unsafe { server_cstr_to_string(form.proname.data.as_ptr()) };
         let body = row.source();
         let (types, params) = row.input_args();
         let args: Vec<Arg> = types
@@ -383,7 +384,7 @@ impl ProcRow {
                 &mut is_null,
             )
         };
-        unsafe { String::from_datum(datum, is_null) }.unwrap_or_default()
+        if is_null { String::new() } else { unsafe { text_to_string(datum) } }
     }
 
     /// Types and names of the arguments a call passes (IN, INOUT and VARIADIC).
@@ -404,7 +405,7 @@ impl ProcRow {
             in_names.push(if name.is_null() {
                 String::new()
             } else {
-                unsafe { CStr::from_ptr(name) }.to_string_lossy().into_owned()
+                unsafe { server_cstr_to_string(name) }
             });
         }
         (in_types, in_names)

@@ -15,7 +15,7 @@ use pgrx::pg_sys::{self, panic::CaughtError, Datum};
 use pgrx::prelude::*;
 use pgrx::{PgSqlErrorCode, PgTryBuilder};
 
-use crate::convert::{input_size, marshal, FromGuest, ToGuest};
+use crate::convert::{in_server_encoding, input_size, marshal, server_cstr_to_string, FromGuest, ToGuest};
 use crate::runtime::{Canceled, Database, DbError, Node, Plan, Rows, TransactionStep};
 
 /// The `Database` every interpreter of this backend uses.
@@ -110,7 +110,7 @@ impl Database for Spi {
         // Below ERROR, ereport returns; the guard is for a client that went away meanwhile.
         let message = message.to_string();
         let (detail, hint) = (detail.map(str::to_string), hint.map(str::to_string));
-        PgTryBuilder::new(move || unsafe { crate::error::report(level, code, message, detail, hint, fields) })
+        PgTryBuilder::new(move || unsafe { crate::error::report(level, code, message, detail, hint, fields, None) })
             .catch_others(|_| ())
             .execute();
     }
@@ -124,7 +124,7 @@ impl Database for Spi {
         // connection made inside it.
         in_subtransaction(|| {
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-            let status = unsafe { pg_sys::SPI_execute(query.as_ptr(), false, limit) };
+            let status = unsafe { pg_sys::SPI_execute(in_server_encoding(&query), false, limit) };
             if status < 0 {
                 spi_failed("SPI_execute", status);
             }
@@ -142,10 +142,10 @@ impl Database for Spi {
             for name in types {
                 let name = CString::new(name.as_str()).unwrap_or_else(|_| pgrx::error!("type name contains a NUL character"));
                 let (mut type_oid, mut typmod) = (pg_sys::Oid::INVALID, -1);
-                unsafe { pg_sys::parseTypeString(name.as_ptr(), &mut type_oid, &mut typmod, false) };
+                unsafe { pg_sys::parseTypeString(in_server_encoding(&name), &mut type_oid, &mut typmod, false) };
                 type_oids.push(type_oid);
             }
-            let plan = unsafe { pg_sys::SPI_prepare(query.as_ptr(), type_oids.len() as i32, type_oids.as_mut_ptr()) };
+            let plan = unsafe { pg_sys::SPI_prepare(in_server_encoding(&query), type_oids.len() as i32, type_oids.as_mut_ptr()) };
             if plan.is_null() {
                 spi_failed("SPI_prepare", unsafe { pg_sys::SPI_result });
             }
@@ -202,7 +202,7 @@ impl Database for Spi {
                     }
                     None => pg_sys::SPI_cursor_open_with_args(
                         std::ptr::null(),
-                        query.as_ptr(),
+                        in_server_encoding(&query),
                         0,
                         std::ptr::null_mut(),
                         std::ptr::null_mut(),
@@ -441,7 +441,7 @@ unsafe fn take_rows(status: i32) -> Rows {
             );
         }
         let names = attributes.iter().map(|attribute| {
-            Node::Text(CStr::from_ptr(attribute.attname.data.as_ptr()).to_string_lossy().into_owned())
+            Node::Text(server_cstr_to_string(attribute.attname.data.as_ptr()))
         });
         marshal::write_list(names, &mut reply);
         marshal::write_list(attributes.iter().map(|attribute| Node::Int(attribute.atttypid.to_u32().into())), &mut reply);

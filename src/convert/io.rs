@@ -4,7 +4,7 @@ use std::cell::UnsafeCell;
 use std::ffi::{c_char, CStr, CString};
 
 use pgrx::pg_sys::{self, Datum, Oid};
-use pgrx::PgSqlErrorCode;
+use pgrx::{PgSqlErrorCode, PgTryBuilder};
 
 use crate::error::PlError;
 
@@ -52,8 +52,7 @@ impl IoFunction {
 }
 
 pub fn type_name(type_oid: Oid) -> String {
-    let name = unsafe { CStr::from_ptr(pg_sys::format_type_be(type_oid)) };
-    name.to_string_lossy().into_owned()
+    unsafe { server_cstr_to_string(pg_sys::format_type_be(type_oid)) }
 }
 
 /// A text-like varlena as a string.
@@ -94,6 +93,60 @@ pub unsafe fn server_to_string(bytes: &[u8]) -> String {
         pg_sys::pg_server_to_any(bytes.as_ptr().cast(), bytes.len() as i32, pg_sys::pg_enc::PG_UTF8 as i32)
     };
     unsafe { CStr::from_ptr(converted) }.to_string_lossy().into_owned()
+}
+
+/// A NUL-terminated string in the server encoding (a name, a function body) in UTF-8.
+///
+/// # Safety
+/// `text` must point to a NUL-terminated string validly encoded in the server encoding.
+pub unsafe fn server_cstr_to_string(text: *const c_char) -> String {
+    unsafe { server_to_string(CStr::from_ptr(text).to_bytes()) }
+}
+
+/// A query or a type name from the guest in the server encoding, for as long as the current
+/// memory context lives; a character the server encoding lacks raises PostgreSQL's error (22P05).
+pub fn in_server_encoding(text: &CStr) -> *const c_char {
+    if is_utf8_database() {
+        return text.as_ptr();
+    }
+    let len = text.to_bytes().len() as i32;
+    unsafe { pg_sys::pg_any_to_server(text.as_ptr(), len, pg_sys::pg_enc::PG_UTF8 as i32) }
+}
+
+/// Text for a message (an error, a notice, a traceback) in the server encoding. Never raises: a
+/// message must not fail for want of a character, so NULs are dropped and a character the server
+/// encoding lacks is written as a `\u` escape.
+pub fn message_in_server_encoding(text: &str) -> CString {
+    let text = if text.contains('\0') { text.replace('\0', "") } else { text.to_string() };
+    if is_utf8_database() || text.is_ascii() {
+        return CString::new(text).expect("NULs removed above");
+    }
+    let whole = CString::new(text.as_str()).expect("NULs removed above");
+    if let Some(converted) = try_to_server(&whole) {
+        return converted;
+    }
+    let mut out = Vec::with_capacity(text.len());
+    let mut buffer = [0u8; 4];
+    for c in text.chars() {
+        if c.is_ascii() {
+            out.push(c as u8);
+            continue;
+        }
+        let one = CString::new(c.encode_utf8(&mut buffer).as_bytes()).expect("not a NUL");
+        match try_to_server(&one) {
+            Some(converted) => out.extend_from_slice(converted.as_bytes()),
+            None if (c as u32) < 0x10000 => out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes()),
+            None => out.extend_from_slice(format!("\\U{:08x}", c as u32).as_bytes()),
+        }
+    }
+    CString::new(out).expect("no NULs: converted characters are not NULs")
+}
+
+/// `text` converted to the server encoding, or None where it has a character the encoding lacks.
+fn try_to_server(text: &CStr) -> Option<CString> {
+    PgTryBuilder::new(|| Some(unsafe { CStr::from_ptr(in_server_encoding(text)) }.to_owned()))
+        .catch_others(|_| None)
+        .execute()
 }
 
 /// A guest string in the server encoding, NUL-terminated, validated as PostgreSQL validates input.

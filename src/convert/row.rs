@@ -1,7 +1,6 @@
 //! Composite values (table rows, `CREATE TYPE … AS`, `record`): dicts keyed by attribute name.
 
 use std::cell::RefCell;
-use std::ffi::CStr;
 
 use pgrx::pg_sys::{self, Datum, Oid};
 use pgrx::PgMemoryContexts;
@@ -173,7 +172,7 @@ unsafe fn attributes_of<'a>(tupdesc: pg_sys::TupleDesc) -> &'a [pg_sys::FormData
 }
 
 fn attribute_name(attribute: &pg_sys::FormData_pg_attribute) -> String {
-    unsafe { CStr::from_ptr(attribute.attname.data.as_ptr()) }.to_string_lossy().into_owned()
+    unsafe { super::server_cstr_to_string(attribute.attname.data.as_ptr()) }
 }
 
 /// Changes whenever a named row type is altered; `record` types never change.

@@ -4,13 +4,12 @@
 //! the function returns None or "OK" (the row goes on unchanged), "SKIP" (a BEFORE or INSTEAD OF row
 //! trigger drops it) or "MODIFY" (the row goes on as `TD["new"]` now is).
 
-use std::ffi::CStr;
 
 use pgrx::pg_sys::{self, Datum};
 use pgrx::{warning, PgSqlErrorCode};
 
 use super::finish;
-use crate::convert::{check_fits, input_size, ToGuest};
+use crate::convert::{check_fits, input_size, server_cstr_to_string, ToGuest};
 use crate::error::PlError;
 use crate::interpreters::with_interpreter;
 use crate::procedure::Procedure;
@@ -82,7 +81,7 @@ unsafe fn trigger_data(
     let relation = data.tg_relation;
     let trigger = unsafe { &*data.tg_trigger };
     let text = |s: &str| Node::Text(s.to_string());
-    let cstr = |p: *const std::ffi::c_char| Node::Text(unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned());
+    let cstr = |p: *const std::ffi::c_char| Node::Text(unsafe { server_cstr_to_string(p) });
 
     let mut td = vec![Node::Composite(TD_KEYS.iter().map(|k| k.to_string()).collect())];
     td.push(text(match event & pg_sys::TRIGGER_EVENT_OPMASK {

@@ -77,6 +77,16 @@ x = 1
 if x
 $$ LANGUAGE plpywasm;
 DO $$ raise ValueError("from a DO block") $$ LANGUAGE plpywasm;
+-- An exception whose class misreports its own name is still described, by its real name.
+DO $$
+class Meta(type):
+    @property
+    def __name__(cls):
+        raise ValueError("no name")
+class Odd(Exception, metaclass=Meta):
+    __module__ = 42
+raise Odd("odd one")
+$$ LANGUAGE plpywasm;
 -- Arguments of pseudo-types no PL can take are refused.
 CREATE FUNCTION takes_internal(x internal) RETURNS int LANGUAGE plpywasm AS $$ return 1 $$;
 

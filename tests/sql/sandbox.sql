@@ -52,6 +52,30 @@ while True:
 $$;
 SELECT sqlstate_of($$SELECT grow_forever()$$);
 SELECT ok();
+-- A result must fit in the interpreter beside its copy on the way out: one that does not is a
+-- MemoryError saying so, not a failure of the conversion.
+CREATE FUNCTION huge_text(mb int) RETURNS text LANGUAGE plpywasm AS $$ return "x" * (mb * 1024 * 1024) $$;
+SELECT length(huge_text(8));
+SELECT sqlstate_of($$SELECT huge_text(60)$$);
+SELECT length(huge_text(8));
+-- Rows of a list cross in batches, but large rows in small ones: four rows of 10 MB each fit
+-- where one batch of all four would not (each in a fresh interpreter: a new role's).
+CREATE FUNCTION large_rows() RETURNS SETOF text LANGUAGE plpywasm AS $$
+return [c * (10 * 1024 * 1024) for c in "abcd"] + ["e"]
+$$;
+CREATE FUNCTION large_table() RETURNS TABLE (i int, t text) LANGUAGE plpywasm AS $$
+return [(i, c * (10 * 1024 * 1024)) for i, c in enumerate("abcd")]
+$$;
+RESET ROLE;
+CREATE ROLE large_rows;
+CREATE ROLE large_table;
+SET ROLE large_rows;
+SELECT left(x, 3), length(x) FROM large_rows() x;
+SET ROLE large_table;
+SELECT i, left(t, 3), length(t) FROM large_table();
+RESET ROLE;
+DROP ROLE large_rows, large_table;
+SET ROLE alice;
 SELECT sqlstate_of($$SET plpywasm.memory_limit = '1GB'$$);
 
 -- statement_timeout stops pure-Python loops.

@@ -1,0 +1,68 @@
+-- Databases not in UTF-8: bodies, names, queries, values and messages are converted between the
+-- server encoding and the guest's UTF-8, in both directions.
+CREATE DATABASE plpywasm_latin1 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0;
+CREATE DATABASE plpywasm_euc_jp ENCODING 'EUC_JP' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0;
+\c plpywasm_latin1
+SET client_encoding = 'UTF8';
+\set VERBOSITY default
+CREATE EXTENSION plpywasm;
+SELECT getdatabaseencoding();
+
+-- A body, its function's name and its parameters' names with characters beyond ASCII.
+CREATE FUNCTION "grüße"(wörter text) RETURNS text LANGUAGE plpywasm AS $$
+# Grüße, zurück
+return wörter + " à " + repr(wörter) + " " + str(len(wörter))
+$$;
+SELECT "grüße"('café');
+
+-- Queries, their column names and values; plans with parameters.
+CREATE TABLE straße ("größe" int, "name" text);
+INSERT INTO straße VALUES (1, 'Müller'), (2, 'Jäger');
+CREATE FUNCTION names() RETURNS text LANGUAGE plpywasm AS $$
+rows = plpy.execute("SELECT * FROM straße WHERE name <> 'Zoë' ORDER BY größe")
+plan = plpy.prepare("SELECT $1 || 'ß' AS x", ["text"])
+return repr((rows.colnames(), [r["name"] for r in rows], plan.execute(["ñ"])[0]["x"]))
+$$;
+SELECT names();
+
+-- A trigger's names and arguments.
+CREATE FUNCTION watch() RETURNS trigger LANGUAGE plpywasm AS $$
+plpy.notice(repr((TD["name"], TD["table_name"], TD["args"], TD["new"])))
+$$;
+CREATE TRIGGER "wächter" BEFORE INSERT ON straße FOR EACH ROW EXECUTE FUNCTION watch('ärger');
+INSERT INTO straße VALUES (3, 'Öz');
+
+-- Results: a character LATIN1 has is stored; one it lacks is PostgreSQL's error.
+CREATE FUNCTION made(code int) RETURNS text LANGUAGE plpywasm AS $$ return "<" + chr(code) + ">" $$;
+SELECT made(233);
+SELECT made(9731);
+CREATE FUNCTION queried() RETURNS text LANGUAGE plpywasm AS $$
+try:
+    plpy.execute("SELECT '%s'" % chr(9731))
+except plpy.SPIError as e:
+    return e.sqlstate
+$$;
+SELECT queried();
+
+-- Messages never fail for a character the encoding lacks: it is written as an escape.
+DO $$ plpy.notice("ü " + chr(9731) + " " + chr(0x1D11E)) $$ LANGUAGE plpywasm;
+CREATE FUNCTION "plötzlich"() RETURNS int LANGUAGE plpywasm AS $$
+raise ValueError("schön " + chr(9731))
+$$;
+SELECT "plötzlich"();
+DO $$ plpy.error("é" + chr(9731), detail="dé", hint="hé") $$ LANGUAGE plpywasm;
+
+\c plpywasm_euc_jp
+SET client_encoding = 'UTF8';
+\set VERBOSITY default
+CREATE EXTENSION plpywasm;
+CREATE FUNCTION "関数"(引数 text) RETURNS text LANGUAGE plpywasm AS $$
+# 注釈
+return 引数 + "日本語" + repr(plpy.execute("SELECT '漢字'::text AS 列")[0])
+$$;
+SELECT "関数"('テスト');
+DO $$ raise ValueError("誤り") $$ LANGUAGE plpywasm;
+
+\c plpywasm_test
+DROP DATABASE plpywasm_latin1;
+DROP DATABASE plpywasm_euc_jp;
