@@ -44,34 +44,68 @@ struct Scope {
     atomic: bool,
     /// How many explicit subtransactions were open when it started.
     explicit_base: usize,
+    /// The trigger it runs for, whose transition tables its queries see.
+    trigger: *mut pg_sys::TriggerData,
+    /// How many cursors were pinned when it started.
+    pinned_base: usize,
 }
 
 thread_local! {
-    static SCOPE: Cell<Scope> = const { Cell::new(Scope { connected: false, atomic: true, explicit_base: 0 }) };
+    static SCOPE: Cell<Scope> = const {
+        Cell::new(Scope { connected: false, atomic: true, explicit_base: 0, trigger: std::ptr::null_mut(), pinned_base: 0 })
+    };
     static EXPLICIT: RefCell<Vec<Explicit>> = const { RefCell::new(Vec::new()) };
     /// Rc: a plan is taken out of the table before it runs, since what it runs may prepare more.
     static PLANS: RefCell<HashMap<u32, Rc<Prepared>>> = RefCell::new(HashMap::new());
     /// Cursors by handle: the portal's name, looked up anew each time (a portal dies with its transaction).
     static CURSORS: RefCell<HashMap<u32, CString>> = RefCell::new(HashMap::new());
+    /// The portals of cursors opened by the guest uses running now, pinned so that a commit keeps
+    /// them (as held cursors), as PL/Python's and PL/pgSQL's cursor loops are kept.
+    static PINNED: RefCell<Vec<CString>> = const { RefCell::new(Vec::new()) };
     static NEXT_ID: Cell<u32> = const { Cell::new(1) };
 }
 
 /// Runs one use of the guest. Afterwards, aborts the subtransactions it left open (as PL/Python
-/// does, with a warning) and disconnects from SPI if a query connected it. On an error PostgreSQL's
-/// transaction abort does both instead.
+/// does, with a warning), unpins the cursors it opened (a cursor kept in `GD` then ends with its
+/// transaction, unless a commit made it a held one) and disconnects from SPI if a query connected
+/// it. On an error PostgreSQL's transaction abort does all three instead.
 pub fn scope<T>(atomic: bool, f: impl FnOnce() -> T) -> T {
     let explicit_base = EXPLICIT.with(|e| e.borrow().len());
-    let outer = SCOPE.with(|s| s.replace(Scope { connected: false, atomic, explicit_base }));
+    let pinned_base = PINNED.with(|p| p.borrow().len());
+    let outer = SCOPE.with(|s| {
+        s.replace(Scope { connected: false, atomic, explicit_base, trigger: std::ptr::null_mut(), pinned_base })
+    });
     let result = f();
     let mine = SCOPE.with(|s| s.replace(outer));
     while EXPLICIT.with(|e| e.borrow().len()) > mine.explicit_base {
         warning!("forcibly aborting a subtransaction that has not been exited");
         end_explicit(false);
     }
+    let pinned: Vec<CString> = PINNED.with(|p| {
+        let mut p = p.borrow_mut();
+        let from = mine.pinned_base.min(p.len());
+        p.drain(from..).collect()
+    });
+    for name in pinned {
+        unsafe { unpin(pg_sys::GetPortalByName(name.as_ptr())) };
+    }
     if mine.connected {
         unsafe { pg_sys::SPI_finish() };
     }
     result
+}
+
+/// Unpins a cursor's portal, if it is still there and pinned.
+unsafe fn unpin(portal: pg_sys::Portal) {
+    if !portal.is_null() && unsafe { (*portal).portalPinned } {
+        unsafe { pg_sys::UnpinPortal(portal) };
+    }
+}
+
+/// Lets the queries of the guest use running now see `trigger`'s transition tables (`REFERENCING
+/// NEW TABLE AS …`), as PL/Python's do. Lasts until the end of that use.
+pub fn use_trigger_data(trigger: *mut pg_sys::TriggerData) {
+    SCOPE.with(|s| s.set(Scope { trigger, ..s.get() }));
 }
 
 fn next_id() -> u32 {
@@ -216,6 +250,8 @@ impl Database for Spi {
                 pgrx::error!("could not open a cursor");
             }
             let name = unsafe { CStr::from_ptr((*portal).name) }.to_owned();
+            unsafe { pg_sys::PinPortal(portal) };
+            PINNED.with(|p| p.borrow_mut().push(name.clone()));
             let id = next_id();
             CURSORS.with(|c| c.borrow_mut().insert(id, name));
             id
@@ -242,6 +278,7 @@ impl Database for Spi {
         PgTryBuilder::new(|| unsafe {
             let portal = pg_sys::SPI_cursor_find(name.as_ptr());
             if !portal.is_null() {
+                unpin(portal);
                 pg_sys::SPI_cursor_close(portal);
             }
         })
@@ -310,6 +347,9 @@ fn connect() {
     if !scope.connected {
         let options = if scope.atomic { 0 } else { pg_sys::SPI_OPT_NONATOMIC as i32 };
         unsafe { pg_sys::SPI_connect_ext(options) };
+        if !scope.trigger.is_null() {
+            unsafe { pg_sys::SPI_register_trigger_data(scope.trigger) };
+        }
         SCOPE.with(|s| s.set(Scope { connected: true, ..scope }));
     }
 }

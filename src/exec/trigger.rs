@@ -43,6 +43,7 @@ pub unsafe fn call(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
     let row_shape = unsafe { procedure.trigger_row(data.tg_relation) };
     let td = unsafe { trigger_data(data, new, old) }?;
     let nodes = finish(with_interpreter(procedure.oid, true, |slot| {
+        crate::spi::use_trigger_data(context.cast());
         let handle = slot.handle(procedure, &row_shape.shape)?;
         slot.call_trigger(handle, &td)
     }))?;

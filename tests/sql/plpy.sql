@@ -283,6 +283,50 @@ SELECT sqlstate_of($$CALL txn_demo()$$);
 ROLLBACK;
 CREATE FUNCTION commit_in_function() RETURNS int LANGUAGE plpywasm AS $$ plpy.commit() $$;
 SELECT sqlstate_of($$SELECT commit_in_function()$$);
+-- A cursor loop goes on across commits and rollbacks (its cursor becomes a held one), as in
+-- PL/Python and PL/pgSQL; a cursor over anything but a read-only query cannot.
+CREATE PROCEDURE commit_per_row() LANGUAGE plpywasm AS $$
+done = 0
+for row in plpy.cursor("SELECT i FROM txn_tbl WHERE i < 100 ORDER BY i"):
+    plpy.execute("INSERT INTO txn_tbl VALUES (%d)" % (row["i"] + 1000))
+    if row["i"] % 2 == 0:
+        plpy.commit()
+    else:
+        plpy.rollback()
+    done += 1
+plpy.notice("rows: %d" % done)
+$$;
+CALL commit_per_row();
+SELECT * FROM txn_tbl WHERE i >= 1000 ORDER BY i;
+CREATE PROCEDURE commit_in_update_loop() LANGUAGE plpywasm AS $$
+for row in plpy.cursor("UPDATE txn_tbl SET i = i WHERE i >= 1000 RETURNING i"):
+    plpy.commit()
+$$;
+CALL commit_in_update_loop();
+-- A cursor kept in GD ends with its transaction, unless a commit made it a held one; then it
+-- lives until closed.
+CREATE FUNCTION keep_cursor() RETURNS int LANGUAGE plpywasm AS $$
+GD["cursor"] = plpy.cursor("SELECT i FROM txn_tbl ORDER BY i")
+return GD["cursor"].fetch(1)[0]["i"]
+$$;
+CREATE FUNCTION next_from_kept() RETURNS text LANGUAGE plpywasm AS $$
+try:
+    return str(GD["cursor"].fetch(1)[0]["i"])
+except plpy.SPIError as e:
+    return "%s: %s" % (e.sqlstate, e)
+$$;
+SELECT keep_cursor();
+SELECT next_from_kept();
+CREATE PROCEDURE keep_held_cursor() LANGUAGE plpywasm AS $$
+GD["cursor"] = plpy.cursor("SELECT i FROM txn_tbl ORDER BY i")
+GD["cursor"].fetch(1)
+plpy.commit()
+$$;
+CALL keep_held_cursor();
+SELECT next_from_kept();
+SELECT count(*) FROM pg_cursors;
+DO $$ GD["cursor"].close() $$ LANGUAGE plpywasm;
+SELECT count(*) FROM pg_cursors;
 -- A subtransaction left open is aborted with a warning when the function ends.
 CREATE FUNCTION leaves_subxact() RETURNS int LANGUAGE plpywasm AS $$
 plpy.subtransaction().__enter__()

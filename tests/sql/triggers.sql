@@ -101,6 +101,16 @@ CREATE TRIGGER view_insert INSTEAD OF INSERT ON trig_view FOR EACH ROW EXECUTE F
 INSERT INTO trig_view VALUES (8, 'eight');
 SELECT * FROM trig_items WHERE id = 8;
 
+-- Queries in a trigger see its transition tables.
+CREATE FUNCTION count_new_rows() RETURNS trigger LANGUAGE plpywasm AS $$
+row = plpy.execute("SELECT count(*) AS n, string_agg(name, ',' ORDER BY id) AS names FROM new_rows")[0]
+plpy.notice("%s: %d new rows (%s)" % (TD["event"], row["n"], row["names"]))
+$$;
+CREATE TRIGGER count_new_rows AFTER INSERT ON trig_items REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION count_new_rows();
+INSERT INTO trig_items (id, name) VALUES (20, 'twenty'), (21, 'twenty-one');
+DROP TRIGGER count_new_rows ON trig_items;
+
 -- A trigger function called directly is refused.
 SELECT sqlstate_of($$SELECT show_td()$$);
 RESET ROLE;
