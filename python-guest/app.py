@@ -96,9 +96,9 @@ class Guest(exports.Guest):
         error, _error = _error, None
         return error
 
-    def call_trigger(self, handle, td):
+    def call_trigger(self, handle, td, hidden):
         try:
-            return procedures.call_trigger(_procedures[handle], values.decode_value(td))
+            return procedures.call_trigger(_procedures[handle], values.decode_value(td), hidden)
         except BaseException as exc:
             raise Err(procedures.describe(exc))
 

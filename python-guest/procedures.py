@@ -173,10 +173,13 @@ def run_inline(body):
     return None
 
 
-def call_trigger(procedure, td):
-    """Runs a trigger function with `TD`; returns its verdict and, for MODIFY, the new row's nodes."""
+def call_trigger(procedure, td, hidden):
+    """Runs a trigger function with `TD`; returns its verdict and, for MODIFY, the new row's nodes.
+    The `hidden` columns of the new row (generated ones, in a BEFORE trigger) are not in TD["new"]."""
     # A copy: the function may change TD["new"] in place.
     original = None if td["new"] is None else dict(td["new"])
+    for name in hidden:
+        del td["new"][name]
     procedure.namespace["TD"] = td
     verdict = procedure.call([])
     if verdict is None:
@@ -194,11 +197,11 @@ def call_trigger(procedure, td):
         )
     out = [values.encode_text(verdict)]
     if verdict == "MODIFY" and original is not None:
-        out.extend(_modified_row(procedure, td, original))
+        out.extend(_modified_row(procedure, td, original, hidden))
     return out
 
 
-def _modified_row(procedure, td, original):
+def _modified_row(procedure, td, original, hidden):
     """TD["new"] as changed by the function; columns it deleted keep their values, as in PL/Python."""
     if "new" not in td:
         raise values.ConversionError("22000", 'TD["new"] deleted, cannot modify row')
@@ -212,6 +215,8 @@ def _modified_row(procedure, td, original):
             raise values.ConversionError(
                 "42703", 'key "%s" found in TD["new"] does not exist as a column in the triggering row' % key
             )
+        if key in hidden:
+            raise values.ConversionError("39P01", 'cannot set generated column "%s"' % key)
     out = []
     procedure.encode({**original, **new}, out)
     return out

@@ -244,8 +244,8 @@ impl Slot {
         self.check_trap(result)
     }
 
-    pub fn call_trigger(&mut self, handle: u32, td: &[Node]) -> Result<Vec<Node>, PlError> {
-        let result = self.interpreter.call_trigger(handle, td);
+    pub fn call_trigger(&mut self, handle: u32, td: &[Node], hidden: &[String]) -> Result<Vec<Node>, PlError> {
+        let result = self.interpreter.call_trigger(handle, td, hidden);
         self.check_trap(result)
     }
 

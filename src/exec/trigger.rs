@@ -42,10 +42,12 @@ pub unsafe fn call(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
 
     let row_shape = unsafe { procedure.trigger_row(data.tg_relation) };
     let td = unsafe { trigger_data(data, new, old) }?;
+    let before = event & pg_sys::TRIGGER_EVENT_TIMINGMASK == pg_sys::TRIGGER_EVENT_BEFORE;
+    let hidden = if before && !new.is_null() { unsafe { generated_columns(data.tg_relation) } } else { Vec::new() };
     let nodes = finish(with_interpreter(procedure.oid, true, |slot| {
         crate::spi::use_trigger_data(context.cast());
         let handle = slot.handle(procedure, &row_shape.shape)?;
-        slot.call_trigger(handle, &td)
+        slot.call_trigger(handle, &td, &hidden)
     }))?;
 
     let mut nodes = nodes.into_iter();
@@ -128,6 +130,20 @@ unsafe fn trigger_data(
         }
     }
     Ok(td)
+}
+
+/// The names of a table's generated columns.
+unsafe fn generated_columns(relation: pg_sys::Relation) -> Vec<String> {
+    let tupdesc = unsafe { (*relation).rd_att };
+    if unsafe { (*tupdesc).constr.is_null() || !(*(*tupdesc).constr).has_generated_stored } {
+        return Vec::new();
+    }
+    let attributes = unsafe { (*tupdesc).attrs.as_slice((*tupdesc).natts as usize) };
+    attributes
+        .iter()
+        .filter(|attribute| !attribute.attisdropped && attribute.attgenerated != 0)
+        .map(|attribute| unsafe { server_cstr_to_string(attribute.attname.data.as_ptr()) })
+        .collect()
 }
 
 /// The heap tuple of a composite Datum, as a trigger returns it.

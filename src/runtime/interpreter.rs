@@ -242,8 +242,8 @@ impl Interpreter {
         self.run_listing(|guest, store| guest.call_call_scalar(store, args))?.ok_or_else(no_result)
     }
 
-    pub fn call_trigger(&mut self, handle: u32, td: &[Node]) -> Result<Vec<Node>, GuestError> {
-        self.run(|guest, store| guest.plpywasm_runtime_guest().call_call_trigger(store, handle, td))
+    pub fn call_trigger(&mut self, handle: u32, td: &[Node], hidden: &[String]) -> Result<Vec<Node>, GuestError> {
+        self.run(|guest, store| guest.plpywasm_runtime_guest().call_call_trigger(store, handle, td, hidden))
     }
 
     pub fn call_set(&mut self, handle: u32, args: &[Node]) -> Result<u32, GuestError> {

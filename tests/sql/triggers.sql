@@ -101,6 +101,24 @@ CREATE TRIGGER view_insert INSTEAD OF INSERT ON trig_view FOR EACH ROW EXECUTE F
 INSERT INTO trig_view VALUES (8, 'eight');
 SELECT * FROM trig_items WHERE id = 8;
 
+-- Generated columns are computed after BEFORE triggers: their TD["new"] leaves them out, and may
+-- not set them; AFTER triggers see them. Dropped columns are not seen at all.
+CREATE TABLE trig_generated (a int, dropped text, b int, doubled int GENERATED ALWAYS AS (a * 2) STORED);
+ALTER TABLE trig_generated DROP COLUMN dropped;
+CREATE FUNCTION generated_before() RETURNS trigger LANGUAGE plpywasm AS $$
+plpy.notice("before: %r" % TD["new"])
+TD["new"]["a"] += 1
+if TD["new"]["b"] == 0:
+    TD["new"]["doubled"] = 0
+return "MODIFY"
+$$;
+CREATE FUNCTION generated_after() RETURNS trigger LANGUAGE plpywasm AS $$ plpy.notice("after: %r" % TD["new"]) $$;
+CREATE TRIGGER generated_before BEFORE INSERT ON trig_generated FOR EACH ROW EXECUTE FUNCTION generated_before();
+CREATE TRIGGER generated_after AFTER INSERT ON trig_generated FOR EACH ROW EXECUTE FUNCTION generated_after();
+INSERT INTO trig_generated (a, b) VALUES (1, 5);
+SELECT * FROM trig_generated;
+SELECT sqlstate_of($$INSERT INTO trig_generated (a, b) VALUES (1, 0)$$);
+
 -- Queries in a trigger see its transition tables.
 CREATE FUNCTION count_new_rows() RETURNS trigger LANGUAGE plpywasm AS $$
 row = plpy.execute("SELECT count(*) AS n, string_agg(name, ',' ORDER BY id) AS names FROM new_rows")[0]
