@@ -1,5 +1,6 @@
 """What the guest asks of the host instead of WASI: output (sys.stdout, sys.stderr), which the
-host bounds and reports, and sleeping (time.sleep), which the host can cut short on a cancel."""
+host bounds and reports, and sleeping (time.sleep), which the host can cut short on a cancel; and
+asyncio made to run without what WASI lacks."""
 
 import io
 import math
@@ -64,7 +65,18 @@ def sleep(seconds):
     host.sleep(int(nanoseconds) if nanoseconds < (1 << 64) else (1 << 64) - 1)
 
 
+def _no_self_pipe(loop):
+    pass
+
+
 def install():
     sys.stdout = sys.__stdout__ = HostStream(1, "<stdout>")
     sys.stderr = sys.__stderr__ = HostStream(2, "<stderr>")
     time.sleep = sleep
+    # asyncio's event loops wake themselves through a socket pair, which WASI cannot make (the
+    # loop's waits are select() calls the host can cut short). Nothing here can wake a loop from
+    # outside (no threads, no signal handlers), so they go without.
+    from asyncio import selector_events
+
+    loop = selector_events.BaseSelectorEventLoop
+    loop._make_self_pipe = loop._close_self_pipe = loop._write_to_self = _no_self_pipe

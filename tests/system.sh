@@ -31,6 +31,10 @@ import time
 time.sleep(s)
 return 1
 $$;
+CREATE FUNCTION sys_select() RETURNS int LANGUAGE plpywasm AS $$
+import select
+select.select([], [], [], 1e9)
+$$;
 SQL
 
 # 1. Helper threads (the epoch ticker, wasmtime-wasi's Tokio workers) block every signal, so
@@ -75,6 +79,12 @@ out=$(psql -X -qAt -v VERBOSITY=verbose -c "SET ROLE alice" -c "SELECT sys_spin(
       q -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'SELECT sys_spin()'" >/dev/null
       wait)
 echo "$out" | grep -q "57P01"; check "pg_terminate_backend ends a Python loop" $? "$out"
+# ... and a backend waiting in select() (WASI's poll, not time.sleep).
+out=$(psql -X -qAt -v VERBOSITY=verbose -c "SET ROLE alice" -c "SELECT sys_select()" 2>&1 &
+      sleep 1
+      q -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'SELECT sys_select()'" >/dev/null
+      wait)
+echo "$out" | grep -q "57P01"; check "pg_terminate_backend ends a wait in select()" $? "$out"
 
 # 6. A guest artifact that does not match this build is a clear ERROR naming the fix, not a crash.
 artifact=$(pg_config_bin=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}; "$pg_config_bin" --pkglibdir)/plpywasm_guest.cwasm

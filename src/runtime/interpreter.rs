@@ -34,6 +34,13 @@ pub struct HostState {
     database: &'static dyn Database,
 }
 
+impl HostState {
+    /// What a wait in wasi:io/poll needs (see `poll`): the pollables, and whether to stop.
+    pub(super) fn poll_parts(&mut self) -> (&mut ResourceTable, fn() -> bool) {
+        (&mut self.table, self.should_stop)
+    }
+}
+
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }

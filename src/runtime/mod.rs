@@ -7,6 +7,7 @@
 mod bindings;
 mod interpreter;
 mod output;
+mod poll;
 mod ticker;
 
 use std::path::Path;
@@ -90,6 +91,7 @@ impl Runtime {
         let link = || -> wasmtime::Result<PlpywasmPre<HostState>> {
             let mut linker = Linker::<HostState>::new(&engine);
             wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+            poll::add_to_linker(&mut linker)?;
             bindings::Plpywasm::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)?;
             PlpywasmPre::new(linker.instantiate_pre(&component)?)
         };

@@ -122,3 +122,20 @@ CALL proc(4);
 -- Not yet supported: event trigger functions, refused with a clear error at CREATE.
 CREATE FUNCTION evt() RETURNS event_trigger LANGUAGE plpywasm AS $$ pass $$;
 RESET ROLE;
+
+-- asyncio runs (its loop waits through the host, like time.sleep).
+CREATE FUNCTION gathered(n int) RETURNS int[] LANGUAGE plpywasm AS $$
+import asyncio
+async def square(i):
+    await asyncio.sleep(0.001 * i)
+    return i * i
+async def main():
+    results = await asyncio.gather(*(square(i) for i in range(n)))
+    try:
+        await asyncio.wait_for(asyncio.sleep(60), timeout=0.01)
+    except TimeoutError:
+        results.append(-1)
+    return results
+return asyncio.run(main())
+$$;
+SELECT gathered(4);

@@ -90,6 +90,20 @@ DO $$
 import re
 re.match(r"(a+)+$", "a" * 64 + "b")
 $$ LANGUAGE plpywasm;
+-- ... and waits: select() with a timeout of years, select() on nothing (which waits forever),
+-- an asyncio loop waiting for an event nobody sets.
+DO $$
+import select
+select.select([], [], [], 1e9)
+$$ LANGUAGE plpywasm;
+DO $$
+import select
+select.select([], [], [])
+$$ LANGUAGE plpywasm;
+DO $$
+import asyncio
+asyncio.run(asyncio.Event().wait())
+$$ LANGUAGE plpywasm;
 -- A query canceled inside plpy.execute cannot be caught by Python: the statement is canceled.
 CREATE FUNCTION sleepy() RETURNS text LANGUAGE plpywasm AS $$
 try:
