@@ -467,8 +467,11 @@ def _encoder(shape, rest):
     return _SCALAR_ENCODERS[kind]
 
 
+_TEXT_AND_BYTES = (str, bytes, bytearray, memoryview)
+
+
 def _is_dimension(obj, rows):
-    if isinstance(obj, (str, bytes, bytearray, memoryview, Mapping)):
+    if isinstance(obj, _TEXT_AND_BYTES) or isinstance(obj, Mapping):
         return False
     if rows and isinstance(obj, tuple):
         return False
@@ -508,8 +511,8 @@ _PLAIN_MARKS = (None, _plain_text, Ellipsis)
 
 
 def _null_or_literal(obj, out, marks=_NODE_MARKS):
-    """None, or a str: an array or row literal such as '{1,2}' or '(1,x)', read by the type's input
-    function (as PL/Python reads them). Whether `obj` was one of those."""
+    """None, or a str: a row literal such as '(1,x)', read by the type's input function (as
+    PL/Python reads it). Whether `obj` was one of those."""
     null, literal, _ = marks
     if obj is None:
         out.append(null)
@@ -521,8 +524,12 @@ def _null_or_literal(obj, out, marks=_NODE_MARKS):
 
 
 def _encode_array(obj, out, element, rows, pack):
-    if _null_or_literal(obj, out):
+    if obj is None:
+        out.append(_NULL)
         return
+    if isinstance(obj, _TEXT_AND_BYTES):
+        # A sequence of characters (of ints, for bytes), as PL/Python has it: "hello" is {h,e,l,l,o}.
+        obj = list(obj)
     if not _is_dimension(obj, rows):
         raise ConversionError(
             "42804",

@@ -12,7 +12,9 @@ SELECT v, id(v) = v AS same FROM unnest(ARRAY['{}', '{NULL}', '{1,2,3}', '{{1,2}
 SELECT id(ARRAY['', 'ünï', NULL, 'x y']) = ARRAY['', 'ünï', NULL, 'x y'] AS text_array, id('{"\\x00ff"}'::bytea[]) = '{"\\x00ff"}'::bytea[] AS bytea_array;
 SELECT cardinality(id(array_agg(i))) FROM generate_series(1, 100000) AS i;
 CREATE FUNCTION to_int_array(v text) RETURNS int[] LANGUAGE plpywasm AS $$ return eval(v) $$;
-SELECT to_int_array('[1, 2, None]'), to_int_array('(1, 2)'), to_int_array('[[1, 2], [3, 4]]'), to_int_array('[]'), to_int_array('[[], []]'), to_int_array('range(3)'), to_int_array('"{5,6}"');
+SELECT to_int_array('[1, 2, None]'), to_int_array('(1, 2)'), to_int_array('[[1, 2], [3, 4]]'), to_int_array('[]'), to_int_array('[[], []]'), to_int_array('range(3)'), to_int_array('"56"');
+-- As in PL/Python, a str is a sequence of characters, not an array literal.
+SELECT sqlstate_of($$SELECT to_int_array('"{5,6}"')$$);
 SELECT sqlstate_of($$SELECT to_int_array('[[1, 2], [3]]')$$);
 SELECT sqlstate_of($$SELECT to_int_array('[[1], 2]')$$);
 SELECT sqlstate_of($$SELECT to_int_array('[1, [2]]')$$);
