@@ -50,11 +50,34 @@ class Fatal(_Reported):
 
 
 class SPIError(_Reported):
-    """A database error inside plpy.execute; `sqlstate`, `detail` and `hint` say which."""
+    """A database error inside plpy.execute; `sqlstate`, `detail` and `hint` say which, and
+    `query` and `position` where a syntax error is."""
+
+    query = None
+    position = None
 
     @property
     def spidata(self):
-        return (self.detail, self.hint)
+        """PL/Python's tuple: the packed SQLSTATE, detail, hint, query, position and the fields."""
+        return (_packed_sqlstate(self.sqlstate), self.detail, self.hint, self.query, self.position or 0) + tuple(
+            getattr(self, name) for name in _FIELDS[3:]
+        )
+
+    def extra_fields(self):
+        # Uncaught, the error reports its query and the place in it, as PostgreSQL showed them.
+        fields = super().extra_fields()
+        if self.query is not None:
+            fields.append(("internal_query", optional_text(self.query)))
+            if self.position:
+                fields.append(("internal_position", str(int(self.position))))
+        return fields
+
+
+def _packed_sqlstate(sqlstate):
+    """PostgreSQL's number for a SQLSTATE (MAKE_SQLSTATE): six bits per character."""
+    if not isinstance(sqlstate, str) or len(sqlstate) != 5:
+        return 0
+    return sum(((ord(c) - ord("0")) & 0x3F) << (6 * i) for i, c in enumerate(sqlstate))
 
 
 for _cls in (Error, Fatal, SPIError):
@@ -158,9 +181,12 @@ def _spi(call, *args):
         return call(*args)
     except Err as err:
         failure = err.value
-        raise _BY_SQLSTATE.get(failure.sqlstate, SPIError)(
-            failure.message, sqlstate=failure.sqlstate, detail=failure.detail, hint=failure.hint
-        ) from None
+        error = _BY_SQLSTATE.get(failure.sqlstate, SPIError)(
+            failure.message, sqlstate=failure.sqlstate, detail=failure.detail, hint=failure.hint, **dict(failure.fields)
+        )
+        error.query = failure.query
+        error.position = failure.position or None
+        raise error from None
 
 
 def _limit(limit):

@@ -175,6 +175,8 @@ unsafe extern "C-unwind" {
     fn errdetail_internal(fmt: *const c_char, ...) -> c_int;
     fn errhint(fmt: *const c_char, ...) -> c_int;
     fn err_generic_string(field: c_int, text: *const c_char) -> c_int;
+    fn internalerrquery(query: *const c_char) -> c_int;
+    fn internalerrposition(position: c_int) -> c_int;
 }
 
 /// Reports a message at `level` with PostgreSQL's own error machinery: any SQLSTATE, and the
@@ -217,7 +219,11 @@ pub unsafe fn report(
                 errhint(c"%s".as_ptr(), hint);
             }
             for &(field, text) in &pg_fields {
-                err_generic_string(field, text);
+                match field as u8 {
+                    pg_sys::PG_DIAG_INTERNAL_QUERY => internalerrquery(text),
+                    pg_sys::PG_DIAG_INTERNAL_POSITION => internalerrposition(libc::atoi(text)),
+                    _ => err_generic_string(field, text),
+                };
             }
             drop(pg_fields);
             errfinish(c"plpywasm".as_ptr(), 0, c"plpywasm".as_ptr());
@@ -236,6 +242,9 @@ pub fn diagnostic_fields(fields: Vec<(String, String)>) -> Vec<(u8, String)> {
                 "column_name" => pg_sys::PG_DIAG_COLUMN_NAME,
                 "datatype_name" => pg_sys::PG_DIAG_DATATYPE_NAME,
                 "constraint_name" => pg_sys::PG_DIAG_CONSTRAINT_NAME,
+                // A query's error that Python did not catch: the query and the place in it.
+                "internal_query" => pg_sys::PG_DIAG_INTERNAL_QUERY,
+                "internal_position" => pg_sys::PG_DIAG_INTERNAL_POSITION,
                 _ => return None,
             };
             Some((code, value))

@@ -15,7 +15,9 @@ use pgrx::pg_sys::{self, panic::CaughtError, Datum};
 use pgrx::prelude::*;
 use pgrx::{PgSqlErrorCode, PgTryBuilder};
 
-use crate::convert::{in_server_encoding, input_size, marshal, server_cstr_to_string, FromGuest, ToGuest};
+use crate::convert::{
+    in_server_encoding, input_size, marshal, message_from_server, server_cstr_to_string, FromGuest, ToGuest,
+};
 use crate::runtime::{Canceled, Database, DbError, Node, Plan, Rows, TransactionStep};
 
 /// The `Database` every interpreter of this backend uses.
@@ -117,7 +119,7 @@ fn next_id() -> u32 {
 }
 
 fn db_error(sqlstate: &str, message: impl Into<String>) -> DbError {
-    DbError { sqlstate: sqlstate.into(), message: message.into(), detail: None, hint: None }
+    DbError { sqlstate: sqlstate.into(), message: message.into(), detail: None, hint: None, query: None, position: 0, fields: vec![] }
 }
 
 fn query_cstring(query: &str) -> Result<CString, DbError> {
@@ -291,42 +293,31 @@ impl Database for Spi {
         let scope = SCOPE.with(Cell::get);
         let open_here = EXPLICIT.with(|e| e.borrow().len()) - scope.explicit_base;
         let outcome = match step {
-            TransactionStep::BeginSub => PgTryBuilder::new(|| unsafe {
+            TransactionStep::BeginSub => catching(|| unsafe {
                 let explicit = Explicit { context: pg_sys::CurrentMemoryContext, owner: pg_sys::CurrentResourceOwner };
                 pg_sys::BeginInternalSubTransaction(std::ptr::null());
                 pg_sys::MemoryContextSwitchTo(explicit.context);
                 EXPLICIT.with(|e| e.borrow_mut().push(explicit));
-                Ok(())
-            })
-            .catch_others(Err)
-            .execute(),
+            }),
             TransactionStep::ReleaseSub | TransactionStep::RollbackSub if open_here == 0 => {
                 return Ok(Err(db_error("25000", "this subtransaction has not been entered")));
             }
             TransactionStep::ReleaseSub | TransactionStep::RollbackSub => {
                 let keep = matches!(step, TransactionStep::ReleaseSub);
-                PgTryBuilder::new(|| {
-                    end_explicit(keep);
-                    Ok(())
-                })
-                .catch_others(Err)
-                .execute()
+                catching(|| end_explicit(keep))
             }
             TransactionStep::Commit | TransactionStep::Rollback => {
                 if open_here > 0 {
                     return Ok(Err(db_error("2D000", "cannot commit while a subtransaction is active")));
                 }
                 let commit = matches!(step, TransactionStep::Commit);
-                PgTryBuilder::new(|| unsafe {
+                catching(|| unsafe {
                     if commit {
                         pg_sys::SPI_commit();
                     } else {
                         pg_sys::SPI_rollback();
                     }
-                    Ok(())
                 })
-                .catch_others(Err)
-                .execute()
             }
         };
         match outcome {
@@ -396,7 +387,7 @@ fn in_subtransaction<T>(f: impl FnOnce() -> T) -> Result<Result<T, DbError>, Can
         // The subtransaction switched to its own context; results belong to the caller's.
         pg_sys::MemoryContextSwitchTo(context);
     }
-    let outcome = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| Ok(f()))).catch_others(Err).execute();
+    let outcome = catching(f);
     let restore = || unsafe {
         pg_sys::MemoryContextSwitchTo(context);
         pg_sys::CurrentResourceOwner = owner;
@@ -415,8 +406,8 @@ fn in_subtransaction<T>(f: impl FnOnce() -> T) -> Result<Result<T, DbError>, Can
     }
 }
 
-/// A PostgreSQL error caught on the host, as the guest gets it; a cancel stops the guest instead.
-fn caught_error<T>(caught: CaughtError) -> Result<Result<T, DbError>, Canceled> {
+/// A PostgreSQL error caught by [`catching`], as the guest gets it; a cancel stops the guest instead.
+fn caught_error<T>((caught, raised): (CaughtError, Raised)) -> Result<Result<T, DbError>, Canceled> {
     let report = match caught {
         CaughtError::PostgresError(report) | CaughtError::ErrorReport(report) => report,
         CaughtError::RustPanic { ereport, .. } => ereport,
@@ -428,12 +419,109 @@ fn caught_error<T>(caught: CaughtError) -> Result<Result<T, DbError>, Canceled> 
         crate::error::remember_cancel(report.message());
         return Err(Canceled);
     }
-    Ok(Err(DbError {
-        sqlstate: crate::error::sqlstate_text(report.sql_error_code()),
-        message: report.message().to_string(),
-        detail: report.detail().map(str::to_string),
-        hint: report.hint().map(str::to_string),
+    let sqlstate = crate::error::sqlstate_text(report.sql_error_code());
+    // The copy is of the error caught unless another one was raised since (pgrx raises a Rust
+    // panic as an error of its own).
+    let copy = raised.error().filter(|copy| copy.sqlerrcode == report.sql_error_code() as i32);
+    Ok(Err(match copy {
+        Some(copy) => {
+            let text = |text: *const c_char| (!text.is_null()).then(|| unsafe { message_from_server(text) });
+            let fields = [
+                ("schema_name", copy.schema_name),
+                ("table_name", copy.table_name),
+                ("column_name", copy.column_name),
+                ("datatype_name", copy.datatype_name),
+                ("constraint_name", copy.constraint_name),
+            ];
+            DbError {
+                sqlstate,
+                message: text(copy.message).unwrap_or_default(),
+                detail: text(copy.detail),
+                hint: text(copy.hint),
+                query: text(copy.internalquery),
+                position: u32::try_from(copy.internalpos).unwrap_or(0),
+                fields: fields.into_iter().filter_map(|(name, value)| Some((name.to_string(), text(value)?))).collect(),
+            }
+        }
+        None => DbError {
+            message: report.message().to_string(),
+            detail: report.detail().map(str::to_string),
+            hint: report.hint().map(str::to_string),
+            ..db_error(&sqlstate, "")
+        },
     }))
+}
+
+/// Runs `f`, catching a PostgreSQL error it raises. pgrx's catch keeps only the error's code,
+/// message (in UTF-8, lossily), detail and hint; a context callback copies the whole error as it
+/// is raised, so that plpy.SPIError carries its query, position and fields too, as PL/Python's does.
+fn catching<T>(f: impl FnOnce() -> T) -> Result<T, (CaughtError, Raised)> {
+    let raised = Raised { context: Cell::new(std::ptr::null_mut()), error: Cell::new(std::ptr::null_mut()) };
+    let mut callback = pg_sys::ErrorContextCallback {
+        previous: unsafe { pg_sys::error_context_stack },
+        callback: Some(copy_raised),
+        arg: (&raised as *const Raised).cast_mut().cast(),
+    };
+    unsafe { pg_sys::error_context_stack = &mut callback };
+    let outcome = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| Ok(f()))).catch_others(Err).execute();
+    unsafe { pg_sys::error_context_stack = callback.previous };
+    outcome.map_err(|caught| (caught, raised))
+}
+
+/// The last error raised inside [`catching`], copied into a memory context of its own (the
+/// caller's may not outlive the transaction's abort).
+struct Raised {
+    context: Cell<pg_sys::MemoryContext>,
+    error: Cell<*mut pg_sys::ErrorData>,
+}
+
+impl Raised {
+    fn error(&self) -> Option<&pg_sys::ErrorData> {
+        unsafe { self.error.get().as_ref() }
+    }
+}
+
+impl Drop for Raised {
+    fn drop(&mut self) {
+        let context = self.context.get();
+        if !context.is_null() {
+            unsafe { pg_sys::MemoryContextDelete(context) };
+        }
+    }
+}
+
+// PostgreSQL's own functions, called as they are: inside error reporting, pgrx's wrappers would
+// catch and flush the very error being reported.
+unsafe extern "C-unwind" {
+    fn CopyErrorData() -> *mut pg_sys::ErrorData;
+    fn FreeErrorData(error: *mut pg_sys::ErrorData);
+    fn AllocSetContextCreateInternal(
+        parent: pg_sys::MemoryContext,
+        name: *const c_char,
+        min_context_size: usize,
+        init_block_size: usize,
+        max_block_size: usize,
+    ) -> pg_sys::MemoryContext;
+}
+
+/// The error context callback of [`catching`]: runs inside errfinish, as each error is raised.
+unsafe extern "C-unwind" fn copy_raised(arg: *mut std::ffi::c_void) {
+    unsafe {
+        let raised = &*(arg as *const Raised);
+        if raised.context.get().is_null() {
+            // ALLOCSET_SMALL_SIZES.
+            let context = AllocSetContextCreateInternal(pg_sys::TopMemoryContext, c"plpywasm raised error".as_ptr(), 0, 1024, 8192);
+            raised.context.set(context);
+        }
+        let previous = pg_sys::CurrentMemoryContext;
+        pg_sys::CurrentMemoryContext = raised.context.get();
+        let error = CopyErrorData();
+        pg_sys::CurrentMemoryContext = previous;
+        let dropped = if (*error).elevel >= pg_sys::PGERROR as i32 { raised.error.replace(error) } else { error };
+        if !dropped.is_null() {
+            FreeErrorData(dropped);
+        }
+    }
 }
 
 /// The result of the query that just ran, converted as function arguments are, then released; laid

@@ -103,6 +103,21 @@ pub unsafe fn server_cstr_to_string(text: *const c_char) -> String {
     unsafe { server_to_string(CStr::from_ptr(text).to_bytes()) }
 }
 
+/// A message (a caught error's) in the server encoding, in UTF-8. Never raises: a byte sequence
+/// the server encoding does not allow (SQL_ASCII holds any) is replaced.
+///
+/// # Safety
+/// `text` must point to a NUL-terminated string.
+pub unsafe fn message_from_server(text: *const c_char) -> String {
+    let bytes = unsafe { CStr::from_ptr(text) }.to_bytes();
+    if is_utf8_database() || bytes.is_ascii() {
+        return String::from_utf8_lossy(bytes).into_owned();
+    }
+    PgTryBuilder::new(|| unsafe { server_to_string(bytes) })
+        .catch_others(|_| String::from_utf8_lossy(bytes).into_owned())
+        .execute()
+}
+
 /// A query or a type name from the guest in the server encoding, for as long as the current
 /// memory context lives; a character the server encoding lacks raises PostgreSQL's error (22P05).
 pub fn in_server_encoding(text: &CStr) -> *const c_char {

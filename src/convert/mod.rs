@@ -20,7 +20,9 @@ use pgrx::PgSqlErrorCode;
 
 use crate::error::PlError;
 use crate::runtime::{Node, Shape};
-pub use io::{in_server_encoding, message_in_server_encoding, server_cstr_to_string, text_to_string, type_name};
+pub use io::{
+    in_server_encoding, message_from_server, message_in_server_encoding, server_cstr_to_string, text_to_string, type_name,
+};
 use io::IoFunction;
 
 /// The nodes of a guest result, consumed in prefix order.

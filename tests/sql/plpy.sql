@@ -115,6 +115,27 @@ SELECT uncaught();
 SELECT sqlstate_of($$SELECT uncaught()$$);
 -- Raising an spiexceptions class directly carries its SQLSTATE.
 SELECT sqlstate_of($$DO 'raise plpy.spiexceptions.CheckViolation("by hand")' LANGUAGE plpywasm$$);
+-- The error's fields come along: the constraint and table, a syntax error's query and place
+-- (caught, as attributes and PL/Python's spidata; uncaught, as PostgreSQL reports them).
+CREATE TABLE checked (id int CONSTRAINT checked_pk PRIMARY KEY, n int CONSTRAINT positive CHECK (n > 0));
+CREATE FUNCTION error_fields() RETURNS text LANGUAGE plpywasm AS $$
+out = []
+try:
+    plpy.execute("INSERT INTO checked VALUES (1, -1)")
+except plpy.SPIError as e:
+    out.append(repr((e.sqlstate, e.schema_name, e.table_name, e.constraint_name, e.detail, e.query, e.position)))
+    out.append(repr(e.spidata))
+try:
+    plpy.execute("SELECT 1 +* 2")
+except plpy.SPIError as e:
+    out.append(repr((e.sqlstate, e.query, e.position)))
+return "\n".join(out)
+$$;
+SELECT error_fields();
+\set VERBOSITY verbose
+DO $$ plpy.execute("INSERT INTO checked VALUES (1, -1)") $$ LANGUAGE plpywasm;
+DO $$ plpy.execute("SELECT 1 +* 2") $$ LANGUAGE plpywasm;
+\set VERBOSITY default
 
 -- Queries run with the calling role's privileges.
 RESET ROLE;
