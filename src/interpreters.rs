@@ -120,8 +120,15 @@ pub fn with_interpreter<T>(
         let dropped = BACKEND.with(|cell| match cell.borrow_mut().as_mut() {
             Some(backend) => {
                 backend.slots.push((key, slot));
-                // Memory stays bounded however many roles call in: each interpreter holds a few MB.
-                let excess = backend.slots.len().saturating_sub(gucs::max_interpreters());
+                // Memory stays bounded however many roles call in: each interpreter holds a few MB,
+                // and one that grew keeps what it grew to (WebAssembly memory does not shrink).
+                // So idle interpreters beside the one just used hold at most one memory_limit.
+                let mut excess = backend.slots.len().saturating_sub(gucs::max_interpreters());
+                let mut grown: usize = backend.slots[excess..].iter().rev().skip(1).map(|(_, s)| s.interpreter.grown_memory()).sum();
+                while grown > gucs::memory_limit_bytes() {
+                    grown -= backend.slots[excess].1.interpreter.grown_memory();
+                    excess += 1;
+                }
                 backend.slots.drain(..excess).map(|(_, slot)| slot).collect()
             }
             None => Vec::new(),

@@ -129,6 +129,9 @@ impl host::Host for HostState {
 struct Limiter {
     memory: usize,
     peak: usize,
+    /// The memory's size from the snapshot, and now (it never shrinks).
+    initial: Option<usize>,
+    size: usize,
 }
 
 impl Limiter {
@@ -146,6 +149,8 @@ impl ResourceLimiter for Limiter {
             return Ok(false);
         }
         self.peak = self.peak.max(desired);
+        self.initial.get_or_insert(desired);
+        self.size = desired;
         Ok(true)
     }
 
@@ -198,7 +203,7 @@ impl Interpreter {
         let state = HostState {
             wasi: deny_all_wasi(),
             table: ResourceTable::new(),
-            limiter: Limiter { memory: limits.memory, peak: 0 },
+            limiter: Limiter { memory: limits.memory, peak: 0, initial: None, size: 0 },
             output: Output::with_budget(limits.output),
             should_stop: limits.should_stop,
             database: limits.database,
@@ -276,6 +281,13 @@ impl Interpreter {
     /// The largest linear memory this interpreter has had, in bytes.
     pub fn peak_memory(&self) -> usize {
         self.store.data().limiter.peak
+    }
+
+    /// How much the memory grew beyond the snapshot's: what the interpreter holds of its own
+    /// (the snapshot's pages are shared until written), which it keeps until it is dropped.
+    pub fn grown_memory(&self) -> usize {
+        let limiter = &self.store.data().limiter;
+        limiter.size - limiter.initial.unwrap_or(limiter.size)
     }
 
     /// Output written since the last call to this method.

@@ -282,3 +282,34 @@ SET ROLE alice;
 SELECT visits() AS alice_interpreter_was_dropped;
 RESET ROLE;
 RESET plpywasm.max_interpreters;
+
+-- Idle interpreters beside the one just used keep at most plpywasm.memory_limit (128MB here) of
+-- memory they grew (WebAssembly memory does not shrink): beyond, the least recently used go.
+CREATE FUNCTION hold_memory(mb int) RETURNS int LANGUAGE plpywasm AS $$
+GD["visits"] = GD.get("visits", 0) + 1
+if mb:
+    len(bytearray(mb * 1024 * 1024))
+return GD["visits"]
+$$;
+GRANT EXECUTE ON FUNCTION hold_memory(int) TO PUBLIC;
+CREATE ROLE grower_1;
+CREATE ROLE grower_2;
+CREATE ROLE grower_3;
+-- (Only grower_1's interpreter to begin with.)
+SET plpywasm.max_interpreters = 1;
+SET ROLE grower_1;
+SELECT hold_memory(70);
+RESET ROLE;
+RESET plpywasm.max_interpreters;
+SET ROLE grower_2;
+SELECT hold_memory(70);
+SET ROLE grower_1;
+SELECT hold_memory(0) AS grower_1_kept;
+SET ROLE grower_3;
+SELECT hold_memory(70);
+SET ROLE grower_2;
+SELECT hold_memory(0) AS grower_2_dropped;
+SET ROLE grower_1;
+SELECT hold_memory(0) AS grower_1_dropped;
+RESET ROLE;
+DROP ROLE grower_1, grower_2, grower_3;
