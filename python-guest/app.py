@@ -5,9 +5,11 @@ Everything at module level runs once, at build time, and is frozen into the comp
 
 import bundled_stdlib
 import hostio
+import timezones
 
 bundled_stdlib.install()
 hostio.install()
+timezones.install()
 
 # Modules most function bodies reach for, imported now so that run-time imports cost a dict lookup.
 import base64, collections, dataclasses, datetime, decimal, enum, fractions, functools, hashlib  # noqa: E401,F401

@@ -8,5 +8,10 @@ if [ -f "$out" ] && [ -z "$(find wit python-guest scripts/build-guest.sh -newer 
   exit 0
 fi
 mkdir -p target
-target/venv/bin/componentize-py -d wit -w plpywasm componentize -p python-guest app -o "$out.tmp"
+# The tzdata package, alone on the guest's path while it builds (python-guest/timezones.py).
+deps=target/guest-deps
+tzdata=$(target/venv/bin/python -c 'import os, tzdata; print(os.path.dirname(tzdata.__file__))')
+rm -rf "$deps" && mkdir -p "$deps"
+cp -r "$tzdata" "$deps/tzdata" && rm -rf "$deps/tzdata/__pycache__"
+target/venv/bin/componentize-py -d wit -w plpywasm componentize -p python-guest -p "$deps" app -o "$out.tmp"
 mv "$out.tmp" "$out"

@@ -5,6 +5,8 @@ cd "$(dirname "$0")/.."
 
 PGRX_VERSION=0.18.0
 COMPONENTIZE_PY_VERSION=0.25.1
+# The IANA time zone database the guest carries for zoneinfo (python-guest/timezones.py).
+TZDATA_VERSION=2026.6
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 DEBS="postgresql-15 postgresql-server-dev-15 postgresql-plpython3-15 sudo libclang-dev clang pkg-config build-essential python3-venv"
 
@@ -33,4 +35,8 @@ if ! "$VENV/bin/componentize-py" --version 2>/dev/null | grep -q "$COMPONENTIZE_
   echo "setup: installing componentize-py $COMPONENTIZE_PY_VERSION"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q "componentize-py==$COMPONENTIZE_PY_VERSION"
+fi
+if ! "$VENV/bin/python" -c "import tzdata, sys; sys.exit(tzdata.__version__ != '$TZDATA_VERSION')" 2>/dev/null; then
+  echo "setup: installing tzdata $TZDATA_VERSION"
+  "$VENV/bin/pip" install -q "tzdata==$TZDATA_VERSION"
 fi

@@ -139,3 +139,21 @@ async def main():
 return asyncio.run(main())
 $$;
 SELECT gathered(4);
+
+-- zoneinfo has the IANA time zone database (carried in the guest: there are no files).
+CREATE FUNCTION wall_clock(t timestamptz, zone text) RETURNS text LANGUAGE plpywasm AS $$
+import zoneinfo
+return t.astimezone(zoneinfo.ZoneInfo(zone)).isoformat()
+$$;
+SELECT wall_clock('2021-03-28 00:30:00+00', 'Europe/Paris'), wall_clock('2021-03-28 01:30:00+00', 'Europe/Paris'),
+       wall_clock('2021-07-01 12:00:00+00', 'America/New_York');
+DO $$
+import zoneinfo
+zones = zoneinfo.available_timezones()
+plpy.notice("%s %s" % ("Asia/Tokyo" in zones, len(zones) > 400))
+for key in ("Nowhere/City", "../etc/passwd"):
+    try:
+        zoneinfo.ZoneInfo(key)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as e:
+        plpy.notice("%s: %s" % (type(e).__name__, e))
+$$ LANGUAGE plpywasm;
