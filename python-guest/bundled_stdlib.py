@@ -15,7 +15,7 @@ STDLIB_ROOT = "/python"
 
 # Packages that make no sense without a terminal, a display or a file system, and the test suite.
 _SKIPPED = frozenset({
-    "test", "idlelib", "tkinter", "turtledemo", "turtle", "ensurepip", "venv", "_pyrepl", "pydoc_data",
+    "test", "idlelib", "tkinter", "turtledemo", "turtle", "ensurepip", "venv", "pydoc_data",
     "__phello__", "__hello__", "site-packages", "__pycache__", "lib2to3",
 })
 

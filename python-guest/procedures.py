@@ -176,7 +176,8 @@ def run_inline(body):
 def call_trigger(procedure, td, hidden):
     """Runs a trigger function with `TD`; returns its verdict and, for MODIFY, the new row's nodes.
     The `hidden` columns of the new row (generated ones, in a BEFORE trigger) are not in TD["new"]."""
-    # A copy: the function may change TD["new"] in place.
+    # Copies: the function may change TD in place.
+    event = td["event"]
     original = None if td["new"] is None else dict(td["new"])
     for name in hidden:
         del td["new"][name]
@@ -196,8 +197,12 @@ def call_trigger(procedure, td, hidden):
             detail='Expected None, "OK", "SKIP", or "MODIFY".',
         )
     out = [values.encode_text(verdict)]
-    if verdict == "MODIFY" and original is not None:
-        out.extend(_modified_row(procedure, td, original, hidden))
+    if verdict == "MODIFY" and event in ("INSERT", "UPDATE"):
+        try:
+            out.extend(_modified_row(procedure, td, original, hidden))
+        except values.ConversionError as exc:
+            exc.context = "while modifying trigger row"
+            raise
     return out
 
 
@@ -206,7 +211,8 @@ def _modified_row(procedure, td, original, hidden):
     if "new" not in td:
         raise values.ConversionError("22000", 'TD["new"] deleted, cannot modify row')
     new = td["new"]
-    if not isinstance(new, dict):
+    # (A statement-level trigger has no row to modify: TD["new"] is None.)
+    if not isinstance(new, dict) or original is None:
         raise values.ConversionError("22000", 'TD["new"] is not a dictionary')
     for key in new:
         if not isinstance(key, str):
@@ -249,7 +255,7 @@ def describe(exc, compiling=False):
         return PythonError(
             class_name="" if conversion else _class_name(type(exc)),
             message=wit_text(message),
-            traceback="" if compiling else wit_text(_format_traceback(exc.__traceback__)),
+            traceback="" if compiling else wit_text(_format_traceback(exc.__traceback__) or _context(exc)),
             line=line,
             sqlstate=optional_text(getattr(fields, "sqlstate", None)),
             detail=optional_text(getattr(fields, "detail", None)),
@@ -272,6 +278,11 @@ def describe(exc, compiling=False):
 # Read through `type`'s own descriptors: a metaclass may make cls.__name__ anything, even raise.
 _type_name = type.__dict__["__name__"].__get__
 _type_module = type.__dict__["__module__"].__get__
+
+
+def _context(exc):
+    """What a conversion was making when it failed, where no frame of the user's says more."""
+    return (exc.context or "") if isinstance(exc, values.ConversionError) else ""
 
 
 def _class_name(cls):

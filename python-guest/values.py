@@ -60,13 +60,15 @@ sys.set_int_max_str_digits(0)
 
 
 class ConversionError(Exception):
-    """A result that does not fit its SQL type, with the SQLSTATE the host reports."""
+    """A result that does not fit its SQL type, with the SQLSTATE the host reports, and what was
+    being made of it (PL/Python's context line, e.g. "while creating return value")."""
 
     def __init__(self, sqlstate, message, detail=None, hint=None):
         super().__init__(message)
         self.sqlstate = sqlstate
         self.detail = detail
         self.hint = hint
+        self.context = None
 
 
 # --- SQL → Python ------------------------------------------------------------------------------

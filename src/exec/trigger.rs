@@ -57,7 +57,9 @@ pub unsafe fn call(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
     };
     let returned = match verdict.as_str() {
         "SKIP" => std::ptr::null_mut(),
-        "MODIFY" if operation == pg_sys::TRIGGER_EVENT_DELETE => {
+        // (As PL/Python says it of TRUNCATE too; a statement-level INSERT or UPDATE trigger's
+        // MODIFY was refused by the guest: it has no row.)
+        "MODIFY" if operation != pg_sys::TRIGGER_EVENT_INSERT && operation != pg_sys::TRIGGER_EVENT_UPDATE => {
             warning!("PL/plpywasm trigger function returned \"MODIFY\" in a DELETE trigger -- ignored");
             unchanged
         }

@@ -119,6 +119,23 @@ INSERT INTO trig_generated (a, b) VALUES (1, 5);
 SELECT * FROM trig_generated;
 SELECT sqlstate_of($$INSERT INTO trig_generated (a, b) VALUES (1, 0)$$);
 
+-- "MODIFY" where there is no row: a statement-level INSERT trigger's is an error (TD["new"] is
+-- None), a TRUNCATE trigger's is ignored with a warning, as in PL/Python. A MODIFY whose row does
+-- not convert says so.
+CREATE TABLE trig_modify (a int, b text);
+CREATE FUNCTION modify_anyway() RETURNS trigger LANGUAGE plpywasm AS $$ return "MODIFY" $$;
+CREATE TRIGGER modify_statement BEFORE INSERT ON trig_modify FOR EACH STATEMENT EXECUTE FUNCTION modify_anyway();
+INSERT INTO trig_modify VALUES (1, 'x');
+DROP TRIGGER modify_statement ON trig_modify;
+CREATE TRIGGER modify_truncate BEFORE TRUNCATE ON trig_modify FOR EACH STATEMENT EXECUTE FUNCTION modify_anyway();
+TRUNCATE trig_modify;
+CREATE FUNCTION modify_badly() RETURNS trigger LANGUAGE plpywasm AS $$
+TD["new"] = [TD["new"]["a"], TD["new"]["b"]]
+return "MODIFY"
+$$;
+CREATE TRIGGER modify_badly BEFORE INSERT ON trig_modify FOR EACH ROW EXECUTE FUNCTION modify_badly();
+INSERT INTO trig_modify VALUES (1, 'x');
+
 -- Queries in a trigger see its transition tables.
 CREATE FUNCTION count_new_rows() RETURNS trigger LANGUAGE plpywasm AS $$
 row = plpy.execute("SELECT count(*) AS n, string_agg(name, ',' ORDER BY id) AS names FROM new_rows")[0]
