@@ -124,7 +124,8 @@ pub fn with_interpreter<T>(
                 // and one that grew keeps what it grew to (WebAssembly memory does not shrink).
                 // So idle interpreters beside the one just used hold at most one memory_limit.
                 let mut excess = backend.slots.len().saturating_sub(gucs::max_interpreters());
-                let mut grown: usize = backend.slots[excess..].iter().rev().skip(1).map(|(_, s)| s.interpreter.grown_memory()).sum();
+                let idle = &backend.slots[excess..backend.slots.len() - 1];
+                let mut grown: usize = idle.iter().map(|(_, slot)| slot.interpreter.grown_memory()).sum();
                 while grown > gucs::memory_limit_bytes() {
                     grown -= backend.slots[excess].1.interpreter.grown_memory();
                     excess += 1;

@@ -54,7 +54,13 @@ struct Scope {
 
 thread_local! {
     static SCOPE: Cell<Scope> = const {
-        Cell::new(Scope { connected: false, atomic: true, explicit_base: 0, trigger: std::ptr::null_mut(), pinned_base: 0 })
+        Cell::new(Scope {
+            connected: false,
+            atomic: true,
+            explicit_base: 0,
+            trigger: std::ptr::null_mut(),
+            pinned_base: 0,
+        })
     };
     static EXPLICIT: RefCell<Vec<Explicit>> = const { RefCell::new(Vec::new()) };
     /// Rc: a plan is taken out of the table before it runs, since what it runs may prepare more.
@@ -119,7 +125,15 @@ fn next_id() -> u32 {
 }
 
 fn db_error(sqlstate: &str, message: impl Into<String>) -> DbError {
-    DbError { sqlstate: sqlstate.into(), message: message.into(), detail: None, hint: None, query: None, position: 0, fields: vec![] }
+    DbError {
+        sqlstate: sqlstate.into(),
+        message: message.into(),
+        detail: None,
+        hint: None,
+        query: None,
+        position: 0,
+        fields: vec![],
+    }
 }
 
 fn query_cstring(query: &str) -> Result<CString, DbError> {
