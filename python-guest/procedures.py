@@ -157,16 +157,19 @@ class _ArgumentGlobals(ast.NodeTransformer):
 
 
 def run_inline(body):
-    """Runs a DO block; returns a PythonError if it raised, else None."""
+    """Runs a DO block, as the body of a function of its own (as PL/Python does: `return` ends
+    it); returns a PythonError if it raised, else None."""
     filename, label = _filename("anonymous code block")
     try:
         try:
-            code = compile(_parse(body, filename, label), filename, "exec", dont_inherit=True)
+            block = _define(_PROCEDURE_NAME, [], _parse(body, filename, label), filename)
         except BaseException as exc:
             return describe(exc, compiling=True)
         try:
-            exec(code, _namespace())
+            values.plain_void(block.function())
         except BaseException as exc:
+            if isinstance(exc, values.ConversionError):
+                exc.context = "while creating return value"
             return describe(exc)
     finally:
         _sources.pop(filename, None)

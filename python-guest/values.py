@@ -259,8 +259,7 @@ _MAXDIM = 6
 
 
 def _encode_void(obj, out):
-    if obj is not None:
-        raise ConversionError("42804", 'PL/plpywasm function with return type "void" did not return None')
+    plain_void(obj)
     out.append(_NULL)
 
 
@@ -350,7 +349,7 @@ _SCALAR_ENCODERS = {
 }
 
 
-def _plain_void(obj):
+def plain_void(obj):
     if obj is not None:
         raise ConversionError("42804", 'PL/plpywasm function with return type "void" did not return None')
     return None
@@ -383,7 +382,7 @@ def _plain_float(obj):
 
 
 _PLAIN_ENCODERS = {
-    Shape_Void: _plain_void,
+    Shape_Void: plain_void,
     Shape_Boolean: lambda obj: None if obj is None else bool(obj),
     # Exact ints never get here (see _PLAIN_TYPES); anything else is parsed by the host.
     Shape_Int: _plain_text,

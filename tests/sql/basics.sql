@@ -157,3 +157,13 @@ for key in ("Nowhere/City", "../etc/passwd"):
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as e:
         plpy.notice("%s: %s" % (type(e).__name__, e))
 $$ LANGUAGE plpywasm;
+
+-- A DO block is the body of a function of its own, as in PL/Python: `return` ends it early, and
+-- returning a value is refused as for a void function.
+DO $$
+plpy.notice("before")
+if True:
+    return
+plpy.notice("not reached")
+$$ LANGUAGE plpywasm;
+DO $$ return 1 $$ LANGUAGE plpywasm;
