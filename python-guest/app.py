@@ -268,9 +268,7 @@ def _abandon(iterator, exc):
 def _failed(exc):
     """Keeps what a per-call export raised, for `take_error`; a conversion failed on its result."""
     global _error
-    if isinstance(exc, values.ConversionError) and exc.context is None:
-        exc.context = "while creating return value"
-    _error = procedures.describe(exc)
+    _error = procedures.describe(exc, making=procedures.RETURN_VALUE)
 
 
 def _close(rows):

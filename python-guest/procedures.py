@@ -168,9 +168,7 @@ def run_inline(body):
         try:
             values.plain_void(block.function())
         except BaseException as exc:
-            if isinstance(exc, values.ConversionError):
-                exc.context = "while creating return value"
-            return describe(exc)
+            return describe(exc, making=RETURN_VALUE)
     finally:
         _sources.pop(filename, None)
     return None
@@ -243,8 +241,9 @@ def iterate(result):
         ) from None
 
 
-def describe(exc, compiling=False):
-    """A PythonError for the host: class, message and a traceback of the user's frames.
+def describe(exc, compiling=False, making=None):
+    """A PythonError for the host: class, message and a traceback of the user's frames (for a
+    conversion error, what it was making: its own `context`, else `making`).
 
     Never raises: it also describes a MemoryError or a RecursionError, whose handling must not fail.
     """
@@ -258,7 +257,9 @@ def describe(exc, compiling=False):
         return PythonError(
             class_name="" if conversion else _class_name(type(exc)),
             message=wit_text(message),
-            traceback="" if compiling else wit_text(_format_traceback(exc.__traceback__) or _context(exc)),
+            traceback=(
+                "" if compiling else wit_text(_format_traceback(exc.__traceback__) or _context(exc, making))
+            ),
             line=line,
             sqlstate=optional_text(getattr(fields, "sqlstate", None)),
             detail=optional_text(getattr(fields, "detail", None)),
@@ -278,14 +279,18 @@ def describe(exc, compiling=False):
         )
 
 
+# What a conversion error of a function's result says it was making, as PL/Python does.
+RETURN_VALUE = "while creating return value"
+
+
 # Read through `type`'s own descriptors: a metaclass may make cls.__name__ anything, even raise.
 _type_name = type.__dict__["__name__"].__get__
 _type_module = type.__dict__["__module__"].__get__
 
 
-def _context(exc):
+def _context(exc, making):
     """What a conversion was making when it failed, where no frame of the user's says more."""
-    return (exc.context or "") if isinstance(exc, values.ConversionError) else ""
+    return (exc.context or making or "") if isinstance(exc, values.ConversionError) else ""
 
 
 def _class_name(cls):

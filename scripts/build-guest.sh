@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=target/guest.wasm
-if [ -f "$out" ] && [ -z "$(find wit python-guest scripts/build-guest.sh -newer "$out" -type f | head -1)" ]; then
+if [ -f "$out" ] && [ -z "$(find wit python-guest scripts/build-guest.sh scripts/setup.sh -newer "$out" -type f | head -1)" ]; then
   echo "guest: $out is up to date"
   exit 0
 fi

@@ -8,7 +8,8 @@ use pgrx::pg_sys::{self, Oid};
 use pgrx::{IntoDatum, PgSqlErrorCode};
 
 use crate::convert::{
-    check_fits, input_size, marshal, server_cstr_to_string, text_to_string, type_name, FromGuest, ToGuest,
+    attributes_of, check_fits, input_size, marshal, server_cstr_to_string, text_to_string, type_name, FromGuest,
+    ToGuest,
 };
 use crate::error::PlError;
 use crate::runtime::{Node, Shape, TextArg};
@@ -361,7 +362,7 @@ impl ProcRow {
                 // OUT parameters declare the row; without them a call site's column list does.
                 let tupdesc = unsafe { pg_sys::build_function_result_tupdesc_t(self.0) };
                 let fixed = !tupdesc.is_null()
-                    && unsafe { (*tupdesc).attrs.as_slice((*tupdesc).natts as usize) }
+                    && unsafe { attributes_of(tupdesc) }
                         .iter()
                         .all(|attribute| !is_polymorphic(attribute.atttypid));
                 if fixed {

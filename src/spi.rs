@@ -16,7 +16,7 @@ use pgrx::prelude::*;
 use pgrx::{PgSqlErrorCode, PgTryBuilder};
 
 use crate::convert::{
-    in_server_encoding, input_size, marshal, message_from_server, server_cstr_to_string, FromGuest, ToGuest,
+    attribute_name, attributes_of, in_server_encoding, input_size, marshal, message_from_server, FromGuest, ToGuest,
 };
 use crate::runtime::{Canceled, Database, DbError, Node, Plan, Rows, TransactionStep};
 
@@ -556,7 +556,7 @@ unsafe fn take_rows(status: i32) -> Rows {
     }
     unsafe {
         let tupdesc = (*table).tupdesc;
-        let attributes = (*tupdesc).attrs.as_slice((*tupdesc).natts as usize);
+        let attributes = attributes_of(tupdesc);
         let tuples = std::slice::from_raw_parts((*table).vals, processed as usize);
         let column = |i: usize| {
             tuples.iter().map(move |&tuple| {
@@ -582,10 +582,7 @@ unsafe fn take_rows(status: i32) -> Rows {
                 "Read it in parts with plpy.cursor()."
             );
         }
-        let names = attributes.iter().map(|attribute| {
-            Node::Text(server_cstr_to_string(attribute.attname.data.as_ptr()))
-        });
-        marshal::write_list(names, &mut reply);
+        marshal::write_list(attributes.iter().map(|attribute| Node::Text(attribute_name(attribute))), &mut reply);
         marshal::write_list(attributes.iter().map(|attribute| Node::Int(attribute.atttypid.to_u32().into())), &mut reply);
         marshal::write_list(attributes.iter().map(|attribute| Node::Int(attribute.atttypmod.into())), &mut reply);
         let converters: Vec<ToGuest> = attributes.iter().map(|attribute| ToGuest::for_type(attribute.atttypid)).collect();

@@ -167,11 +167,16 @@ unsafe fn layout<C>(
     (names, attributes)
 }
 
-unsafe fn attributes_of<'a>(tupdesc: pg_sys::TupleDesc) -> &'a [pg_sys::FormData_pg_attribute] {
+/// A row descriptor's attributes, dropped ones included.
+///
+/// # Safety
+/// `tupdesc` must be a valid descriptor, alive as long as the slice is used.
+pub unsafe fn attributes_of<'a>(tupdesc: pg_sys::TupleDesc) -> &'a [pg_sys::FormData_pg_attribute] {
     unsafe { (*tupdesc).attrs.as_slice((*tupdesc).natts as usize) }
 }
 
-fn attribute_name(attribute: &pg_sys::FormData_pg_attribute) -> String {
+/// An attribute's name, in UTF-8.
+pub fn attribute_name(attribute: &pg_sys::FormData_pg_attribute) -> String {
     unsafe { super::server_cstr_to_string(attribute.attname.data.as_ptr()) }
 }
 

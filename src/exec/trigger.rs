@@ -4,12 +4,11 @@
 //! the function returns None or "OK" (the row goes on unchanged), "SKIP" (a BEFORE or INSTEAD OF row
 //! trigger drops it) or "MODIFY" (the row goes on as `TD["new"]` now is).
 
-
 use pgrx::pg_sys::{self, Datum};
 use pgrx::{warning, PgSqlErrorCode};
 
 use super::finish;
-use crate::convert::{check_fits, input_size, server_cstr_to_string, ToGuest};
+use crate::convert::{attribute_name, attributes_of, check_fits, input_size, server_cstr_to_string, ToGuest};
 use crate::error::PlError;
 use crate::interpreters::with_interpreter;
 use crate::procedure::Procedure;
@@ -140,11 +139,10 @@ unsafe fn generated_columns(relation: pg_sys::Relation) -> Vec<String> {
     if unsafe { (*tupdesc).constr.is_null() || !(*(*tupdesc).constr).has_generated_stored } {
         return Vec::new();
     }
-    let attributes = unsafe { (*tupdesc).attrs.as_slice((*tupdesc).natts as usize) };
-    attributes
+    unsafe { attributes_of(tupdesc) }
         .iter()
         .filter(|attribute| !attribute.attisdropped && attribute.attgenerated != 0)
-        .map(|attribute| unsafe { server_cstr_to_string(attribute.attname.data.as_ptr()) })
+        .map(attribute_name)
         .collect()
 }
 
