@@ -3,6 +3,8 @@
 Everything at module level runs once, at build time, and is frozen into the component's snapshot.
 """
 
+import gc
+
 import bundled_stdlib
 import hostio
 import timezones
@@ -279,3 +281,10 @@ def _close(rows):
             close()
         except Exception:
             pass
+
+
+# Last, as the snapshot is taken: what exists now is kept out of the collector's reach, so that a
+# collection in a running interpreter does not write to (and so copy) every page of the snapshot
+# that each interpreter shares with the others until it writes to it.
+gc.collect()
+gc.freeze()

@@ -94,13 +94,25 @@ for _code, _name in sqlstates.CONDITIONS:
 sys.modules["plpy.spiexceptions"] = spiexceptions
 
 
-def _message(args):
+def _message(args, fields):
+    """The message of plpy.info(...) and the like, given by position or as `message=`, as in
+    PL/Python; checks the SQLSTATE too, as they do."""
+    if "message" in fields:
+        if args:
+            raise TypeError("argument 'message' given by name and position")
+        args = (fields.pop("message"),)
+    sqlstate = fields.get("sqlstate")
+    if sqlstate is not None:
+        sqlstate = fields["sqlstate"] = str(sqlstate)
+        if len(sqlstate) != 5 or not all("0" <= c <= "9" or "A" <= c <= "Z" for c in sqlstate):
+            raise ValueError("invalid SQLSTATE code")
     return str(args[0]) if len(args) == 1 else str(args)
 
 
 def _report(level, args, fields):
+    message = _message(args, fields)
     report = _Reported(**fields)  # validates the keywords
-    host.report(level, wit_text(_message(args)), optional_text(report.detail), optional_text(report.hint), optional_text(report.sqlstate), report.extra_fields())
+    host.report(level, wit_text(message), optional_text(report.detail), optional_text(report.hint), optional_text(report.sqlstate), report.extra_fields())
 
 
 def debug(*args, **fields):
@@ -124,11 +136,11 @@ def warning(*args, **fields):
 
 
 def error(*args, **fields):
-    raise Error(_message(args), **fields)
+    raise Error(_message(args, fields), **fields)
 
 
 def fatal(*args, **fields):
-    raise Fatal(_message(args), **fields)
+    raise Fatal(_message(args, fields), **fields)
 
 
 class Result(list):
@@ -270,7 +282,7 @@ def cursor(query, args=None):
 class Cursor:
     """Rows of a query, fetched on demand: fetch(n), iteration, close()."""
 
-    __slots__ = ("_id", "_closed", "_buffer")
+    __slots__ = ("_id", "_closed", "_buffer", "_batch")
 
     # Rows fetched at a time while iterating.
     _BATCH = 100
@@ -279,11 +291,27 @@ class Cursor:
         self._id = cursor_id
         self._closed = False
         self._buffer = collections.deque()
+        self._batch = None
 
     def fetch(self, count):
         if self._closed:
             raise ValueError("fetch from a closed cursor")
-        return _result(_spi(host.fetch, self._id, _limit(count)))
+        count = _limit(count)
+        buffer = self._buffer
+        if not buffer or not count:
+            return _result(_spi(host.fetch, self._id, count))
+        # Iteration read ahead: those rows come first, as if iteration had taken one at a time.
+        ahead = [buffer.popleft() for _ in range(min(count, len(buffer)))]
+        if len(ahead) < count:
+            result = _result(_spi(host.fetch, self._id, count - len(ahead)))
+            result[0:0] = ahead
+            result._nrows += len(ahead)
+            return result
+        result = Result(ahead)
+        result._status = self._batch._status
+        result._nrows = len(ahead)
+        result._columns = self._batch._columns
+        return result
 
     def __iter__(self):
         return self
@@ -292,7 +320,8 @@ class Cursor:
         if self._closed:
             raise ValueError("iterating a closed cursor")
         if not self._buffer:
-            self._buffer.extend(self.fetch(self._BATCH))
+            self._batch = self.fetch(self._BATCH)
+            self._buffer.extend(self._batch)
             if not self._buffer:
                 raise StopIteration
         return self._buffer.popleft()

@@ -336,7 +336,8 @@ def _format_traceback(tb):
             label, lines = _sources.get(frame.filename, ("function", ()))
             where = "<module>" if frame.name == _PROCEDURE_NAME else frame.name
             out.append("  PL/plpywasm %s, line %d, in %s" % (label, frame.lineno, where))
-            line = lines[frame.lineno - 1].strip() if 0 < frame.lineno <= len(lines) else ""
+            # Trailing blanks stay, as PL/Python shows the line.
+            line = lines[frame.lineno - 1].lstrip() if 0 < frame.lineno <= len(lines) else ""
         else:
             out.append('  File "%s", line %d, in %s' % (frame.filename, frame.lineno, frame.name))
             line = (frame.line or "").strip()

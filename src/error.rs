@@ -1,8 +1,8 @@
 //! Errors raised by plpywasm, each with its SQLSTATE, and the error context that names the function
 //! and carries the Python traceback (`CONTEXT:` lines, as PL/Python reports them).
 
-use std::cell::RefCell;
-use std::ffi::{c_char, c_int, c_void, CString};
+use std::cell::{Cell, RefCell};
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
 
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -280,6 +280,23 @@ thread_local! {
     static STASHED: RefCell<Option<PlError>> = const { RefCell::new(None) };
     /// The traceback of the error being raised, taken by the innermost context callback.
     static PENDING_TRACEBACK: RefCell<Option<CString>> = const { RefCell::new(None) };
+    /// Set while the host makes a datum of the guest's result, and left set if that fails.
+    static MAKING: Cell<Option<&'static CStr>> = const { Cell::new(None) };
+}
+
+/// The context lines of [`making`], PL/Python's words.
+pub const RETURN_VALUE: &CStr = c"while creating return value";
+pub const TRIGGER_ROW: &CStr = c"while modifying trigger row";
+
+/// Runs `f`, which makes a datum of what the guest returned: an error it raises (an input
+/// function's, a domain's constraint) says so in a context line, `what`, as PL/Python's do.
+pub fn making<T, E>(what: &'static CStr, f: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+    MAKING.with(|making| making.set(Some(what)));
+    let made = f();
+    if made.is_ok() {
+        MAKING.with(|making| making.set(None));
+    }
+    made
 }
 
 /// What a context callback reports: which function, in which phase.
@@ -293,6 +310,7 @@ pub struct ContextArg {
 #[derive(Clone, Copy)]
 pub enum Phase {
     Call,
+    CallProcedure,
     Compile,
     Inline,
 }
@@ -318,6 +336,13 @@ impl ContextArg {
         self.name[..len].copy_from_slice(&bytes[..len]);
     }
 
+    /// Names a procedure as such in the context line, as PL/Python does.
+    pub fn set_procedure(&mut self) {
+        if matches!(self.phase, Phase::Call) {
+            self.phase = Phase::CallProcedure;
+        }
+    }
+
     fn name(&self) -> &[u8] {
         let len = self.name.iter().position(|&b| b == 0).unwrap_or(self.name.len());
         &self.name[..len]
@@ -340,7 +365,9 @@ pub unsafe fn with_context<R: Copy>(arg: *mut ContextArg, f: impl FnOnce() -> R)
         arg: arg.cast(),
     };
     unsafe { pg_sys::error_context_stack = &mut callback };
+    let making = MAKING.with(|making| making.replace(None));
     let result = f();
+    MAKING.with(|m| m.set(making));
     unsafe { pg_sys::error_context_stack = callback.previous };
     result
 }
@@ -353,10 +380,12 @@ unsafe extern "C-unwind" fn context_callback(arg: *mut c_void) {
         let name = arg.name();
         let place = match arg.phase {
             Phase::Call => [b"PL/plpywasm function \"", name, b"\""].concat(),
+            Phase::CallProcedure => [b"PL/plpywasm procedure \"", name, b"\""].concat(),
             Phase::Compile => [b"compilation of PL/plpywasm function \"", name, b"\""].concat(),
             Phase::Inline => b"PL/plpywasm anonymous code block".to_vec(),
         };
-        traceback.into_iter().chain(CString::new(place).ok()).collect::<Vec<_>>()
+        let making = MAKING.with(Cell::get).filter(|_| matches!(arg.phase, Phase::Call | Phase::CallProcedure));
+        traceback.into_iter().chain(making.map(CStr::to_owned)).chain(CString::new(place).ok()).collect::<Vec<_>>()
     }) else {
         return;
     };

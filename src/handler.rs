@@ -74,6 +74,9 @@ unsafe extern "C-unwind" fn call_handler(fcinfo: pg_sys::FunctionCallInfo, conte
     let oid = unsafe { (*(*fcinfo).flinfo).fn_oid };
     let called = procedure::lookup(oid).and_then(|procedure| {
         unsafe { (*context).set_name(&procedure.name) };
+        if procedure.is_procedure {
+            unsafe { (*context).set_procedure() };
+        }
         procedure.check_supported()?;
         unsafe { exec::call(fcinfo, &procedure) }
     });

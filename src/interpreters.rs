@@ -175,7 +175,7 @@ impl Drop for Nested {
 }
 
 /// Most plpywasm calls nested through SQL: each depth keeps an interpreter per role.
-const MAX_DEPTH: u32 = 8;
+const MAX_DEPTH: u32 = 64;
 
 /// A nested guest runs on the same native stack as the ones below it: refuse it unless its whole
 /// WebAssembly stack fits, whatever `max_stack_depth` says, and check PostgreSQL's limit too.

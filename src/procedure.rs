@@ -29,6 +29,8 @@ pub struct Procedure {
     pub params: Vec<String>,
     pub body: String,
     pub returns_set: bool,
+    /// A `CREATE PROCEDURE`, which errors name as such.
+    pub is_procedure: bool,
     arg_types: Vec<Oid>,
     args: Vec<Arg>,
     /// The arguments whose values may be large, by position, with their type's `typlen` (negative:
@@ -50,7 +52,8 @@ enum Arg {
 /// The result's converter: known from the declaration, or resolved by each call (a polymorphic
 /// result, or `record` with a column definition list), and kept while calls resolve it alike.
 enum ResultPlan {
-    Fixed(Rc<Resolved>),
+    /// Replaced when a row type in it is altered.
+    Fixed(RefCell<Rc<Resolved>>),
     PerCall(RefCell<Option<Rc<Resolved>>>),
     /// A trigger function's "MODIFY" returns a row of the table that fired it.
     Trigger(RefCell<Option<Rc<Resolved>>>),
@@ -128,6 +131,7 @@ impl Procedure {
             params,
             body,
             returns_set: form.proretset,
+            is_procedure: form.prokind == pg_sys::PROKIND_PROCEDURE as std::ffi::c_char,
             arg_types: types,
             args,
             sized_args,
@@ -245,7 +249,15 @@ impl Procedure {
     /// `fcinfo` must be the live call info of a call to this function.
     pub unsafe fn result(&self, fcinfo: pg_sys::FunctionCallInfo) -> Result<Rc<Resolved>, PlError> {
         let cache = match &self.result {
-            ResultPlan::Fixed(resolved) => return Ok(resolved.clone()),
+            ResultPlan::Fixed(fixed) => {
+                let resolved = fixed.borrow().clone();
+                if resolved.convert.is_current() {
+                    return Ok(resolved);
+                }
+                let rebuilt = Resolved::new(resolved.convert.rebuilt(), resolved.type_oid);
+                *fixed.borrow_mut() = rebuilt.clone();
+                return Ok(rebuilt);
+            }
             ResultPlan::PerCall(cache) => cache,
             ResultPlan::Trigger(_) | ResultPlan::None => {
                 return Err(PlError::unsupported("trigger functions can only be called as triggers"))
@@ -256,12 +268,18 @@ impl Procedure {
         let cached = cache.borrow().clone();
         let resolved = match class {
             pg_sys::TypeFuncClass::TYPEFUNC_SCALAR => match cached {
-                Some(resolved) if resolved.type_oid == type_oid => resolved,
+                Some(resolved) if resolved.type_oid == type_oid && resolved.convert.is_current() => resolved,
                 _ => Resolved::new(FromGuest::for_type(type_oid, -1), type_oid),
             },
             pg_sys::TypeFuncClass::TYPEFUNC_COMPOSITE | pg_sys::TypeFuncClass::TYPEFUNC_COMPOSITE_DOMAIN => {
                 match cached {
-                    Some(resolved) if resolved.type_oid == type_oid && resolved.convert.matches_row(tupdesc) => resolved,
+                    Some(resolved)
+                        if resolved.type_oid == type_oid
+                            && resolved.convert.matches_row(tupdesc)
+                            && resolved.convert.is_current() =>
+                    {
+                        resolved
+                    }
                     _ => Resolved::new(unsafe { FromGuest::for_row(tupdesc, type_oid) }, type_oid),
                 }
             }
@@ -366,12 +384,15 @@ impl ProcRow {
                         .iter()
                         .all(|attribute| !is_polymorphic(attribute.atttypid));
                 if fixed {
-                    ResultPlan::Fixed(Resolved::new(unsafe { FromGuest::for_row(tupdesc, return_type) }, return_type))
+                    ResultPlan::Fixed(RefCell::new(Resolved::new(
+                        unsafe { FromGuest::for_row(tupdesc, return_type) },
+                        return_type,
+                    )))
                 } else {
                     ResultPlan::PerCall(RefCell::new(None))
                 }
             }
-            t => ResultPlan::Fixed(Resolved::new(FromGuest::for_type(t, -1), t)),
+            t => ResultPlan::Fixed(RefCell::new(Resolved::new(FromGuest::for_type(t, -1), t))),
         }
     }
 

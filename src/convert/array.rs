@@ -81,6 +81,10 @@ impl ArrayOut {
         Some(ArrayOut { element, convert })
     }
 
+    pub fn is_current(&self) -> bool {
+        self.convert.is_current()
+    }
+
     pub fn shape(&self, out: &mut Vec<Shape>) {
         out.push(Shape::Array);
         self.convert.shape(out);

@@ -295,6 +295,26 @@ impl FromGuest {
         FromGuest { target, type_oid: base, typmod, input: IoFunction::input(base), domain }
     }
 
+    /// Whether the row types this converter builds (at any depth) are as they were when it was
+    /// made: an `ALTER TYPE` or `ALTER TABLE` changes their layout.
+    pub fn is_current(&self) -> bool {
+        match &self.target {
+            Target::Row(row) => row.is_current(),
+            Target::Array(array) => array.is_current(),
+            _ => true,
+        }
+    }
+
+    /// A converter for the same type as it is defined now.
+    pub fn rebuilt(&self) -> FromGuest {
+        match &self.target {
+            Target::Row(row) if self.type_oid == pg_sys::RECORDOID => {
+                FromGuest::new(Target::Row(Box::new(row.rebuilt())), self.type_oid, self.type_oid, -1)
+            }
+            _ => FromGuest::for_type(self.domain.as_ref().map_or(self.type_oid, |domain| domain.type_oid), self.typmod),
+        }
+    }
+
     /// Whether this converter was made for rows of exactly this layout.
     pub fn matches_row(&self, tupdesc: pg_sys::TupleDesc) -> bool {
         matches!(&self.target, Target::Row(row) if row.matches(tupdesc))
@@ -337,6 +357,8 @@ impl FromGuest {
     pub fn decode(&self, nodes: &mut Nodes) -> Result<(Datum, bool), PlError> {
         let node = nodes.next().ok_or_else(malformed)?;
         let (datum, is_null) = match node {
+            // `None` from a void function (or procedure) is a void value, not NULL, as in PL/Python.
+            Node::Null if matches!(self.target, Target::Void) => (Datum::null(), false),
             Node::Null => (Datum::null(), true),
             node => (self.convert(node, nodes)?, false),
         };
@@ -391,7 +413,11 @@ impl FromGuest {
 
     /// Through the type's input function, exactly as if the text were written in SQL.
     fn parse(&self, text: &str) -> Result<Datum, PlError> {
-        self.input.parse(text, self.typmod)
+        match &self.target {
+            // `record_in` needs to know which columns an anonymous row (OUT parameters) has.
+            Target::Row(row) if self.type_oid == pg_sys::RECORDOID => self.input.parse(text, row.typmod()),
+            _ => self.input.parse(text, self.typmod),
+        }
     }
 }
 

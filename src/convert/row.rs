@@ -84,6 +84,8 @@ impl LayoutIn {
 pub struct RowOut {
     /// A blessed copy in TopMemoryContext, so that `record` results carry a usable type.
     tupdesc: pg_sys::TupleDesc,
+    /// The definition this was made for (see [`identifier_of`]).
+    identifier: u64,
     names: Vec<String>,
     attributes: Vec<Option<FromGuest>>,
 }
@@ -106,7 +108,24 @@ impl RowOut {
         };
         let (names, attributes) =
             unsafe { layout(tupdesc, |attribute| FromGuest::for_type(attribute.atttypid, attribute.atttypmod)) };
-        RowOut { tupdesc, names, attributes }
+        RowOut { identifier: identifier_of(unsafe { (*tupdesc).tdtypeid }), tupdesc, names, attributes }
+    }
+
+    /// Whether no row type in this one (itself, or an attribute's) was altered since it was made.
+    pub fn is_current(&self) -> bool {
+        identifier_of(unsafe { (*self.tupdesc).tdtypeid }) == self.identifier
+            && self.attributes.iter().flatten().all(FromGuest::is_current)
+    }
+
+    /// A converter for the current definition of an anonymous row (OUT parameters), whose
+    /// attributes may be altered row types.
+    pub fn rebuilt(&self) -> RowOut {
+        unsafe { RowOut::for_tupdesc(self.tupdesc) }
+    }
+
+    /// The typmod under which this backend registered the row's (blessed) descriptor.
+    pub fn typmod(&self) -> i32 {
+        unsafe { (*self.tupdesc).tdtypmod }
     }
 
     /// Whether this converter was made for a row of exactly this layout.

@@ -12,7 +12,7 @@ use pgrx::{notice, warning, PgSqlErrorCode};
 mod trigger;
 
 use crate::convert::marshal;
-use crate::error::PlError;
+use crate::error::{making, PlError, RETURN_VALUE};
 use crate::interpreters::{abandon_set, with_interpreter};
 use crate::procedure::{Procedure, Resolved};
 use crate::runtime::{Node, Output, Stream};
@@ -49,7 +49,7 @@ pub unsafe fn call(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
             }))?
         }
     };
-    let (datum, is_null) = resolved.convert.decode_result(nodes)?;
+    let (datum, is_null) = making(RETURN_VALUE, || resolved.convert.decode_result(nodes))?;
     unsafe { (*fcinfo).isnull = is_null };
     Ok(datum)
 }
@@ -119,7 +119,8 @@ unsafe fn call_set(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
             Ok(first)
         })),
     };
-    let decoded = row.and_then(|row| row.map(|nodes| state.resolved.convert.decode_result(nodes)).transpose());
+    let decoded =
+        row.and_then(|row| row.map(|nodes| making(RETURN_VALUE, || state.resolved.convert.decode_result(nodes))).transpose());
     match decoded {
         Ok(Some((datum, is_null))) => {
             unsafe {

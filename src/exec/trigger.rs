@@ -9,7 +9,7 @@ use pgrx::{warning, PgSqlErrorCode};
 
 use super::finish;
 use crate::convert::{attribute_name, attributes_of, check_fits, input_size, server_cstr_to_string, ToGuest};
-use crate::error::PlError;
+use crate::error::{making, PlError, TRIGGER_ROW};
 use crate::interpreters::with_interpreter;
 use crate::procedure::Procedure;
 use crate::runtime::Node;
@@ -63,7 +63,7 @@ pub unsafe fn call(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
             unchanged
         }
         "MODIFY" if row_level => {
-            let (datum, is_null) = row_shape.convert.decode(&mut nodes)?;
+            let (datum, is_null) = making(TRIGGER_ROW, || row_shape.convert.decode(&mut nodes))?;
             if is_null {
                 std::ptr::null_mut()
             } else {

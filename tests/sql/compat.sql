@@ -1,0 +1,84 @@
+-- Behaviour PL/Python's own regression tests (src/pl/plpython/sql) expect, checked there against
+-- plpython3u: each case here once differed.
+
+-- Functions that call themselves through SQL nest as deep as a PL/Python user expects.
+CREATE FUNCTION spi_recursive_sum(a int) RETURNS int LANGUAGE plpywasm AS $$
+if a <= 1:
+    return a
+return a + plpy.execute("SELECT spi_recursive_sum(%d) AS a" % (a - 1))[0]["a"]
+$$;
+SELECT spi_recursive_sum(10), spi_recursive_sum(40);
+-- Without an end, it stops with 54001 and the backend goes on.
+CREATE FUNCTION endless_sql_recursion(a int) RETURNS int LANGUAGE plpywasm AS $$
+return plpy.execute("SELECT endless_sql_recursion(%d) AS a" % (a + 1))[0]["a"]
+$$;
+SELECT left(sqlstate_of($$SELECT endless_sql_recursion(1)$$), 60);
+SELECT spi_recursive_sum(5);
+
+-- A cursor read by iteration and by fetch() gives each row once, in order.
+CREATE FUNCTION cursor_mix_next_and_fetch() RETURNS text LANGUAGE plpywasm AS $$
+cur = plpy.cursor("SELECT i FROM generate_series(1, 250) AS i")
+seen = [r["i"] for r in cur.fetch(2)]
+seen.append(next(cur)["i"])
+more = cur.fetch(3)
+seen += [r["i"] for r in more]
+seen.append(next(cur)["i"])
+rest = cur.fetch(1000)
+seen += [r["i"] for r in rest]
+return "%s %s %s %s %s" % (seen == list(range(1, 251)), more.nrows(), more.colnames(), rest.nrows(), len(cur.fetch(5)))
+$$;
+SELECT cursor_mix_next_and_fetch();
+
+-- plpy's message functions take the message by name too, and check the SQLSTATE they are given.
+DO $$
+plpy.info(message="by name", detail="its detail")
+try:
+    plpy.info("first", message="second")
+except TypeError as e:
+    plpy.info("TypeError:", str(e))
+for code in ("54444A", "abcde", "1234"):
+    try:
+        plpy.notice("wrong sqlstate", sqlstate=code)
+    except ValueError as e:
+        plpy.info(code, str(e))
+$$ LANGUAGE plpywasm;
+CREATE FUNCTION raise_by_name() RETURNS void LANGUAGE plpywasm AS $$
+plpy.error(message="message text", detail="detail text", hint="hint text", sqlstate="XX555")
+$$;
+SELECT raise_by_name();
+SELECT sqlstate_of($$SELECT raise_by_name()$$);
+
+-- A void result is a value, not NULL (as for plpgsql and PL/Python).
+CREATE FUNCTION void_func() RETURNS void LANGUAGE plpywasm AS $$ x = 10 $$;
+SELECT void_func() IS NULL AS is_null, void_func()::text = '' AS empty;
+
+-- OUT parameters make an anonymous row, which a returned row literal fills.
+CREATE FUNCTION out_record_as_text(first text, OUT first text, second int, OUT second int) RETURNS record
+LANGUAGE plpywasm AS $$ return "(%s,%r)" % (first, second) $$;
+SELECT * FROM out_record_as_text('one', 1);
+
+-- A composite result follows ALTER TYPE / ALTER TABLE between calls, in the same session.
+CREATE TABLE changing_row (first text, second int);
+CREATE FUNCTION make_changing_row(kind text) RETURNS changing_row LANGUAGE plpywasm AS $$
+if kind == "tuple":
+    return ("one", 1)
+class Row: pass
+Row.first, Row.second = "one", 1
+return Row
+$$;
+CREATE FUNCTION changing_rows(OUT n int, OUT r changing_row) RETURNS SETOF record LANGUAGE plpywasm AS $$
+return [(1, {"first": "a", "second": 2}), (2, {"second": 3, "first": "b", "third": None})]
+$$;
+SELECT * FROM make_changing_row('object'), changing_rows();
+ALTER TABLE changing_row DROP COLUMN first, DROP COLUMN second;
+ALTER TABLE changing_row ADD COLUMN second int, ADD COLUMN first text;
+SELECT * FROM make_changing_row('object'), changing_rows();
+SELECT sqlstate_of($$SELECT make_changing_row('tuple')$$);
+ALTER TABLE changing_row DROP COLUMN second;
+SELECT * FROM changing_rows();
+
+-- Errors in procedures name a procedure; traceback lines keep what follows the code.
+CREATE PROCEDURE failing_proc() LANGUAGE plpywasm AS $$
+raise Exception("error test")   
+$$;
+CALL failing_proc();
