@@ -77,6 +77,20 @@ SELECT sqlstate_of($$SELECT make_changing_row('tuple')$$);
 ALTER TABLE changing_row DROP COLUMN second;
 SELECT * FROM changing_rows();
 
+-- ... and so do row types inside arrays, rows and domains.
+CREATE TYPE inner_row AS (x int, y int);
+CREATE TYPE outer_row AS (i inner_row, n text);
+CREATE DOMAIN outer_checked AS outer_row CHECK ((VALUE).n <> 'bad');
+CREATE FUNCTION inner_rows() RETURNS inner_row[] LANGUAGE plpywasm AS $$ return [{"x": 1, "y": 2, "z": 3}] $$;
+CREATE FUNCTION outer_rows() RETURNS outer_checked LANGUAGE plpywasm AS $$
+return {"i": {"x": 1, "y": 2, "z": 3}, "n": "ok"}
+$$;
+SELECT inner_rows(), outer_rows();
+ALTER TYPE inner_row ADD ATTRIBUTE z int;
+SELECT inner_rows(), outer_rows();
+ALTER TYPE inner_row DROP ATTRIBUTE x;
+SELECT inner_rows(), outer_rows();
+
 -- Errors in procedures name a procedure; traceback lines keep what follows the code.
 CREATE PROCEDURE failing_proc() LANGUAGE plpywasm AS $$
 raise Exception("error test")   
