@@ -18,7 +18,7 @@ use pgrx::{PgSqlErrorCode, PgTryBuilder};
 use crate::convert::{
     attribute_name, attributes_of, in_server_encoding, input_size, marshal, message_from_server, FromGuest, ToGuest,
 };
-use crate::runtime::{Canceled, Database, DbError, Node, Plan, Rows, TransactionStep};
+use crate::runtime::{Canceled, Database, DbError, Node, Plan, Rows, Shape, TransactionStep};
 
 /// The `Database` every interpreter of this backend uses.
 pub static SPI: Spi = Spi;
@@ -28,7 +28,30 @@ pub struct Spi;
 /// A statement prepared by plpy.prepare, kept across transactions, with its parameters' converters.
 struct Prepared {
     plan: pg_sys::SPIPlanPtr,
-    params: Vec<FromGuest>,
+    params: RefCell<Vec<FromGuest>>,
+    /// The shapes the guest was given for the parameters, and encodes them by.
+    shapes: Vec<Vec<Shape>>,
+}
+
+impl Prepared {
+    /// Follows an ALTER TYPE of a row-typed parameter, as PL/Python's plans do; one that changes
+    /// what the guest must send (the names or types of attributes) needs the plan prepared again.
+    /// Raises that as a PostgreSQL error: call it inside [`in_subtransaction`].
+    fn refresh(&self) {
+        if let Ok(mut params) = self.params.try_borrow_mut() {
+            if !params.iter().all(FromGuest::is_current) {
+                *params = params.iter().map(FromGuest::rebuilt).collect();
+            }
+            if params.iter().map(FromGuest::shapes).eq(self.shapes.iter().cloned()) {
+                return;
+            }
+        }
+        pgrx::ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            "a row type of the prepared plan's parameters was altered: prepare the plan again"
+        );
+    }
 }
 
 /// A subtransaction `with plpy.subtransaction()` opened, and what to restore when it ends.
@@ -201,9 +224,11 @@ impl Database for Spi {
             }
             unsafe { pg_sys::SPI_keepplan(plan) };
             let params: Vec<FromGuest> = type_oids.iter().map(|&t| FromGuest::for_type(t, -1)).collect();
-            let shapes = params.iter().map(FromGuest::shapes).collect();
+            let shapes: Vec<Vec<Shape>> = params.iter().map(FromGuest::shapes).collect();
             let id = next_id();
-            PLANS.with(|p| p.borrow_mut().insert(id, Rc::new(Prepared { plan, params })));
+            PLANS.with(|p| {
+                p.borrow_mut().insert(id, Rc::new(Prepared { plan, params: RefCell::new(params), shapes: shapes.clone() }))
+            });
             Plan { id, params: shapes }
         })
     }
@@ -214,7 +239,8 @@ impl Database for Spi {
             Err(err) => return Ok(Err(err)),
         };
         in_subtransaction(|| {
-            let (mut values, nulls) = param_values(&prepared.params, params);
+            prepared.refresh();
+            let (mut values, nulls) = param_values(&prepared.params.borrow(), params);
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
             let status =
                 unsafe { pg_sys::SPI_execute_plan(prepared.plan, values.as_mut_ptr(), nulls.as_ptr(), false, limit) };
@@ -247,7 +273,8 @@ impl Database for Spi {
             let portal = unsafe {
                 match &prepared {
                     Some(prepared) => {
-                        let (mut values, nulls) = param_values(&prepared.params, params);
+                        prepared.refresh();
+                        let (mut values, nulls) = param_values(&prepared.params.borrow(), params);
                         pg_sys::SPI_cursor_open(std::ptr::null(), prepared.plan, values.as_mut_ptr(), nulls.as_ptr(), false)
                     }
                     None => pg_sys::SPI_cursor_open_with_args(

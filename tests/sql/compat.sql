@@ -91,6 +91,21 @@ SELECT inner_rows(), outer_rows();
 ALTER TYPE inner_row DROP ATTRIBUTE x;
 SELECT inner_rows(), outer_rows();
 
+-- A plan kept in SD whose parameter's row type is altered asks to be prepared again, rather than
+-- building rows of the old layout.
+CREATE TYPE plan_row AS (x int, y int);
+CREATE FUNCTION planned(y int) RETURNS text LANGUAGE plpywasm AS $$
+if "plan" not in SD:
+    SD["plan"] = plpy.prepare("SELECT $1::text AS t", ["plan_row"])
+return SD["plan"].execute([{"x": 1, "y": y}])[0]["t"]
+$$;
+SELECT planned(2);
+ALTER TYPE plan_row DROP ATTRIBUTE x;
+ALTER TYPE plan_row ADD ATTRIBUTE x int;
+SELECT planned(3);
+ALTER TYPE plan_row ALTER ATTRIBUTE y TYPE text;
+SELECT sqlstate_of($$SELECT planned(4)$$);
+
 -- Errors in procedures name a procedure; traceback lines keep what follows the code.
 CREATE PROCEDURE failing_proc() LANGUAGE plpywasm AS $$
 raise Exception("error test")   
