@@ -310,7 +310,13 @@ impl Procedure {
         let type_oid = unsafe { (*(*relation).rd_rel).reltype };
         let cached = cache.borrow().clone();
         let resolved = match cached {
-            Some(resolved) if resolved.type_oid == type_oid && resolved.convert.matches_row(tupdesc) => resolved,
+            Some(resolved)
+                if resolved.type_oid == type_oid
+                    && resolved.convert.matches_row(tupdesc)
+                    && resolved.convert.is_current() =>
+            {
+                resolved
+            }
             _ => Resolved::new(unsafe { FromGuest::for_row(tupdesc, pg_sys::RECORDOID) }, type_oid),
         };
         *cache.borrow_mut() = Some(resolved.clone());
