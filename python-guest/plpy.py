@@ -8,7 +8,6 @@ database error comes back as `plpy.SPIError` (or its subclass for the SQLSTATE, 
 import collections
 import sys
 import types
-from collections.abc import Sequence
 from marshal import loads as _loads
 
 import sqlstates
@@ -223,9 +222,10 @@ def prepare(query, argtypes=None):
         raise TypeError("plpy.prepare expected a query as its first argument")
     if argtypes is None:
         argtypes = []
-    if isinstance(argtypes, str) or not isinstance(argtypes, Sequence):
+    if not values.is_sequence(argtypes):
         raise TypeError("second argument of plpy.prepare must be a sequence")
-    return Plan(_spi(host.prepare, wit_text(query), [wit_text(str(name)) for name in argtypes]))
+    names = [argtypes[i] for i in range(len(argtypes))]
+    return Plan(_spi(host.prepare, wit_text(query), [wit_text(str(name)) for name in names]))
 
 
 class Plan:
@@ -240,7 +240,7 @@ class Plan:
     def _params(self, args):
         if args is None:
             args = ()
-        if isinstance(args, (str, bytes)) or not isinstance(args, Sequence):
+        if not values.is_sequence(args):
             raise TypeError("plpy.execute takes a sequence as its second argument")
         if len(args) != len(self._encoders):
             raise TypeError(

@@ -471,12 +471,33 @@ def _encoder(shape, rest):
 _TEXT_AND_BYTES = (str, bytes, bytearray, memoryview)
 
 
+def _items(seq):
+    """The items of a sequence by index, as many as its length says (its iteration may not end)."""
+    return [seq[i] for i in range(len(seq))]
+
+
+# Whether objects of a type are sequences, by type; bounded, as bodies may make classes per call.
+_SEQUENCE_TYPES = {}
+
+
+def is_sequence(obj):
+    """Whether `obj` is a sequence as PL/Python has one (Python's sequence protocol: indexable and
+    sized, so a class of its own with __getitem__ and __len__ too), strings, bytes and mappings aside."""
+    kind = type(obj)
+    known = _SEQUENCE_TYPES.get(kind)
+    if known is None:
+        if len(_SEQUENCE_TYPES) > 256:
+            _SEQUENCE_TYPES.clear()
+        known = _SEQUENCE_TYPES[kind] = not issubclass(kind, (*_TEXT_AND_BYTES, Mapping)) and (
+            issubclass(kind, Sequence) or (hasattr(kind, "__getitem__") and hasattr(kind, "__len__"))
+        )
+    return known
+
+
 def _is_dimension(obj, rows):
-    if isinstance(obj, _TEXT_AND_BYTES) or isinstance(obj, Mapping):
-        return False
     if rows and isinstance(obj, tuple):
         return False
-    return isinstance(obj, Sequence)
+    return is_sequence(obj)
 
 
 def _pack_ints(flat):
@@ -561,6 +582,8 @@ def _encode_array(obj, out, element, rows, pack):
 
 def _flatten(seq, flat, rows, dims, depth):
     """Appends the elements of nested sequences, checking that they are as deep and as long as `dims`."""
+    if type(seq) is not list and type(seq) is not tuple:
+        seq = _items(seq)
     if len(seq) != dims[depth]:
         raise ConversionError(
             "22P02",
@@ -602,7 +625,7 @@ def encode_row(obj, out, names, fields, marks=_NODE_MARKS):
                     hint="To return null in a column, add the value None to the mapping with the key named after the column.",
                 ) from None
             field(value, out)
-    elif isinstance(obj, (list, tuple)):
+    elif is_sequence(obj):
         if len(obj) != len(names):
             raise ConversionError("42804", "length of returned sequence did not match number of columns in row")
         for value, field in zip(obj, fields):

@@ -106,6 +106,35 @@ SELECT planned(3);
 ALTER TYPE plan_row ALTER ATTRIBUTE y TYPE text;
 SELECT sqlstate_of($$SELECT planned(4)$$);
 
+-- Any object with the sequence protocol (__len__ and __getitem__) is a sequence, as in PL/Python:
+-- for arrays, rows and a plan's arguments; items are taken by index, as many as its length.
+CREATE FUNCTION custom_sequences(kind text) RETURNS text LANGUAGE plpywasm AS $$
+class Seq:
+    def __init__(self, *items): self.items = items
+    def __len__(self): return len(self.items)
+    def __getitem__(self, i): return self.items[i]
+class Sevens:  # iterating it never ends
+    def __len__(self): return 2
+    def __getitem__(self, i): return 7
+class Broken:
+    def __len__(self): return 1
+    def __getitem__(self, i): raise ValueError("getitem failed")
+if kind == "broken":
+    return plpy.execute(plpy.prepare("SELECT $1 AS t", ["int"]), Broken())
+plan = plpy.prepare("SELECT $1::text || ' ' || $2::text AS t", Seq("int[]", "changing_row"))
+return plan.execute(Seq(Seq(Seq(1, 2), Sevens()), Seq("x")))[0]["t"]
+$$;
+SELECT custom_sequences('ok');
+SELECT custom_sequences('broken');
+CREATE TYPE seq_pair AS (a int, b text);
+CREATE FUNCTION sequence_as_row() RETURNS seq_pair LANGUAGE plpywasm AS $$
+class Pair:
+    def __len__(self): return 2
+    def __getitem__(self, i): return (5, "y")[i]
+return Pair()
+$$;
+SELECT sequence_as_row();
+
 -- Errors in procedures name a procedure; traceback lines keep what follows the code.
 CREATE PROCEDURE failing_proc() LANGUAGE plpywasm AS $$
 raise Exception("error test")   
