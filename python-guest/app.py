@@ -166,7 +166,7 @@ _END = object()
 
 
 # Results whose rows are read ahead, and how many at a time.
-_MATERIALIZED = (list, tuple, range, plpy.Result)
+_MATERIALIZED = (list, tuple, range, plpy._Result)
 _READ_AHEAD = 512
 _READ_AHEAD_BYTES = 1 << 20
 # Values whose conversion runs no Python code but ours.

@@ -5,17 +5,18 @@ database error comes back as `plpy.SPIError` (or its subclass for the SQLSTATE, 
 `plpy.spiexceptions`) that Python code may catch and go on.
 """
 
-import collections
-import sys
-import types
+# Everything here but the public API has a leading underscore: dir(plpy) shows what PL/Python's does.
+import collections as _collections
+import sys as _sys
+import types as _types
 from marshal import loads as _loads
 
-import sqlstates
-import values
-from hostio import optional_text, wit_text
-from componentize_py_types import Err
-from wit_world.imports import host
-from wit_world.imports.host import TransactionStep
+import sqlstates as _sqlstates
+import values as _values
+from hostio import optional_text as _optional_text, wit_text as _wit_text
+from componentize_py_types import Err as _Err
+from wit_world.imports import host as _host
+from wit_world.imports.host import TransactionStep as _TransactionStep
 
 # PostgreSQL's elog levels, as the host takes them.
 _DEBUG2, _LOG, _INFO, _NOTICE, _WARNING = 13, 15, 17, 18, 19
@@ -35,9 +36,9 @@ class _Reported(Exception):
             # A spiexceptions class knows its own SQLSTATE.
             setattr(self, name, fields.get(name, getattr(type(self), name, None)))
 
-    def extra_fields(self):
+    def _extra_fields(self):
         """The fields beyond SQLSTATE, detail and hint that are set, as the host takes them."""
-        return [(name, optional_text(getattr(self, name))) for name in _FIELDS[3:] if getattr(self, name, None) is not None]
+        return [(name, _optional_text(getattr(self, name))) for name in _FIELDS[3:] if getattr(self, name, None) is not None]
 
 
 class Error(_Reported):
@@ -62,11 +63,11 @@ class SPIError(_Reported):
             getattr(self, name) for name in _FIELDS[3:]
         )
 
-    def extra_fields(self):
+    def _extra_fields(self):
         # Uncaught, the error reports its query and the place in it, as PostgreSQL showed them.
-        fields = super().extra_fields()
+        fields = super()._extra_fields()
         if self.query is not None:
-            fields.append(("internal_query", optional_text(self.query)))
+            fields.append(("internal_query", _optional_text(self.query)))
             if self.position:
                 fields.append(("internal_position", str(int(self.position))))
         return fields
@@ -82,15 +83,15 @@ def _packed_sqlstate(sqlstate):
 for _cls in (Error, Fatal, SPIError):
     _cls.__module__ = "plpy"
 
-spiexceptions = types.ModuleType("spiexceptions", "One SPIError subclass per PostgreSQL error condition.")
+spiexceptions = _types.ModuleType("spiexceptions", "One SPIError subclass per PostgreSQL error condition.")
 _BY_SQLSTATE = {}
-for _code, _name in sqlstates.CONDITIONS:
+for _code, _name in _sqlstates.CONDITIONS:
     _class_name = "".join(part.capitalize() for part in _name.split("_"))
     if not hasattr(spiexceptions, _class_name):
         _cls = type(_class_name, (SPIError,), {"__module__": "spiexceptions", "sqlstate": _code})
         setattr(spiexceptions, _class_name, _cls)
     _BY_SQLSTATE.setdefault(_code, getattr(spiexceptions, _class_name))
-sys.modules["plpy.spiexceptions"] = spiexceptions
+_sys.modules["plpy.spiexceptions"] = spiexceptions
 
 
 def _message(args, fields):
@@ -111,7 +112,7 @@ def _message(args, fields):
 def _report(level, args, fields):
     message = _message(args, fields)
     report = _Reported(**fields)  # validates the keywords
-    host.report(level, wit_text(message), optional_text(report.detail), optional_text(report.hint), optional_text(report.sqlstate), report.extra_fields())
+    _host.report(level, _wit_text(message), _optional_text(report.detail), _optional_text(report.hint), _optional_text(report.sqlstate), report._extra_fields())
 
 
 def debug(*args, **fields):
@@ -142,7 +143,7 @@ def fatal(*args, **fields):
     raise Fatal(_message(args, fields), **fields)
 
 
-class Result(list):
+class _Result(list):
     """What plpy.execute returns: a list of rows (dicts by column name) with the query's status.
     A list itself, so that indexing and iterating it run no Python code."""
 
@@ -179,7 +180,7 @@ def _result(rows):
     list's own is quicker."""
     reply, nodes = rows
     status, processed, names, types, typmods, text_args, columns = _loads(reply)
-    result = Result(values.decode_rows(names, processed, text_args, columns, nodes))
+    result = _Result(_values.decode_rows(names, processed, text_args, columns, nodes))
     result._status = status
     result._nrows = processed
     result._columns = None if names is None else (names, types, typmods)
@@ -190,7 +191,7 @@ def _spi(call, *args):
     """Calls the host; a database error becomes plpy.SPIError (the subclass for its SQLSTATE)."""
     try:
         return call(*args)
-    except Err as err:
+    except _Err as err:
         failure = err.value
         error = _BY_SQLSTATE.get(failure.sqlstate, SPIError)(
             failure.message, sqlstate=failure.sqlstate, detail=failure.detail, hint=failure.hint, **dict(failure.fields)
@@ -207,13 +208,13 @@ def _limit(limit):
 
 def execute(query, *rest):
     """plpy.execute(query[, max_rows]) or plpy.execute(plan[, arguments[, max_rows]])."""
-    if isinstance(query, Plan):
+    if isinstance(query, _Plan):
         return query.execute(*rest)
     if not isinstance(query, str):
         raise TypeError("plpy.execute expected a query or a plan as its first argument")
     if len(rest) > 1:
         raise TypeError("plpy.execute expected at most 2 arguments, got %d" % (len(rest) + 1))
-    return _result(_spi(host.execute, wit_text(query), _limit(rest[0]) if rest else 0))
+    return _result(_spi(_host.execute, _wit_text(query), _limit(rest[0]) if rest else 0))
 
 
 def prepare(query, argtypes=None):
@@ -222,25 +223,25 @@ def prepare(query, argtypes=None):
         raise TypeError("plpy.prepare expected a query as its first argument")
     if argtypes is None:
         argtypes = []
-    if not values.is_sequence(argtypes):
+    if not _values.is_sequence(argtypes):
         raise TypeError("second argument of plpy.prepare must be a sequence")
     names = [argtypes[i] for i in range(len(argtypes))]
-    return Plan(_spi(host.prepare, wit_text(query), [wit_text(str(name)) for name in names]))
+    return _Plan(_spi(_host.prepare, _wit_text(query), [_wit_text(str(name)) for name in names]))
 
 
-class Plan:
+class _Plan:
     """What plpy.prepare returns: run it with execute() or open a cursor() over it."""
 
     __slots__ = ("_id", "_encoders")
 
     def __init__(self, plan):
         self._id = plan.id
-        self._encoders = [values.encoder(shape) for shape in plan.params]
+        self._encoders = [_values.encoder(shape) for shape in plan.params]
 
     def _params(self, args):
         if args is None:
             args = ()
-        if not values.is_sequence(args):
+        if not _values.is_sequence(args):
             raise TypeError("plpy.execute takes a sequence as its second argument")
         if len(args) != len(self._encoders):
             raise TypeError(
@@ -253,33 +254,33 @@ class Plan:
         return out
 
     def execute(self, args=None, limit=0):
-        return _result(_spi(host.execute_plan, self._id, self._params(args), _limit(limit)))
+        return _result(_spi(_host.execute_plan, self._id, self._params(args), _limit(limit)))
 
     def cursor(self, args=None):
-        return Cursor(_spi(host.open_cursor, "", self._id, self._params(args)))
+        return _Cursor(_spi(_host.open_cursor, "", self._id, self._params(args)))
 
     def status(self):
         return True
 
     def __del__(self):
         try:
-            host.free_plan(self._id)
+            _host.free_plan(self._id)
         except BaseException:
             pass
 
 
 def cursor(query, args=None):
     """plpy.cursor(query) or plpy.cursor(plan[, arguments]): rows fetched as they are read."""
-    if isinstance(query, Plan):
+    if isinstance(query, _Plan):
         return query.cursor(args)
     if not isinstance(query, str):
         raise TypeError("plpy.cursor expected a query or a plan as its first argument")
     if args is not None:
         raise TypeError("plpy.cursor of a query takes no arguments")
-    return Cursor(_spi(host.open_cursor, wit_text(query), None, []))
+    return _Cursor(_spi(_host.open_cursor, _wit_text(query), None, []))
 
 
-class Cursor:
+class _Cursor:
     """Rows of a query, fetched on demand: fetch(n), iteration, close()."""
 
     __slots__ = ("_id", "_closed", "_buffer", "_batch")
@@ -290,7 +291,7 @@ class Cursor:
     def __init__(self, cursor_id):
         self._id = cursor_id
         self._closed = False
-        self._buffer = collections.deque()
+        self._buffer = _collections.deque()
         self._batch = None
 
     def fetch(self, count):
@@ -299,15 +300,15 @@ class Cursor:
         count = _limit(count)
         buffer = self._buffer
         if not buffer or not count:
-            return _result(_spi(host.fetch, self._id, count))
+            return _result(_spi(_host.fetch, self._id, count))
         # Iteration read ahead: those rows come first, as if iteration had taken one at a time.
         ahead = [buffer.popleft() for _ in range(min(count, len(buffer)))]
         if len(ahead) < count:
-            result = _result(_spi(host.fetch, self._id, count - len(ahead)))
+            result = _result(_spi(_host.fetch, self._id, count - len(ahead)))
             result[0:0] = ahead
             result._nrows += len(ahead)
             return result
-        result = Result(ahead)
+        result = _Result(ahead)
         result._status = self._batch._status
         result._nrows = len(ahead)
         result._columns = self._batch._columns
@@ -329,7 +330,7 @@ class Cursor:
     def close(self):
         if not self._closed:
             self._closed = True
-            host.close_cursor(self._id)
+            _host.close_cursor(self._id)
 
     def __del__(self):
         try:
@@ -349,7 +350,7 @@ class _Subtransaction:
     def __enter__(self):
         if self._entered:
             raise ValueError("this subtransaction has already been entered")
-        _spi(host.transaction, TransactionStep.BEGIN_SUB)
+        _spi(_host.transaction, _TransactionStep.BEGIN_SUB)
         self._entered = True
         return self
 
@@ -359,11 +360,16 @@ class _Subtransaction:
         if self._exited:
             raise ValueError("this subtransaction has already been exited")
         self._exited = True
-        _spi(host.transaction, TransactionStep.ROLLBACK_SUB if exc_type else TransactionStep.RELEASE_SUB)
+        _spi(_host.transaction, _TransactionStep.ROLLBACK_SUB if exc_type else _TransactionStep.RELEASE_SUB)
         return False
 
     enter = __enter__
     exit = __exit__
+
+
+# Their names in PL/Python, for code that looks at type(...).__name__.
+for _cls, _name in ((_Result, "PLyResult"), (_Plan, "PLyPlan"), (_Cursor, "PLyCursor"), (_Subtransaction, "PLySubtransaction")):
+    _cls.__name__ = _cls.__qualname__ = _name
 
 
 def subtransaction():
@@ -372,11 +378,11 @@ def subtransaction():
 
 def commit():
     """Commits the transaction, in a procedure or DO block called outside a transaction block."""
-    _spi(host.transaction, TransactionStep.COMMIT)
+    _spi(_host.transaction, _TransactionStep.COMMIT)
 
 
 def rollback():
-    _spi(host.transaction, TransactionStep.ROLLBACK)
+    _spi(_host.transaction, _TransactionStep.ROLLBACK)
 
 
 def quote_literal(string):
@@ -393,4 +399,4 @@ def quote_nullable(string):
 
 def quote_ident(string):
     """An identifier, quoted only where PostgreSQL needs it."""
-    return host.quote_ident(wit_text(string))
+    return _host.quote_ident(_wit_text(string))

@@ -264,7 +264,7 @@ def describe(exc, compiling=False, making=None):
             sqlstate=optional_text(getattr(fields, "sqlstate", None)),
             detail=optional_text(getattr(fields, "detail", None)),
             hint=optional_text(getattr(fields, "hint", None)),
-            fields=fields.extra_fields() if isinstance(fields, plpy._Reported) else [],
+            fields=fields._extra_fields() if isinstance(fields, plpy._Reported) else [],
         )
     except BaseException:
         return PythonError(

@@ -135,6 +135,12 @@ return Pair()
 $$;
 SELECT sequence_as_row();
 
+-- plpy shows what PL/Python's shows, and its objects have PL/Python's type names.
+DO $$
+plpy.notice(sorted(name for name in dir(plpy) if not name.startswith("_")))
+plpy.notice([type(o).__name__ for o in (plpy.execute("SELECT 1"), plpy.prepare("SELECT 1"), plpy.cursor("SELECT 1"), plpy.subtransaction())])
+$$ LANGUAGE plpywasm;
+
 -- Errors in procedures name a procedure; traceback lines keep what follows the code.
 CREATE PROCEDURE failing_proc() LANGUAGE plpywasm AS $$
 raise Exception("error test")   
