@@ -96,7 +96,7 @@ pub fn with_interpreter<T>(
             Some(at) => Ok(backend.slots.remove(at).1),
             None => {
                 stats::interpreter_created(role);
-                new_slot(&backend.runtime).map(Box::new)
+                new_slot(&backend.runtime, depth).map(Box::new)
             }
         }
     })?;
@@ -146,8 +146,8 @@ fn forget_sets(generation: u64) {
     ABANDONED.with(|abandoned| abandoned.borrow_mut().retain(|a| a.generation != generation));
 }
 
-fn new_slot(runtime: &Runtime) -> Result<Slot, PlError> {
-    let interpreter = runtime.instantiate(limits()).map_err(|err| match err {
+fn new_slot(runtime: &Runtime, depth: u32) -> Result<Slot, PlError> {
+    let interpreter = runtime.instantiate(limits(depth > 0)).map_err(|err| match err {
         GuestError::Trap(kind) => PlError::trap(kind),
         GuestError::Python(err) => PlError::python(err),
     })?;
@@ -331,9 +331,10 @@ impl Slot {
     }
 }
 
-fn limits() -> Limits {
+fn limits(nested: bool) -> Limits {
     Limits {
         memory: gucs::memory_limit_bytes(),
+        nested,
         output: gucs::max_output_bytes(),
         should_stop: cancel_pending,
         database: &spi::SPI,

@@ -8,8 +8,16 @@ use super::bindings::{host, types, DbError, GuestExports, Node, Plan, Plpywasm, 
 use super::{Canceled, Database};
 use super::output::{Output, Stream};
 use super::ticker::{Ticker, TICK};
+use std::cell::Cell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+thread_local! {
+    /// How much the nested interpreters running now grew during their running calls, together (see
+    /// [`Limits::nested`]): each level of nesting has an interpreter, all alive at once. (What they
+    /// hold from earlier calls is bounded by the backend's rule for idle interpreters.)
+    static NESTED_GROWTH: Cell<usize> = const { Cell::new(0) };
+}
 
 /// What an interpreter may consume, how it learns that the backend wants it to stop, and the
 /// database it reaches through `plpy`.
@@ -17,6 +25,9 @@ use std::time::{Duration, Instant};
 pub struct Limits {
     /// Largest linear memory, in bytes.
     pub memory: usize,
+    /// Runs calls nested in another interpreter's (through SQL): the nested interpreters running at
+    /// once share one `memory` for what they grow while they run.
+    pub nested: bool,
     /// Most bytes of stdout + stderr kept per call.
     pub output: usize,
     /// Polled on every epoch tick while guest code runs; `true` stops the guest.
@@ -125,28 +136,43 @@ impl host::Host for HostState {
 }
 
 /// Caps linear memory at `plpywasm.memory_limit` (growth beyond is refused: Python raises
-/// MemoryError) and remembers the largest size reached.
+/// MemoryError), and the growth of the nested interpreters running at once at that limit too;
+/// remembers the largest size reached.
 struct Limiter {
     memory: usize,
     peak: usize,
     /// The memory's size from the snapshot, and now (it never shrinks).
     initial: Option<usize>,
     size: usize,
+    nested: bool,
+    /// Whether a guest call of a nested interpreter runs (its growth counts in NESTED_GROWTH), and
+    /// whether growth was refused during the call.
+    running: bool,
+    refused: bool,
 }
 
 impl Limiter {
     /// Whether the guest's memory reached (nearly) all it may have.
     fn near_limit(&self) -> bool {
-        self.peak + (8 << 20) >= self.memory
+        self.refused || self.peak + (8 << 20) >= self.memory
+    }
+
+    fn grown(&self) -> usize {
+        self.size - self.initial.unwrap_or(self.size)
     }
 }
 
 impl ResourceLimiter for Limiter {
     fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        if desired > self.memory {
-            // Refused; remembered so that a trap that follows is seen as memory exhaustion.
-            self.peak = self.peak.max(self.memory);
+        let shared = self.running && self.initial.is_some();
+        let running_growth = NESTED_GROWTH.with(Cell::get) + desired.saturating_sub(self.size);
+        if desired > self.memory || (shared && running_growth > self.memory) {
+            // Remembered so that a trap that follows is seen as memory exhaustion.
+            self.refused = true;
             return Ok(false);
+        }
+        if shared {
+            NESTED_GROWTH.with(|growth| growth.set(running_growth));
         }
         self.peak = self.peak.max(desired);
         self.initial.get_or_insert(desired);
@@ -203,7 +229,15 @@ impl Interpreter {
         let state = HostState {
             wasi: deny_all_wasi(),
             table: ResourceTable::new(),
-            limiter: Limiter { memory: limits.memory, peak: 0, initial: None, size: 0 },
+            limiter: Limiter {
+                memory: limits.memory,
+                nested: limits.nested,
+                peak: 0,
+                initial: None,
+                size: 0,
+                running: false,
+                refused: false,
+            },
             output: Output::with_budget(limits.output),
             should_stop: limits.should_stop,
             database: limits.database,
@@ -286,8 +320,7 @@ impl Interpreter {
     /// How much the memory grew beyond the snapshot's: what the interpreter holds of its own
     /// (the snapshot's pages are shared until written), which it keeps until it is dropped.
     pub fn grown_memory(&self) -> usize {
-        let limiter = &self.store.data().limiter;
-        limiter.size - limiter.initial.unwrap_or(limiter.size)
+        self.store.data().limiter.grown()
     }
 
     /// Output written since the last call to this method.
@@ -318,7 +351,18 @@ impl Interpreter {
     ) -> Result<T, GuestError> {
         self.store.set_epoch_deadline(1);
         let _running = self.ticker.running();
-        match f(&self.guest, &mut self.store) {
+        let limiter = &mut self.store.data_mut().limiter;
+        let grown_before = limiter.grown();
+        limiter.refused = false;
+        limiter.running = limiter.nested;
+        let result = f(&self.guest, &mut self.store);
+        let limiter = &mut self.store.data_mut().limiter;
+        if limiter.running {
+            limiter.running = false;
+            let grown = limiter.grown() - grown_before;
+            NESTED_GROWTH.with(|growth| growth.set(growth.get().saturating_sub(grown)));
+        }
+        match result {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(GuestError::Python(error)),
             Err(err) => Err(trap(err, self.store.data().limiter.near_limit())),
