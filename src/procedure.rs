@@ -265,21 +265,15 @@ impl Procedure {
         };
         let (mut type_oid, mut tupdesc) = (Oid::INVALID, std::ptr::null_mut());
         let class = unsafe { pg_sys::get_call_result_type(fcinfo, &mut type_oid, &mut tupdesc) };
-        let cached = cache.borrow().clone();
+        let cached = current(cache);
         let resolved = match class {
             pg_sys::TypeFuncClass::TYPEFUNC_SCALAR => match cached {
-                Some(resolved) if resolved.type_oid == type_oid && resolved.convert.is_current() => resolved,
+                Some(resolved) if resolved.type_oid == type_oid => resolved,
                 _ => Resolved::new(FromGuest::for_type(type_oid, -1), type_oid),
             },
             pg_sys::TypeFuncClass::TYPEFUNC_COMPOSITE | pg_sys::TypeFuncClass::TYPEFUNC_COMPOSITE_DOMAIN => {
                 match cached {
-                    Some(resolved)
-                        if resolved.type_oid == type_oid
-                            && resolved.convert.matches_row(tupdesc)
-                            && resolved.convert.is_current() =>
-                    {
-                        resolved
-                    }
+                    Some(resolved) if resolved.type_oid == type_oid && resolved.convert.matches_row(tupdesc) => resolved,
                     _ => Resolved::new(unsafe { FromGuest::for_row(tupdesc, type_oid) }, type_oid),
                 }
             }
@@ -308,20 +302,18 @@ impl Procedure {
         let ResultPlan::Trigger(cache) = &self.result else { unreachable!("checked by is_trigger") };
         let tupdesc = unsafe { (*relation).rd_att };
         let type_oid = unsafe { (*(*relation).rd_rel).reltype };
-        let cached = cache.borrow().clone();
-        let resolved = match cached {
-            Some(resolved)
-                if resolved.type_oid == type_oid
-                    && resolved.convert.matches_row(tupdesc)
-                    && resolved.convert.is_current() =>
-            {
-                resolved
-            }
+        let resolved = match current(cache) {
+            Some(resolved) if resolved.type_oid == type_oid && resolved.convert.matches_row(tupdesc) => resolved,
             _ => Resolved::new(unsafe { FromGuest::for_row(tupdesc, pg_sys::RECORDOID) }, type_oid),
         };
         *cache.borrow_mut() = Some(resolved.clone());
         resolved
     }
+}
+
+/// A cached converter, unless a row type in it was altered since it was made.
+fn current(cache: &RefCell<Option<Rc<Resolved>>>) -> Option<Rc<Resolved>> {
+    cache.borrow().clone().filter(|resolved| resolved.convert.is_current())
 }
 
 fn is_polymorphic(type_oid: Oid) -> bool {

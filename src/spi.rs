@@ -35,14 +35,17 @@ struct Prepared {
 
 impl Prepared {
     /// Follows an ALTER TYPE of a row-typed parameter, as PL/Python's plans do; one that changes
-    /// what the guest must send (the names or types of attributes) needs the plan prepared again.
-    /// Raises that as a PostgreSQL error: call it inside [`in_subtransaction`].
+    /// what the guest must send (the names or types of attributes) needs the plan prepared again,
+    /// and its converters stay as they were, so that every use says so. Raises that as a
+    /// PostgreSQL error: call it inside [`in_subtransaction`].
     fn refresh(&self) {
         if let Ok(mut params) = self.params.try_borrow_mut() {
-            if !params.iter().all(FromGuest::is_current) {
-                *params = params.iter().map(FromGuest::rebuilt).collect();
+            if params.iter().all(FromGuest::is_current) {
+                return;
             }
-            if params.iter().map(FromGuest::shapes).eq(self.shapes.iter().cloned()) {
+            let rebuilt: Vec<FromGuest> = params.iter().map(FromGuest::rebuilt).collect();
+            if rebuilt.iter().map(FromGuest::shapes).eq(self.shapes.iter().cloned()) {
+                *params = rebuilt;
                 return;
             }
         }
