@@ -7,6 +7,7 @@ database error comes back as `plpy.SPIError` (or its subclass for the SQLSTATE, 
 
 # Everything here but the public API has a leading underscore: dir(plpy) shows what PL/Python's does.
 import collections as _collections
+from operator import index as _index
 import sys as _sys
 import types as _types
 from marshal import loads as _loads
@@ -201,9 +202,17 @@ def _spi(call, *args):
         raise error from None
 
 
-def _limit(limit):
-    limit = int(limit)
-    return limit if limit > 0 else 0
+def _limit(limit, failed):
+    """A row count as SPI takes it: 0 is all rows, and one past what SPI counts means all rows too.
+    A negative one is SPI's argument error, raised as PL/Python raises it."""
+    limit = _index(limit)
+    if limit < 0:
+        raise SPIError("%s failed: SPI_ERROR_ARGUMENT" % failed)
+    return min(limit, _ALL_ROWS)
+
+
+# SPI counts rows in an int64.
+_ALL_ROWS = (1 << 63) - 1
 
 
 def execute(query, *rest):
@@ -214,7 +223,7 @@ def execute(query, *rest):
         raise TypeError("plpy.execute expected a query or a plan as its first argument")
     if len(rest) > 1:
         raise TypeError("plpy.execute expected at most 2 arguments, got %d" % (len(rest) + 1))
-    return _result(_spi(_host.execute, _wit_text(query), _limit(rest[0]) if rest else 0))
+    return _result(_spi(_host.execute, _wit_text(query), _limit(rest[0], "SPI_execute") if rest else 0))
 
 
 def prepare(query, argtypes=None):
@@ -254,7 +263,7 @@ class _Plan:
         return out
 
     def execute(self, args=None, limit=0):
-        return _result(_spi(_host.execute_plan, self._id, self._params(args), _limit(limit)))
+        return _result(_spi(_host.execute_plan, self._id, self._params(args), _limit(limit, "SPI_execute_plan")))
 
     def cursor(self, args=None):
         return _Cursor(_spi(_host.open_cursor, "", self._id, self._params(args)))
@@ -297,7 +306,12 @@ class _Cursor:
     def fetch(self, count):
         if self._closed:
             raise ValueError("fetch from a closed cursor")
-        count = _limit(count)
+        if _index(count) < 0:
+            # What PostgreSQL says of a backward fetch from a cursor without SCROLL.
+            raise _BY_SQLSTATE["55000"](
+                "cursor can only scan forward", hint="Declare it with SCROLL option to enable backward scan."
+            )
+        count = _limit(count, "SPI_cursor_fetch")
         buffer = self._buffer
         if not buffer or not count:
             return _result(_spi(_host.fetch, self._id, count))

@@ -295,12 +295,22 @@ def _encode_bytes(obj, out):
         # bytea's own text form, e.g. '\x00ff', through its input function.
         out.append(Node_Text(obj))
     else:
-        try:
-            out.append(Node_Bytes(bytes(memoryview(obj))))
-        except TypeError:
-            raise ConversionError(
-                "42804", "could not convert Python object of type %s to bytea" % type(obj).__name__
-            ) from None
+        out.append(Node_Bytes(_as_bytes(obj)))
+
+
+def _as_bytes(obj):
+    """As PL/Python's PyObject_Bytes: a buffer, __bytes__, or an iterable of ints in range(256)."""
+    try:
+        if isinstance(obj, int):
+            raise TypeError  # bytes(5) would be five zero bytes, not a representation of 5
+        return bytes(obj)
+    except (TypeError, ValueError) as e:
+        sqlstate = "22003" if isinstance(e, ValueError) else "42804"
+        raise ConversionError(
+            sqlstate,
+            "could not convert Python object of type %s to bytea" % type(obj).__name__,
+            str(e) or None,
+        ) from None
 
 
 def _encode_json(obj, out):

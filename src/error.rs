@@ -226,7 +226,8 @@ pub unsafe fn report(
                 };
             }
             drop(pg_fields);
-            errfinish(c"plpywasm".as_ptr(), 0, c"plpywasm".as_ptr());
+            // LOCATION names this function, as PL/Python's names PLy_elog_impl.
+            errfinish(concat!(file!(), "\0").as_ptr().cast(), line!() as c_int, c"report".as_ptr());
         }
     }
 }

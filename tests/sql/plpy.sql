@@ -232,6 +232,24 @@ except plpy.spiexceptions.DivisionByZero as e:
 return "\n".join(out)
 $$;
 SELECT cursor_demo();
+
+-- Row counts as SPI takes them: 0 and anything past int64 are all rows, a negative one is
+-- SPI's argument error (a cursor's: it cannot go back), a non-integer a TypeError.
+CREATE FUNCTION row_counts() RETURNS text LANGUAGE plpywasm AS $$
+out = []
+q = "SELECT g FROM generate_series(1, 5) AS g"
+plan = plpy.prepare(q)
+for attempt in (lambda n: plpy.execute(q, n), lambda n: plan.execute([], n), lambda n: plpy.cursor(q).fetch(n)):
+    for n in (0, 2, 2**70, -1, 2.5):
+        try:
+            out.append("%r: %d" % (n, len(attempt(n))))
+        except plpy.SPIError as e:
+            out.append("%r: %s %s %s" % (n, type(e).__name__, e.sqlstate, e))
+        except TypeError as e:
+            out.append("%r: TypeError" % n)
+return "\n".join(out)
+$$;
+SELECT row_counts();
 SELECT count(*) FROM (SELECT * FROM generate_series(1, 3)) AS t;
 
 -- Explicit subtransactions: the block's work is undone when it raises.

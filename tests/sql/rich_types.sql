@@ -27,6 +27,9 @@ SELECT id('\x00'::bytea) = '\x00'::bytea AS nul, id(decode(repeat('00ff', 50000)
 CREATE FUNCTION to_bytea(v text) RETURNS bytea LANGUAGE plpywasm AS $$ return eval(v) $$;
 SELECT to_bytea('b"ab\x00c"'), to_bytea('bytearray(b"xy")'), to_bytea('memoryview(b"mv")'), to_bytea($q$'\\x0102'$q$);
 SELECT sqlstate_of($$SELECT to_bytea('5')$$);
+-- As PL/Python's PyObject_Bytes: __bytes__, or an iterable of ints in range(256).
+SELECT to_bytea('[1, 2, 255]'), to_bytea('(i for i in range(3))'), to_bytea('type("B", (), {"__bytes__": lambda s: b"zz"})()');
+SELECT sqlstate_of($$SELECT to_bytea('[256]')$$), sqlstate_of($$SELECT to_bytea('1.5')$$);
 
 -- Dates and times as datetime objects; timestamptz aware, in the session's time zone.
 SELECT py_repr('2024-02-29'::date), py_repr('0001-01-01'::date), py_repr('9999-12-31'::date);
