@@ -158,6 +158,14 @@ SET ROLE bob;
 SELECT observe();
 -- A SECURITY DEFINER function runs in its owner's interpreter.
 SELECT observe_as_owner();
+-- Anyone may call the validator, but only on what they may execute, and only on plpywasm code.
+SET ROLE alice;
+CREATE FUNCTION private_fn() RETURNS int LANGUAGE plpywasm AS $$ return 1 $$;
+REVOKE EXECUTE ON FUNCTION private_fn() FROM PUBLIC;
+SET ROLE bob;
+SELECT plpywasm_validator('private_fn'::regproc);
+SELECT plpywasm_validator('observe'::regproc);
+SELECT split_part(sqlstate_of($$SELECT plpywasm_validator('length(text)'::regprocedure)$$), ':', 1) AS not_plpywasm;
 SET ROLE alice;
 
 -- Output is bounded (plpywasm.max_output, which only superusers set).
