@@ -30,6 +30,15 @@ pub struct PlError {
     pub fields: Vec<(u8, String)>,
 }
 
+/// The SQLSTATE of a Python exception that means a resource ran out.
+fn resource_code(class_name: &str) -> Option<PgSqlErrorCode> {
+    match class_name {
+        "MemoryError" => Some(PgSqlErrorCode::ERRCODE_OUT_OF_MEMORY),
+        "RecursionError" => Some(PgSqlErrorCode::ERRCODE_STATEMENT_TOO_COMPLEX),
+        _ => None,
+    }
+}
+
 impl PlError {
     pub fn new(code: PgSqlErrorCode, message: impl Into<String>) -> PlError {
         PlError { code: code as i32, message: message.into(), detail: None, hint: None, traceback: None, fatal: false, fields: vec![] }
@@ -48,11 +57,7 @@ impl PlError {
     /// An uncaught Python exception: `Class: message`, the traceback in the context. An error the
     /// guest reports with a SQLSTATE (a result that does not fit its type) is its message alone.
     pub fn python(error: PythonError) -> PlError {
-        let default = match error.class_name.as_str() {
-            "MemoryError" => PgSqlErrorCode::ERRCODE_OUT_OF_MEMORY,
-            "RecursionError" => PgSqlErrorCode::ERRCODE_STATEMENT_TOO_COMPLEX,
-            _ => PgSqlErrorCode::ERRCODE_EXTERNAL_ROUTINE_EXCEPTION,
-        };
+        let default = resource_code(&error.class_name).unwrap_or(PgSqlErrorCode::ERRCODE_EXTERNAL_ROUTINE_EXCEPTION);
         let code = error.sqlstate.as_deref().and_then(sqlstate_code).unwrap_or(default as i32);
         let fatal = error.class_name == "plpy.Fatal";
         let message = if error.class_name.is_empty() {
@@ -69,15 +74,17 @@ impl PlError {
 
     /// A body Python could not compile (`function` as it reads in the message).
     pub fn compile(function: &str, error: PythonError) -> PlError {
-        let mut detail = format!("{}: {}", error.class_name, error.message);
+        let mut detail = if error.message.is_empty() {
+            error.class_name.clone()
+        } else {
+            format!("{}: {}", error.class_name, error.message)
+        };
         if let Some(line) = error.line {
             detail.push_str(&format!(" (line {line})"));
         }
-        PlError::new(
-            PgSqlErrorCode::ERRCODE_SYNTAX_ERROR,
-            format!("could not compile PL/plpywasm {function}"),
-        )
-        .detail(detail)
+        // A body too large or too deep for the compiler is a resource error, not a syntax error.
+        let code = resource_code(&error.class_name).unwrap_or(PgSqlErrorCode::ERRCODE_SYNTAX_ERROR);
+        PlError::new(code, format!("could not compile PL/plpywasm {function}")).detail(detail)
     }
 
     /// The guest stopped abnormally; its interpreter has already been discarded.

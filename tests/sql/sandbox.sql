@@ -187,6 +187,9 @@ CREATE FUNCTION big_array(n int) RETURNS int8[] LANGUAGE plpywasm AS $$ return l
 SELECT cardinality(big_array(1000000)), (big_array(1000000))[1000000];
 CREATE FUNCTION big_text_array(n int) RETURNS text[] LANGUAGE plpywasm AS $$ return [str(i) for i in range(n)] $$;
 SELECT cardinality(big_text_array(200000));
+-- A body too deep for Python's compiler is a resource error at CREATE, not a syntax error.
+SELECT sqlstate_of(format('CREATE FUNCTION too_deep() RETURNS int LANGUAGE plpywasm AS %L', 'return ' || repeat('-', 100000) || '1'));
+SELECT sqlstate_of(format('CREATE FUNCTION too_long() RETURNS int LANGUAGE plpywasm AS %L', 'return 1' || repeat('+1', 200000)));
 -- (What the runtime prints to stderr as it fails depends on where memory ran out: not shown.)
 SET client_min_messages = error;
 SELECT sqlstate_of($$SELECT text_len(repeat('x', 100 * 1024 * 1024))$$);
