@@ -249,7 +249,7 @@ def describe(exc, compiling=False, making=None):
     """
     try:
         line = exc.lineno if compiling and isinstance(exc, SyntaxError) else None
-        message = exc.msg if compiling and isinstance(exc, SyntaxError) else str(exc)
+        message = exc.msg if compiling and isinstance(exc, SyntaxError) else _message(exc)
         # Errors that carry their own SQLSTATE, detail and hint: a result that does not fit its type
         # (PostgreSQL's error, not a Python exception: no class name), plpy.error(), plpy.SPIError.
         conversion = isinstance(exc, values.ConversionError)
@@ -277,6 +277,14 @@ def describe(exc, compiling=False, making=None):
             hint=None,
             fields=[],
         )
+
+
+def _message(exc):
+    """str(exc), or "unknown" where that raises, as PL/Python has it: the traceback is still told."""
+    try:
+        return str(exc)
+    except Exception:
+        return "unknown"
 
 
 # What a conversion error of a function's result says it was making, as PL/Python does.

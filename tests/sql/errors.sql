@@ -27,6 +27,11 @@ if kind == "chained":
         1 / 0
     except ZeroDivisionError as e:
         raise RuntimeError("while dividing") from e
+if kind == "unprintable":
+    class Unprintable(Exception):
+        def __str__(self):
+            raise RuntimeError("no str")
+    raise Unprintable()
 if kind == "memory":
     raise MemoryError("pretend")
 if kind == "recursion":
@@ -38,6 +43,8 @@ SELECT raises('custom');
 SELECT raises('empty');
 SELECT raises('exit');
 SELECT raises('chained');
+-- An exception whose str() raises is "unknown", as in PL/Python, with its traceback still.
+SELECT raises('unprintable');
 SELECT sqlstate_of($$SELECT raises('memory')$$);
 SELECT sqlstate_of($$SELECT raises('recursion')$$);
 SELECT raises('none');
