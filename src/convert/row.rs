@@ -19,7 +19,7 @@ struct LayoutIn {
     type_oid: Oid,
     typmod: i32,
     /// The type cache's identifier of the row type's current definition (0 for `record`).
-    identifier: u64,
+    identifier: Option<u64>,
     names: Vec<String>,
     /// One per attribute; `None` for a dropped one.
     attributes: Vec<Option<ToGuest>>,
@@ -74,7 +74,7 @@ impl RowIn {
 }
 
 impl LayoutIn {
-    unsafe fn read(tupdesc: pg_sys::TupleDesc, type_oid: Oid, typmod: i32, identifier: u64) -> LayoutIn {
+    unsafe fn read(tupdesc: pg_sys::TupleDesc, type_oid: Oid, typmod: i32, identifier: Option<u64>) -> LayoutIn {
         let (names, attributes) = unsafe { layout(tupdesc, |attribute| ToGuest::for_type(attribute.atttypid)) };
         LayoutIn { type_oid, typmod, identifier, names, attributes }
     }
@@ -85,7 +85,7 @@ pub struct RowOut {
     /// A blessed copy in TopMemoryContext, so that `record` results carry a usable type.
     tupdesc: pg_sys::TupleDesc,
     /// The definition this was made for (see [`identifier_of`]).
-    identifier: u64,
+    identifier: Option<u64>,
     names: Vec<String>,
     attributes: Vec<Option<FromGuest>>,
 }
@@ -113,7 +113,7 @@ impl RowOut {
 
     /// Whether no row type in this one (itself, or an attribute's) was altered since it was made.
     pub fn is_current(&self) -> bool {
-        identifier_of(unsafe { (*self.tupdesc).tdtypeid }) == self.identifier
+        self.identifier.is_some() && identifier_of(unsafe { (*self.tupdesc).tdtypeid }) == self.identifier
             && self.attributes.iter().flatten().all(FromGuest::is_current)
     }
 
@@ -199,10 +199,20 @@ pub fn attribute_name(attribute: &pg_sys::FormData_pg_attribute) -> String {
     unsafe { super::server_cstr_to_string(attribute.attname.data.as_ptr()) }
 }
 
-/// Changes whenever a named row type is altered; `record` types never change.
-fn identifier_of(type_oid: Oid) -> u64 {
+/// Changes whenever a named row type is altered; `record` types never change. A dropped type
+/// (a trigger's table, say) has none, and matches no converter.
+fn identifier_of(type_oid: Oid) -> Option<u64> {
     if type_oid == pg_sys::RECORDOID {
-        return 0;
+        return Some(0);
     }
-    unsafe { (*pg_sys::lookup_type_cache(type_oid, pg_sys::TYPECACHE_TUPDESC as i32)).tupDesc_identifier }
+    unsafe {
+        let exists = pg_sys::SearchSysCacheExists(
+            pg_sys::SysCacheIdentifier::TYPEOID as i32,
+            type_oid.into(),
+            Datum::null(),
+            Datum::null(),
+            Datum::null(),
+        );
+        exists.then(|| (*pg_sys::lookup_type_cache(type_oid, pg_sys::TYPECACHE_TUPDESC as i32)).tupDesc_identifier)
+    }
 }

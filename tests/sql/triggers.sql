@@ -146,6 +146,21 @@ CREATE TRIGGER count_new_rows AFTER INSERT ON trig_items REFERENCING NEW TABLE A
 INSERT INTO trig_items (id, name) VALUES (20, 'twenty'), (21, 'twenty-one');
 DROP TRIGGER count_new_rows ON trig_items;
 
+-- One function on several tables, of different row types, even once one of them is dropped.
+CREATE FUNCTION set_data() RETURNS trigger LANGUAGE plpywasm AS $$
+TD["new"]["data"] = "1234"
+return "MODIFY"
+$$;
+CREATE TABLE data_text (data text);
+CREATE TABLE data_int (data int);
+CREATE TRIGGER set_data BEFORE INSERT ON data_text FOR EACH ROW EXECUTE FUNCTION set_data();
+CREATE TRIGGER set_data BEFORE INSERT ON data_int FOR EACH ROW EXECUTE FUNCTION set_data();
+INSERT INTO data_text DEFAULT VALUES;
+DROP TABLE data_text;
+INSERT INTO data_int DEFAULT VALUES;
+SELECT data + 1 AS data_plus_one FROM data_int;
+DROP TABLE data_int;
+
 -- A trigger function called directly is refused.
 SELECT sqlstate_of($$SELECT show_td()$$);
 RESET ROLE;
