@@ -202,6 +202,10 @@ def _spi(call, *args):
         raise error from None
 
 
+# SPI counts rows in an int64.
+_ALL_ROWS = (1 << 63) - 1
+
+
 def _limit(limit, failed):
     """A row count as SPI takes it: 0 is all rows, and one past what SPI counts means all rows too.
     A negative one is SPI's argument error, raised as PL/Python raises it."""
@@ -209,10 +213,6 @@ def _limit(limit, failed):
     if limit < 0:
         raise SPIError("%s failed: SPI_ERROR_ARGUMENT" % failed)
     return min(limit, _ALL_ROWS)
-
-
-# SPI counts rows in an int64.
-_ALL_ROWS = (1 << 63) - 1
 
 
 def execute(query, *rest):

@@ -39,6 +39,15 @@ fn resource_code(class_name: &str) -> Option<PgSqlErrorCode> {
     }
 }
 
+/// `Class: message`, as Python prints an exception (`Class` alone when it has no message).
+fn class_and_message(error: &PythonError) -> String {
+    if error.message.is_empty() {
+        error.class_name.clone()
+    } else {
+        format!("{}: {}", error.class_name, error.message)
+    }
+}
+
 impl PlError {
     pub fn new(code: PgSqlErrorCode, message: impl Into<String>) -> PlError {
         PlError { code: code as i32, message: message.into(), detail: None, hint: None, traceback: None, fatal: false, fields: vec![] }
@@ -60,13 +69,7 @@ impl PlError {
         let default = resource_code(&error.class_name).unwrap_or(PgSqlErrorCode::ERRCODE_EXTERNAL_ROUTINE_EXCEPTION);
         let code = error.sqlstate.as_deref().and_then(sqlstate_code).unwrap_or(default as i32);
         let fatal = error.class_name == "plpy.Fatal";
-        let message = if error.class_name.is_empty() {
-            error.message
-        } else if error.message.is_empty() {
-            error.class_name
-        } else {
-            format!("{}: {}", error.class_name, error.message)
-        };
+        let message = if error.class_name.is_empty() { error.message.clone() } else { class_and_message(&error) };
         let traceback = (!error.traceback.is_empty()).then_some(error.traceback);
         let fields = diagnostic_fields(error.fields);
         PlError { code, traceback, detail: error.detail, hint: error.hint, fatal, fields, ..PlError::new(default, message) }
@@ -74,11 +77,7 @@ impl PlError {
 
     /// A body Python could not compile (`function` as it reads in the message).
     pub fn compile(function: &str, error: PythonError) -> PlError {
-        let mut detail = if error.message.is_empty() {
-            error.class_name.clone()
-        } else {
-            format!("{}: {}", error.class_name, error.message)
-        };
+        let mut detail = class_and_message(&error);
         if let Some(line) = error.line {
             detail.push_str(&format!(" (line {line})"));
         }
