@@ -298,7 +298,9 @@ _type_module = type.__dict__["__module__"].__get__
 
 def _context(exc, making):
     """What a conversion was making when it failed, where no frame of the user's says more."""
-    return (exc.context or making or "") if isinstance(exc, values.ConversionError) else ""
+    if not isinstance(exc, values.ConversionError):
+        return ""
+    return (making or "") if exc.context is None else exc.context
 
 
 def _class_name(cls):

@@ -49,6 +49,7 @@ from wit_world.imports.types import (
     Shape_Int,
     Shape_Interval,
     Shape_Json,
+    Shape_Procedure,
     Shape_Text,
     Shape_Void,
     TextArg,
@@ -263,6 +264,11 @@ def _encode_void(obj, out):
     out.append(_NULL)
 
 
+def _encode_procedure(obj, out):
+    plain_procedure(obj)
+    out.append(_NULL)
+
+
 def _encode_boolean(obj, out):
     out.append(_NULL if obj is None else Node_Boolean(bool(obj)))
 
@@ -349,6 +355,7 @@ def encode_text(text):
 
 _SCALAR_ENCODERS = {
     Shape_Void: _encode_void,
+    Shape_Procedure: _encode_procedure,
     Shape_Boolean: _encode_boolean,
     Shape_Int: _encode_int,
     Shape_Float: _encode_float,
@@ -362,6 +369,14 @@ _SCALAR_ENCODERS = {
 def plain_void(obj):
     if obj is not None:
         raise ConversionError("42804", 'PL/plpywasm function with return type "void" did not return None')
+    return None
+
+
+def plain_procedure(obj):
+    if obj is not None:
+        error = ConversionError("42804", "PL/plpywasm procedure did not return None")
+        error.context = ""  # PL/Python checks before it creates a return value, and says so
+        raise error
     return None
 
 
@@ -393,6 +408,7 @@ def _plain_float(obj):
 
 _PLAIN_ENCODERS = {
     Shape_Void: plain_void,
+    Shape_Procedure: plain_procedure,
     Shape_Boolean: lambda obj: None if obj is None else bool(obj),
     # Exact ints never get here (see _PLAIN_TYPES); anything else is parsed by the host.
     Shape_Int: _plain_text,
@@ -407,6 +423,7 @@ _PLAIN_ENCODERS = {
 # encoding (a lone surrogate), as the encoders would, at no cost to the common call.
 _PLAIN_TYPES = {
     Shape_Void: type(None),
+    Shape_Procedure: type(None),
     Shape_Boolean: bool,
     Shape_Int: int,
     Shape_Float: float,

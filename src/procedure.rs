@@ -374,6 +374,9 @@ impl ProcRow {
             pg_sys::TRIGGEROID => ResultPlan::Trigger(RefCell::new(None)),
             pg_sys::EVENT_TRIGGEROID => ResultPlan::None,
             t if is_polymorphic(t) => ResultPlan::PerCall(RefCell::new(None)),
+            pg_sys::VOIDOID if self.form().prokind == pg_sys::PROKIND_PROCEDURE as std::ffi::c_char => {
+                ResultPlan::Fixed(RefCell::new(Resolved::new(FromGuest::for_procedure(), return_type)))
+            }
             pg_sys::RECORDOID => {
                 // OUT parameters declare the row; without them a call site's column list does.
                 let tupdesc = unsafe { pg_sys::build_function_result_tupdesc_t(self.0) };

@@ -78,7 +78,7 @@ pub fn text_args<'a>(converters: impl Iterator<Item = Option<&'a ToGuest>>) -> V
 pub fn is_plain_shape(shape: &[Shape]) -> bool {
     let plain_field = |shape: &Shape| matches!(shape, Shape::Boolean | Shape::Int | Shape::Float | Shape::Text | Shape::Json);
     match shape {
-        [Shape::Void] => true,
+        [Shape::Void | Shape::Procedure] => true,
         [field] => plain_field(field),
         [Shape::Composite(names), fields @ ..] => names.len() == fields.len() && fields.iter().all(plain_field),
         _ => false,

@@ -227,7 +227,8 @@ pub struct FromGuest {
 }
 
 enum Target {
-    Void,
+    /// `void`; a procedure's is told apart for PL/Python's message when it returns something.
+    Void { procedure: bool },
     Bool,
     Int2,
     Int4,
@@ -255,7 +256,7 @@ impl FromGuest {
     pub fn for_type(type_oid: Oid, typmod: i32) -> FromGuest {
         let base = unsafe { pg_sys::getBaseType(type_oid) };
         let target = match base {
-            pg_sys::VOIDOID => Target::Void,
+            pg_sys::VOIDOID => Target::Void { procedure: false },
             pg_sys::BOOLOID => Target::Bool,
             pg_sys::INT2OID => Target::Int2,
             pg_sys::INT4OID => Target::Int4,
@@ -278,6 +279,11 @@ impl FromGuest {
             }
         };
         FromGuest::new(target, type_oid, base, typmod)
+    }
+
+    /// The converter for what a procedure without OUT parameters returns.
+    pub fn for_procedure() -> FromGuest {
+        FromGuest::new(Target::Void { procedure: true }, pg_sys::VOIDOID, pg_sys::VOIDOID, -1)
     }
 
     /// The converter for rows of `tupdesc` (a `record` result resolved by the call).
@@ -329,7 +335,8 @@ impl FromGuest {
 
     pub fn shape(&self, out: &mut Vec<Shape>) {
         let shape = match &self.target {
-            Target::Void => Shape::Void,
+            Target::Void { procedure: false } => Shape::Void,
+            Target::Void { procedure: true } => Shape::Procedure,
             Target::Bool => Shape::Boolean,
             Target::Int2 | Target::Int4 | Target::Int8 => Shape::Int,
             Target::Float4 | Target::Float8 => Shape::Float,
@@ -358,7 +365,7 @@ impl FromGuest {
         let node = nodes.next().ok_or_else(malformed)?;
         let (datum, is_null) = match node {
             // `None` from a void function (or procedure) is a void value, not NULL, as in PL/Python.
-            Node::Null if matches!(self.target, Target::Void) => (Datum::null(), false),
+            Node::Null if matches!(self.target, Target::Void { .. }) => (Datum::null(), false),
             Node::Null => (Datum::null(), true),
             node => (self.convert(node, nodes)?, false),
         };
@@ -372,7 +379,7 @@ impl FromGuest {
 
     fn convert(&self, node: Node, nodes: &mut Nodes) -> Result<Datum, PlError> {
         Ok(match (&self.target, node) {
-            (Target::Void, _) => return Err(malformed()),
+            (Target::Void { .. }, _) => return Err(malformed()),
             (Target::Text, Node::Text(text)) => io::text_datum(&text)?,
             (_, Node::Text(text)) => self.parse(&text)?,
             (Target::Bool, Node::Boolean(b)) => Datum::from(b),

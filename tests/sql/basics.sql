@@ -118,6 +118,9 @@ SELECT stdlib();
 -- Procedures run too.
 CREATE PROCEDURE proc(n int) LANGUAGE plpywasm AS $$ print("proc", n) $$;
 CALL proc(4);
+-- ... and return None, as PL/Python says in its own words for them.
+CREATE PROCEDURE proc_returns() LANGUAGE plpywasm AS $$ return 1 $$;
+CALL proc_returns();
 
 -- Not yet supported: event trigger functions, refused with a clear error at CREATE.
 CREATE FUNCTION evt() RETURNS event_trigger LANGUAGE plpywasm AS $$ pass $$;
