@@ -103,7 +103,14 @@ out=$(psql -X -qAt -c "SET ROLE alice" -c "SELECT sys_sleep(0)" 2>&1)
 out=$(psql -X -qAt -c "SET ROLE alice" -c 'DO $$ plpy.fatal("leaving now") $$ LANGUAGE plpywasm' -c "SELECT 'still here'" 2>&1)
 echo "$out" | grep -q "FATAL:  plpy.Fatal: leaving now" && ! echo "$out" | grep -q "still here"; check "plpy.fatal ends the session" $? "$out"
 
-# 8. Through everything the suite did, no backend crashed: the postmaster never restarted.
+# 8. The extension is trusted: a database's owner who is not a superuser may create it there.
+out=$(q -d postgres -c "CREATE ROLE db_owner LOGIN" -c "CREATE DATABASE owned_db OWNER db_owner" 2>&1 &&
+  psql -X -qAt -U db_owner -d owned_db -c "CREATE EXTENSION plpywasm" \
+    -c 'CREATE FUNCTION f() RETURNS text LANGUAGE plpywasm AS $$ return "owner\x27s" $$' -c "SELECT f()" 2>&1)
+[ "$out" = "owner's" ]; check "a database owner may create the extension" $? "$out"
+q -d postgres -c "DROP DATABASE IF EXISTS owned_db" -c "DROP ROLE IF EXISTS db_owner" >/dev/null 2>&1
+
+# 9. Through everything the suite did, no backend crashed: the postmaster never restarted.
 now=$(q -c "SELECT pg_postmaster_start_time()")
 [ "$now" = "$start_time" ] && ! grep -Eq "terminated by signal|was terminated|PANIC|server process .* exited with exit code [^01]" "$log"
 check "no backend crashed" $? "$(grep -E 'terminated|PANIC' "$log" | head -5)"
