@@ -16,7 +16,8 @@ use pgrx::prelude::*;
 use pgrx::{PgSqlErrorCode, PgTryBuilder};
 
 use crate::convert::{
-    attribute_name, attributes_of, in_server_encoding, input_size, marshal, message_from_server, FromGuest, ToGuest,
+    attribute_name, attributes_of, in_server_encoding, input_size, marshal, message_from_server, type_exists, FromGuest,
+    ToGuest,
 };
 use crate::runtime::{Canceled, Database, DbError, Node, Plan, Rows, Shape, TransactionStep};
 
@@ -42,6 +43,14 @@ impl Prepared {
         if let Ok(mut params) = self.params.try_borrow_mut() {
             if params.iter().all(FromGuest::is_current) {
                 return;
+            }
+            // What PostgreSQL says of a plan whose parameter type was dropped, as PL/Python's plans do.
+            if let Some(dropped) = params.iter().map(FromGuest::declared_type).find(|&t| !type_exists(t)) {
+                pgrx::ereport!(
+                    ERROR,
+                    PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+                    format!("type with OID {} does not exist", dropped.to_u32())
+                );
             }
             let rebuilt: Vec<FromGuest> = params.iter().map(FromGuest::rebuilt).collect();
             if rebuilt.iter().map(FromGuest::shapes).eq(self.shapes.iter().cloned()) {

@@ -205,6 +205,19 @@ pub fn check_fits(bytes: usize, what: &str) -> Result<(), PlError> {
     ))
 }
 
+/// Whether `type_oid` names a type (one that was dropped no longer does).
+pub fn type_exists(type_oid: Oid) -> bool {
+    unsafe {
+        pg_sys::SearchSysCacheExists(
+            pg_sys::SysCacheIdentifier::TYPEOID as i32,
+            type_oid.into(),
+            Datum::null(),
+            Datum::null(),
+            Datum::null(),
+        )
+    }
+}
+
 /// The values of a packed node, a node each; none if `node` is not packed.
 fn unpack(node: Node) -> Option<Vec<Node>> {
     Some(match node {
@@ -317,8 +330,13 @@ impl FromGuest {
             Target::Row(row) if self.type_oid == pg_sys::RECORDOID => {
                 FromGuest::new(Target::Row(Box::new(row.rebuilt())), self.type_oid, self.type_oid, -1)
             }
-            _ => FromGuest::for_type(self.domain.as_ref().map_or(self.type_oid, |domain| domain.type_oid), self.typmod),
+            _ => FromGuest::for_type(self.declared_type(), self.typmod),
         }
+    }
+
+    /// The type this converter was made for: the domain, for a domain.
+    pub fn declared_type(&self) -> Oid {
+        self.domain.as_ref().map_or(self.type_oid, |domain| domain.type_oid)
     }
 
     /// Whether this converter was made for rows of exactly this layout.

@@ -205,14 +205,6 @@ fn identifier_of(type_oid: Oid) -> Option<u64> {
     if type_oid == pg_sys::RECORDOID {
         return Some(0);
     }
-    unsafe {
-        let exists = pg_sys::SearchSysCacheExists(
-            pg_sys::SysCacheIdentifier::TYPEOID as i32,
-            type_oid.into(),
-            Datum::null(),
-            Datum::null(),
-            Datum::null(),
-        );
-        exists.then(|| (*pg_sys::lookup_type_cache(type_oid, pg_sys::TYPECACHE_TUPDESC as i32)).tupDesc_identifier)
-    }
+    super::type_exists(type_oid)
+        .then(|| unsafe { (*pg_sys::lookup_type_cache(type_oid, pg_sys::TYPECACHE_TUPDESC as i32)).tupDesc_identifier })
 }

@@ -105,6 +105,11 @@ ALTER TYPE plan_row ADD ATTRIBUTE x int;
 SELECT planned(3);
 ALTER TYPE plan_row ALTER ATTRIBUTE y TYPE text;
 SELECT sqlstate_of($$SELECT planned(4)$$);
+-- One whose parameter type was dropped says so, as PostgreSQL does (42704), even once a type of
+-- the same name is back.
+DROP TYPE plan_row CASCADE;
+CREATE TYPE plan_row AS (x int, y int);
+SELECT regexp_replace(sqlstate_of($$SELECT planned(5)$$), '[0-9]+ does', 'N does') AS dropped;
 
 -- Any object with the sequence protocol (__len__ and __getitem__) is a sequence, as in PL/Python:
 -- for arrays, rows and a plan's arguments; items are taken by index, as many as its length.
