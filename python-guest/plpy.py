@@ -234,8 +234,8 @@ def prepare(query, argtypes=None):
         argtypes = []
     if not _values.is_sequence(argtypes):
         raise TypeError("second argument of plpy.prepare must be a sequence")
-    names = [argtypes[i] for i in range(len(argtypes))]
-    return _Plan(_spi(_host.prepare, _wit_text(query), [_wit_text(str(name)) for name in names]))
+    names = [_wit_text(str(name)) for name in _values.items(argtypes)]
+    return _Plan(_spi(_host.prepare, _wit_text(query), names))
 
 
 class _Plan:
@@ -306,12 +306,13 @@ class _Cursor:
     def fetch(self, count):
         if self._closed:
             raise ValueError("fetch from a closed cursor")
-        if _index(count) < 0:
+        count = _index(count)
+        if count < 0:
             # What PostgreSQL says of a backward fetch from a cursor without SCROLL.
             raise _BY_SQLSTATE["55000"](
                 "cursor can only scan forward", hint="Declare it with SCROLL option to enable backward scan."
             )
-        count = _limit(count, "SPI_cursor_fetch")
+        count = min(count, _ALL_ROWS)
         buffer = self._buffer
         if not buffer or not count:
             return _result(_spi(_host.fetch, self._id, count))

@@ -202,7 +202,7 @@ def call_trigger(procedure, td, hidden):
         try:
             out.extend(_modified_row(procedure, td, original, hidden))
         except values.ConversionError as exc:
-            exc.context = "while modifying trigger row"
+            exc.context = TRIGGER_ROW
             raise
     return out
 
@@ -287,8 +287,9 @@ def _message(exc):
         return "unknown"
 
 
-# What a conversion error of a function's result says it was making, as PL/Python does.
+# What a conversion error says it was making, as PL/Python does.
 RETURN_VALUE = "while creating return value"
+TRIGGER_ROW = "while modifying trigger row"
 
 
 # Read through `type`'s own descriptors: a metaclass may make cls.__name__ anything, even raise.

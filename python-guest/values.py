@@ -259,14 +259,28 @@ _INT64_MAX = (1 << 63) - 1
 _MAXDIM = 6
 
 
-def _encode_void(obj, out):
-    plain_void(obj)
-    out.append(_NULL)
+def plain_void(obj):
+    if obj is not None:
+        raise ConversionError("42804", 'PL/plpywasm function with return type "void" did not return None')
+    return None
 
 
-def _encode_procedure(obj, out):
-    plain_procedure(obj)
-    out.append(_NULL)
+def plain_procedure(obj):
+    if obj is not None:
+        error = ConversionError("42804", "PL/plpywasm procedure did not return None")
+        error.context = ""  # PL/Python checks this before creating a return value: no context line
+        raise error
+    return None
+
+
+def _none_only(plain):
+    """The encoder of a result that must be None (void, a procedure's): `plain` checks it."""
+
+    def encode(obj, out):
+        plain(obj)
+        out.append(_NULL)
+
+    return encode
 
 
 def _encode_boolean(obj, out):
@@ -354,8 +368,8 @@ def encode_text(text):
 
 
 _SCALAR_ENCODERS = {
-    Shape_Void: _encode_void,
-    Shape_Procedure: _encode_procedure,
+    Shape_Void: _none_only(plain_void),
+    Shape_Procedure: _none_only(plain_procedure),
     Shape_Boolean: _encode_boolean,
     Shape_Int: _encode_int,
     Shape_Float: _encode_float,
@@ -364,20 +378,6 @@ _SCALAR_ENCODERS = {
     Shape_Json: _encode_json,
     Shape_Interval: _encode_interval,
 }
-
-
-def plain_void(obj):
-    if obj is not None:
-        raise ConversionError("42804", 'PL/plpywasm function with return type "void" did not return None')
-    return None
-
-
-def plain_procedure(obj):
-    if obj is not None:
-        error = ConversionError("42804", "PL/plpywasm procedure did not return None")
-        error.context = ""  # PL/Python checks before it creates a return value, and says so
-        raise error
-    return None
 
 
 def _valid_text(text):
@@ -498,7 +498,7 @@ def _encoder(shape, rest):
 _TEXT_AND_BYTES = (str, bytes, bytearray, memoryview)
 
 
-def _items(seq):
+def items(seq):
     """The items of a sequence by index, as many as its length says (its iteration may not end)."""
     return [seq[i] for i in range(len(seq))]
 
@@ -610,7 +610,7 @@ def _encode_array(obj, out, element, rows, pack):
 def _flatten(seq, flat, rows, dims, depth):
     """Appends the elements of nested sequences, checking that they are as deep and as long as `dims`."""
     if type(seq) is not list and type(seq) is not tuple:
-        seq = _items(seq)
+        seq = items(seq)
     if len(seq) != dims[depth]:
         raise ConversionError(
             "22P02",

@@ -131,7 +131,7 @@ impl Procedure {
             params,
             body,
             returns_set: form.proretset,
-            is_procedure: form.prokind == pg_sys::PROKIND_PROCEDURE as std::ffi::c_char,
+            is_procedure: row.is_procedure(),
             arg_types: types,
             args,
             sized_args,
@@ -354,6 +354,10 @@ impl ProcRow {
         unsafe { &*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_proc>(self.0) }
     }
 
+    fn is_procedure(&self) -> bool {
+        self.form().prokind == pg_sys::PROKIND_PROCEDURE as std::ffi::c_char
+    }
+
     fn stamp(&self) -> Stamp {
         unsafe {
             let tuple = &*self.0;
@@ -374,7 +378,7 @@ impl ProcRow {
             pg_sys::TRIGGEROID => ResultPlan::Trigger(RefCell::new(None)),
             pg_sys::EVENT_TRIGGEROID => ResultPlan::None,
             t if is_polymorphic(t) => ResultPlan::PerCall(RefCell::new(None)),
-            pg_sys::VOIDOID if self.form().prokind == pg_sys::PROKIND_PROCEDURE as std::ffi::c_char => {
+            pg_sys::VOIDOID if self.is_procedure() => {
                 ResultPlan::Fixed(RefCell::new(Resolved::new(FromGuest::for_procedure(), return_type)))
             }
             pg_sys::RECORDOID => {
