@@ -66,6 +66,7 @@ class Guest(exports.Guest):
         try:
             procedure = _procedures[handle]
             out = []
+            # (The encoder is read before the call: a nested call may reshape the procedure.)
             procedure.encode(procedure.call(decode_args(args)), out)
             return out
         except BaseException as exc:
@@ -82,11 +83,11 @@ class Guest(exports.Guest):
                 for position, decode in procedure.text_args:
                     if argv[position] is not None:
                         argv[position] = decode(argv[position])
-            if procedure.wants_args:
-                procedure.namespace["args"] = argv
-            result = procedure.function(*argv)
-            if type(result) is not procedure.exact:
-                result = procedure.plain(result)
+            # The result's converters as they are now: a nested call may reshape the procedure.
+            exact, plain = procedure.exact, procedure.plain
+            result = procedure.call(argv) if procedure.wants_args else procedure.function(*argv)
+            if type(result) is not exact:
+                result = plain(result)
             try:
                 return _dumps(result, 2)
             except ValueError:

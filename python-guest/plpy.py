@@ -16,8 +16,8 @@ import sqlstates as _sqlstates
 import values as _values
 from hostio import optional_text as _optional_text, wit_text as _wit_text
 from componentize_py_types import Err as _Err
-from wit_world.imports import host as _host
-from wit_world.imports.host import TransactionStep as _TransactionStep
+from wit_world.imports import database as _database, host as _host
+from wit_world.imports.database import TransactionStep as _TransactionStep
 
 # PostgreSQL's elog levels, as the host takes them.
 _DEBUG2, _LOG, _INFO, _NOTICE, _WARNING = 13, 15, 17, 18, 19
@@ -223,7 +223,7 @@ def execute(query, *rest):
         raise TypeError("plpy.execute expected a query or a plan as its first argument")
     if len(rest) > 1:
         raise TypeError("plpy.execute expected at most 2 arguments, got %d" % (len(rest) + 1))
-    return _result(_spi(_host.execute, _wit_text(query), _limit(rest[0], "SPI_execute") if rest else 0))
+    return _result(_spi(_database.execute, _wit_text(query), _limit(rest[0], "SPI_execute") if rest else 0))
 
 
 def prepare(query, argtypes=None):
@@ -235,7 +235,7 @@ def prepare(query, argtypes=None):
     if not _values.is_sequence(argtypes):
         raise TypeError("second argument of plpy.prepare must be a sequence")
     names = [_wit_text(str(name)) for name in _values.items(argtypes)]
-    return _Plan(_spi(_host.prepare, _wit_text(query), names))
+    return _Plan(_spi(_database.prepare, _wit_text(query), names))
 
 
 class _Plan:
@@ -263,17 +263,17 @@ class _Plan:
         return out
 
     def execute(self, args=None, limit=0):
-        return _result(_spi(_host.execute_plan, self._id, self._params(args), _limit(limit, "SPI_execute_plan")))
+        return _result(_spi(_database.execute_plan, self._id, self._params(args), _limit(limit, "SPI_execute_plan")))
 
     def cursor(self, args=None):
-        return _Cursor(_spi(_host.open_cursor, "", self._id, self._params(args)))
+        return _Cursor(_spi(_database.open_cursor, "", self._id, self._params(args)))
 
     def status(self):
         return True
 
     def __del__(self):
         try:
-            _host.free_plan(self._id)
+            _database.free_plan(self._id)
         except BaseException:
             pass
 
@@ -286,7 +286,7 @@ def cursor(query, args=None):
         raise TypeError("plpy.cursor expected a query or a plan as its first argument")
     if args is not None:
         raise TypeError("plpy.cursor of a query takes no arguments")
-    return _Cursor(_spi(_host.open_cursor, _wit_text(query), None, []))
+    return _Cursor(_spi(_database.open_cursor, _wit_text(query), None, []))
 
 
 class _Cursor:
@@ -315,11 +315,11 @@ class _Cursor:
         count = min(count, _ALL_ROWS)
         buffer = self._buffer
         if not buffer or not count:
-            return _result(_spi(_host.fetch, self._id, count))
+            return _result(_spi(_database.fetch, self._id, count))
         # Iteration read ahead: those rows come first, as if iteration had taken one at a time.
         ahead = [buffer.popleft() for _ in range(min(count, len(buffer)))]
         if len(ahead) < count:
-            result = _result(_spi(_host.fetch, self._id, count - len(ahead)))
+            result = _result(_spi(_database.fetch, self._id, count - len(ahead)))
             result[0:0] = ahead
             result._nrows += len(ahead)
             return result
@@ -345,7 +345,7 @@ class _Cursor:
     def close(self):
         if not self._closed:
             self._closed = True
-            _host.close_cursor(self._id)
+            _database.close_cursor(self._id)
 
     def __del__(self):
         try:
@@ -365,7 +365,7 @@ class _Subtransaction:
     def __enter__(self):
         if self._entered:
             raise ValueError("this subtransaction has already been entered")
-        _spi(_host.transaction, _TransactionStep.BEGIN_SUB)
+        _spi(_database.transaction, _TransactionStep.BEGIN_SUB)
         self._entered = True
         return self
 
@@ -375,7 +375,7 @@ class _Subtransaction:
         if self._exited:
             raise ValueError("this subtransaction has already been exited")
         self._exited = True
-        _spi(_host.transaction, _TransactionStep.ROLLBACK_SUB if exc_type else _TransactionStep.RELEASE_SUB)
+        _spi(_database.transaction, _TransactionStep.ROLLBACK_SUB if exc_type else _TransactionStep.RELEASE_SUB)
         return False
 
     enter = __enter__
@@ -393,11 +393,11 @@ def subtransaction():
 
 def commit():
     """Commits the transaction, in a procedure or DO block called outside a transaction block."""
-    _spi(_host.transaction, _TransactionStep.COMMIT)
+    _spi(_database.transaction, _TransactionStep.COMMIT)
 
 
 def rollback():
-    _spi(_host.transaction, _TransactionStep.ROLLBACK)
+    _spi(_database.transaction, _TransactionStep.ROLLBACK)
 
 
 def quote_literal(string):

@@ -24,7 +24,7 @@ _serial = itertools.count(1)
 
 
 class Procedure:
-    __slots__ = ("name", "function", "namespace", "filename", "wants_args", "text_args", "encode", "exact", "plain")
+    __slots__ = ("name", "function", "namespace", "filename", "wants_args", "running", "text_args", "encode", "exact", "plain")
 
     def __init__(self, name, function, namespace, filename):
         self.name = name
@@ -33,6 +33,8 @@ class Procedure:
         self.filename = filename
         # Whether the body may read the global `args`; setting it costs a dict store per call.
         self.wants_args = _may_read_args(function.__code__)
+        # Calls of it running now: more than one when it calls itself through SQL.
+        self.running = 0
         # (position, decoder) of the arguments that cross `call_scalar` as text.
         self.text_args = ()
         # How the result becomes nodes, or a plain marshalled value, set from the result's shape
@@ -46,9 +48,20 @@ class Procedure:
         self.exact, self.plain = values.plain_encoder(shape)
 
     def call(self, argv):
-        if self.wants_args:
-            self.namespace["args"] = argv
-        return self.function(*argv)
+        if not self.wants_args:
+            return self.function(*argv)
+        # A call nested in another of the same function gives the outer one its `args` back, as
+        # PL/Python does. The outermost leaves it set: a generator may read it after returning.
+        namespace = self.namespace
+        outer = namespace.get("args")
+        namespace["args"] = argv
+        self.running += 1
+        try:
+            return self.function(*argv)
+        finally:
+            self.running -= 1
+            if self.running:
+                namespace["args"] = outer
 
     def release(self):
         _sources.pop(self.filename, None)
@@ -246,7 +259,19 @@ def describe(exc, compiling=False, making=None):
     conversion error, what it was making: its own `context`, else `making`).
 
     Never raises: it also describes a MemoryError or a RecursionError, whose handling must not fail.
+    Clears the finished frames of the traceback once described: a cycle through them would
+    otherwise keep their locals (a nested call's memory bomb, say) until the next collection.
     """
+    try:
+        return _describe(exc, compiling, making)
+    finally:
+        try:
+            traceback.clear_frames(exc.__traceback__)
+        except BaseException:
+            pass
+
+
+def _describe(exc, compiling, making):
     try:
         line = exc.lineno if compiling and isinstance(exc, SyntaxError) else None
         message = exc.msg if compiling and isinstance(exc, SyntaxError) else _message(exc)

@@ -3,7 +3,9 @@
 //!
 //! Code running as one role never shares Python state with code running as another: a
 //! `SECURITY DEFINER` function runs in its owner's interpreter, since PostgreSQL switches the
-//! effective role before calling the handler. An interpreter that traps is dropped, never reused.
+//! effective role before calling the handler. A call nested (through SQL) in a running call of the
+//! same role runs in the same interpreter, as in PL/Python. An interpreter that traps is dropped,
+//! never reused.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -16,25 +18,16 @@ use pgrx::pg_sys::{self, Oid};
 use crate::error::PlError;
 use crate::{gucs, spi, stats};
 use crate::procedure::{Procedure, Stamp};
-use crate::runtime::{GuestError, Interpreter, Limits, Node, Output, Runtime, Shape};
+use crate::runtime::{Borrowed, Guest, GuestError, Interpreter, Limits, Node, Output, Runtime, Shape};
 
 struct Backend {
     runtime: Runtime,
-    /// The idle interpreters by role and nesting depth, least recently used first: a function that
-    /// reaches the database may call another plpywasm function, which runs in the role's
-    /// interpreter of the next depth (an instance cannot be entered while it runs). At most
-    /// `plpywasm.max_interpreters`: a list is quicker than a map, boxes quicker to move.
-    slots: Vec<((Oid, u32), Box<Slot>)>,
-}
-
-/// An interpreter and what has been compiled into it.
-pub struct Slot {
-    interpreter: Interpreter,
-    /// Which interpreter this is: a set being read belongs to the one that started it.
-    pub generation: u64,
-    functions: HashMap<Oid, Compiled>,
-    /// Set when the guest trapped: the slot is dropped once the current use ends.
-    broken: bool,
+    /// The idle interpreters by role and nesting depth, least recently used first. A call nested
+    /// in a running one of the same role runs in that one (see `runtime::Borrowed`); one that
+    /// cannot (a call of another role, or one made outside the running call's queries) runs in the
+    /// role's interpreter of its depth. At most `plpywasm.max_interpreters`: a list is quicker
+    /// than a map, boxes quicker to move.
+    slots: Vec<((Oid, u32), Box<Interpreter>)>,
 }
 
 /// A function compiled into an interpreter: which version, its handle, the result shape it has.
@@ -52,8 +45,10 @@ struct Abandoned {
 
 thread_local! {
     static BACKEND: RefCell<Option<Backend>> = const { RefCell::new(None) };
+    /// What has been compiled into each interpreter, by its generation and the function. Kept
+    /// beside the interpreters: a nested call reaches an interpreter through its lent store.
+    static COMPILED: RefCell<HashMap<(u64, Oid), Compiled>> = RefCell::new(HashMap::new());
     static ABANDONED: RefCell<Vec<Abandoned>> = const { RefCell::new(Vec::new()) };
-    static GENERATIONS: Cell<u64> = const { Cell::new(0) };
     /// How many guest uses are running on this backend's stack.
     static DEPTH: Cell<u32> = const { Cell::new(0) };
 }
@@ -68,23 +63,31 @@ pub fn abandon_set(generation: u64, iterator: u32) {
     });
 }
 
-/// Runs `f` with the current role's interpreter (of the current nesting depth). Output the guest
-/// wrote is returned beside the result (to be reported by the caller once no guest frame is live),
-/// and a trapped interpreter is dropped.
+/// Runs `f` with the current role's interpreter: the running one when this call is nested in a
+/// query it runs, otherwise an idle one. Output the guest wrote is returned beside the result (to
+/// be reported by the caller once no guest frame is live), and a trapped interpreter is dropped.
 /// `function` is what runs (counted in `plpywasm.stats`; InvalidOid for a DO block); `atomic` is
 /// false for procedures and DO blocks that may commit.
 pub fn with_interpreter<T>(
     function: Oid,
     atomic: bool,
-    f: impl FnOnce(&mut Slot) -> Result<T, PlError>,
+    f: impl FnOnce(&mut Session) -> Result<T, PlError>,
 ) -> Result<(Result<T, PlError>, Output), PlError> {
     let depth = DEPTH.with(Cell::get);
-    if depth > 0 {
-        check_stack(depth)?;
-    }
     let role = unsafe { pg_sys::GetUserId() };
+    if depth > 0 {
+        check_depth(depth)?;
+        if let Some(mut lent) = Borrowed::find(role.to_u32()) {
+            let mut session = Session { guest: lent.guest() };
+            if session.guest.stack_room() < NESTED_STACK {
+                return Err(too_deep());
+            }
+            return Ok(session.run(function, role, atomic, depth, f));
+        }
+        check_native_stack()?;
+    }
     let key = (role, depth);
-    let mut slot = BACKEND.with(|cell| {
+    let mut interpreter = BACKEND.with(|cell| {
         let mut backend = cell.borrow_mut();
         if backend.is_none() {
             let runtime = Runtime::load(&guest_path()).map_err(PlError::load)?;
@@ -96,66 +99,50 @@ pub fn with_interpreter<T>(
             Some(at) => Ok(backend.slots.remove(at).1),
             None => {
                 stats::interpreter_created(role);
-                new_slot(&backend.runtime, depth).map(Box::new)
+                new_interpreter(&backend.runtime, role, depth).map(Box::new)
             }
         }
     })?;
-    let started = Instant::now();
-    let result = {
-        let _nested = Nested::enter(depth);
-        spi::scope(atomic, || slot.close_abandoned().and_then(|()| f(&mut slot)))
-    };
-    let canceled = matches!(&result, Err(err) if err.code == pgrx::PgSqlErrorCode::ERRCODE_QUERY_CANCELED as i32);
-    let outcome = stats::Outcome {
-        elapsed: started.elapsed(),
-        peak_memory: slot.interpreter.peak_memory(),
-        trapped: slot.broken,
-        canceled,
-    };
-    stats::record(function, role, outcome);
-    let output = slot.interpreter.take_output();
-    if slot.broken {
-        forget_sets(slot.generation);
+    let mut session = Session { guest: interpreter.guest() };
+    let outcome = session.run(function, role, atomic, depth, f);
+    if session.guest.trapped() {
+        forget(session.guest.generation());
     } else {
         let dropped = BACKEND.with(|cell| match cell.borrow_mut().as_mut() {
             Some(backend) => {
-                backend.slots.push((key, slot));
+                backend.slots.push((key, interpreter));
                 // Memory stays bounded however many roles call in: each interpreter holds a few MB,
                 // and one that grew keeps what it grew to (WebAssembly memory does not shrink).
                 // So idle interpreters beside the one just used hold at most one memory_limit.
                 let mut excess = backend.slots.len().saturating_sub(gucs::max_interpreters());
                 let idle = &backend.slots[excess..backend.slots.len() - 1];
-                let mut grown: usize = idle.iter().map(|(_, slot)| slot.interpreter.grown_memory()).sum();
+                let mut grown: usize = idle.iter().map(|(_, interpreter)| interpreter.grown_memory()).sum();
                 while grown > gucs::memory_limit_bytes() {
-                    grown -= backend.slots[excess].1.interpreter.grown_memory();
+                    grown -= backend.slots[excess].1.grown_memory();
                     excess += 1;
                 }
-                backend.slots.drain(..excess).map(|(_, slot)| slot).collect()
+                backend.slots.drain(..excess).map(|(_, mut dropped)| dropped.guest().generation()).collect()
             }
             None => Vec::new(),
         });
-        for slot in dropped {
-            forget_sets(slot.generation);
+        for generation in dropped {
+            forget(generation);
         }
     }
-    Ok((result, output))
+    Ok(outcome)
 }
 
-/// Forgets the sets left to close in a dropped interpreter.
-fn forget_sets(generation: u64) {
+/// Forgets what a dropped interpreter had compiled and the sets it had left to close.
+fn forget(generation: u64) {
+    COMPILED.with(|compiled| compiled.borrow_mut().retain(|&(g, _), _| g != generation));
     ABANDONED.with(|abandoned| abandoned.borrow_mut().retain(|a| a.generation != generation));
 }
 
-fn new_slot(runtime: &Runtime, depth: u32) -> Result<Slot, PlError> {
-    let interpreter = runtime.instantiate(limits(depth > 0)).map_err(|err| match err {
+fn new_interpreter(runtime: &Runtime, role: Oid, depth: u32) -> Result<Interpreter, PlError> {
+    runtime.instantiate(limits(depth > 0), role.to_u32()).map_err(|err| match err {
         GuestError::Trap(kind) => PlError::trap(kind),
         GuestError::Python(err) => PlError::python(err),
-    })?;
-    let generation = GENERATIONS.with(|g| {
-        g.set(g.get() + 1);
-        g.get()
-    });
-    Ok(Slot { interpreter, generation, functions: HashMap::new(), broken: false })
+    })
 }
 
 /// One more guest use on the stack, until dropped (also when a PostgreSQL error unwinds).
@@ -174,20 +161,30 @@ impl Drop for Nested {
     }
 }
 
-/// Most plpywasm calls nested through SQL: each depth keeps an interpreter per role.
+/// Most plpywasm calls nested through SQL.
 const MAX_DEPTH: u32 = 64;
 
-/// A nested guest runs on the same native stack as the ones below it: refuse it unless its whole
-/// WebAssembly stack fits, whatever `max_stack_depth` says, and check PostgreSQL's limit too.
-fn check_stack(depth: u32) -> Result<(), PlError> {
-    let too_deep = || {
-        PlError::new(pgrx::PgSqlErrorCode::ERRCODE_STATEMENT_TOO_COMPLEX, "stack depth limit exceeded")
-            .hint("PL/plpywasm functions calling each other through SQL nest too deeply.")
-    };
+/// The WebAssembly stack a call nested in a running interpreter must find left: room for its
+/// Python frames, and for the queries it runs to nest further.
+const NESTED_STACK: usize = 256 << 10;
+
+fn too_deep() -> PlError {
+    PlError::new(pgrx::PgSqlErrorCode::ERRCODE_STATEMENT_TOO_COMPLEX, "stack depth limit exceeded")
+        .hint("PL/plpywasm functions calling each other through SQL nest too deeply.")
+}
+
+/// Refuses a nested call past MAX_DEPTH or PostgreSQL's `max_stack_depth`.
+fn check_depth(depth: u32) -> Result<(), PlError> {
     if depth >= MAX_DEPTH {
         return Err(too_deep());
     }
     unsafe { pg_sys::check_stack_depth() };
+    Ok(())
+}
+
+/// Another interpreter runs on the same native stack as the ones below it: refuse it unless its
+/// whole WebAssembly stack fits, whatever `max_stack_depth` says.
+fn check_native_stack() -> Result<(), PlError> {
     let here = 0u8;
     // PostgreSQL keeps its stack base private: read it by setting it here and putting it back.
     let base = unsafe {
@@ -209,76 +206,119 @@ fn check_stack(depth: u32) -> Result<(), PlError> {
     Ok(())
 }
 
-impl Slot {
+/// One use of an interpreter: what the handler asks of the guest.
+pub struct Session<'a> {
+    guest: Guest<'a>,
+}
+
+impl Session<'_> {
+    fn run<T>(
+        &mut self,
+        function: Oid,
+        role: Oid,
+        atomic: bool,
+        depth: u32,
+        f: impl FnOnce(&mut Session) -> Result<T, PlError>,
+    ) -> (Result<T, PlError>, Output) {
+        let started = Instant::now();
+        let result = {
+            let _nested = Nested::enter(depth);
+            spi::scope(atomic, || self.close_abandoned().and_then(|()| f(self)))
+        };
+        let canceled = matches!(&result, Err(err) if err.code == pgrx::PgSqlErrorCode::ERRCODE_QUERY_CANCELED as i32);
+        let outcome = stats::Outcome {
+            elapsed: started.elapsed(),
+            peak_memory: self.guest.peak_memory(),
+            trapped: self.guest.trapped(),
+            canceled,
+        };
+        stats::record(function, role, outcome);
+        (result, self.guest.take_output())
+    }
+
+    /// Which interpreter this is: a set being read belongs to the one that started it.
+    pub fn generation(&self) -> u64 {
+        self.guest.generation()
+    }
+
     /// The handle of `procedure` in this interpreter, compiling it if it is new or has changed, and
     /// telling the guest when a call resolved its result to another shape.
     pub fn handle(&mut self, procedure: &Procedure, shape: &[Shape]) -> Result<u32, PlError> {
-        if let Some(compiled) = self.functions.get(&procedure.oid) {
-            let handle = compiled.handle;
-            if compiled.stamp != procedure.stamp {
-                self.functions.remove(&procedure.oid);
-                let forgotten = self.interpreter.forget(handle);
-                self.check_trap(forgotten)?;
-            } else if compiled.shape != shape {
-                let reshaped = self.interpreter.reshape(handle, shape);
+        let key = (self.generation(), procedure.oid);
+        let known = COMPILED.with(|compiled| {
+            compiled.borrow().get(&key).map(|c| (c.handle, c.stamp == procedure.stamp, c.shape == shape))
+        });
+        match known {
+            Some((handle, true, true)) => return Ok(handle),
+            Some((handle, true, false)) => {
+                let reshaped = self.guest.reshape(handle, shape);
                 self.check_trap(reshaped)?;
-                self.functions.get_mut(&procedure.oid).expect("present").shape = shape.to_vec();
-                return Ok(handle);
-            } else {
+                COMPILED.with(|compiled| {
+                    if let Some(c) = compiled.borrow_mut().get_mut(&key) {
+                        c.shape = shape.to_vec();
+                    }
+                });
                 return Ok(handle);
             }
+            Some((handle, false, _)) => {
+                COMPILED.with(|compiled| compiled.borrow_mut().remove(&key));
+                let forgotten = self.guest.forget(handle);
+                self.check_trap(forgotten)?;
+            }
+            None => {}
         }
         let handle = self.compile(procedure, shape)?;
-        self.functions.insert(procedure.oid, Compiled { stamp: procedure.stamp, handle, shape: shape.to_vec() });
+        let entry = Compiled { stamp: procedure.stamp, handle, shape: shape.to_vec() };
+        COMPILED.with(|compiled| compiled.borrow_mut().insert(key, entry));
         Ok(handle)
     }
 
     /// Compiles a body only to check it.
     pub fn check(&mut self, procedure: &Procedure) -> Result<(), PlError> {
         let handle = self.compile(procedure, &[Shape::Void])?;
-        let forgotten = self.interpreter.forget(handle);
+        let forgotten = self.guest.forget(handle);
         self.check_trap(forgotten)
     }
 
     pub fn call(&mut self, handle: u32, args: &[Node]) -> Result<Vec<Node>, PlError> {
-        let result = self.interpreter.call(handle, args);
+        let result = self.guest.call(handle, args);
         self.check_trap(result)
     }
 
     /// A call whose arguments (with the handle) and result cross in marshal's format (see
     /// `convert::marshal`).
     pub fn call_scalar(&mut self, args: &[u8]) -> Result<Vec<u8>, PlError> {
-        let result = self.interpreter.call_scalar(args);
+        let result = self.guest.call_scalar(args);
         self.check_trap(result)
     }
 
     pub fn call_trigger(&mut self, handle: u32, td: &[Node], hidden: &[String]) -> Result<Vec<Node>, PlError> {
-        let result = self.interpreter.call_trigger(handle, td, hidden);
+        let result = self.guest.call_trigger(handle, td, hidden);
         self.check_trap(result)
     }
 
-    /// Starts a set-returning call; its rows are read with [`Slot::next_row`].
+    /// Starts a set-returning call; its rows are read with [`Session::next_row`].
     pub fn call_set(&mut self, handle: u32, args: &[Node]) -> Result<u32, PlError> {
-        let result = self.interpreter.call_set(handle, args);
+        let result = self.guest.call_set(handle, args);
         self.check_trap(result)
     }
 
     /// The next row of a set this interpreter (`generation`) started; none at its end.
     pub fn next_row(&mut self, iterator: u32, generation: u64) -> Result<Option<Vec<Node>>, PlError> {
         self.check_generation(generation)?;
-        let result = self.interpreter.next_row(iterator);
+        let result = self.guest.next_row(iterator);
         self.check_trap(result)
     }
 
-    /// [`Slot::next_row`] for rows that cross in marshal's format (see `convert::marshal`).
+    /// [`Session::next_row`] for rows that cross in marshal's format (see `convert::marshal`).
     pub fn next_plain(&mut self, iterator: u32, generation: u64) -> Result<Option<Vec<u8>>, PlError> {
         self.check_generation(generation)?;
-        let result = self.interpreter.next_plain(iterator);
+        let result = self.guest.next_plain(iterator);
         self.check_trap(result)
     }
 
     fn check_generation(&self, generation: u64) -> Result<(), PlError> {
-        if generation != self.generation {
+        if generation != self.generation() {
             return Err(PlError::new(
                 pgrx::PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                 "the PL/plpywasm interpreter of this set-returning function was discarded while it ran",
@@ -288,7 +328,7 @@ impl Slot {
     }
 
     fn close_abandoned(&mut self) -> Result<(), PlError> {
-        let generation = self.generation;
+        let generation = self.generation();
         let iterators: Vec<u32> = ABANDONED.with(|abandoned| {
             let mut abandoned = abandoned.borrow_mut();
             let mine = abandoned.iter().filter(|a| a.generation == generation).map(|a| a.iterator).collect();
@@ -298,12 +338,12 @@ impl Slot {
         if iterators.is_empty() {
             return Ok(());
         }
-        let closed = self.interpreter.close_sets(&iterators);
+        let closed = self.guest.close_sets(&iterators);
         self.check_trap(closed)
     }
 
     pub fn run_inline(&mut self, body: &str) -> Result<(), PlError> {
-        match self.interpreter.run_inline(body) {
+        match self.guest.run_inline(body) {
             // Only a SyntaxError from compiling the block itself carries a line.
             Err(GuestError::Python(error)) if error.line.is_some() => {
                 Err(PlError::compile("anonymous code block", error))
@@ -314,19 +354,17 @@ impl Slot {
 
     fn compile(&mut self, procedure: &Procedure, shape: &[Shape]) -> Result<u32, PlError> {
         let text_args = procedure.text_args();
-        match self.interpreter.compile(&procedure.name, &procedure.params, &procedure.body, shape, &text_args) {
+        match self.guest.compile(&procedure.name, &procedure.params, &procedure.body, shape, &text_args) {
             Err(GuestError::Python(error)) => Err(PlError::compile(&format!("function \"{}\"", procedure.name), error)),
             other => self.check_trap(other),
         }
     }
 
-    fn check_trap<T>(&mut self, result: Result<T, GuestError>) -> Result<T, PlError> {
+    /// (The guest remembers a trap: the interpreter is dropped once its use ends.)
+    fn check_trap<T>(&self, result: Result<T, GuestError>) -> Result<T, PlError> {
         result.map_err(|error| match error {
             GuestError::Python(error) => PlError::python(error),
-            GuestError::Trap(kind) => {
-                self.broken = true;
-                PlError::trap(kind)
-            }
+            GuestError::Trap(kind) => PlError::trap(kind),
         })
     }
 }

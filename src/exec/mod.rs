@@ -35,17 +35,17 @@ pub unsafe fn call(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
     let nodes = match marshalled {
         // The common case, on the cheap path: plain values in, a plain result out.
         Some(mut args) => {
-            let result = finish(with_interpreter(procedure.oid, atomic, |slot| {
-                marshal::set_handle(&mut args, slot.handle(procedure, &resolved.shape)?);
-                slot.call_scalar(&args)
+            let result = finish(with_interpreter(procedure.oid, atomic, |session| {
+                marshal::set_handle(&mut args, session.handle(procedure, &resolved.shape)?);
+                session.call_scalar(&args)
             }))?;
             marshal::read_result(&result)?
         }
         None => {
             let args = unsafe { args(fcinfo, procedure) }?;
-            finish(with_interpreter(procedure.oid, atomic, |slot| {
-                let handle = slot.handle(procedure, &resolved.shape)?;
-                slot.call(handle, &args)
+            finish(with_interpreter(procedure.oid, atomic, |session| {
+                let handle = session.handle(procedure, &resolved.shape)?;
+                session.call(handle, &args)
             }))?
         }
     };
@@ -106,11 +106,11 @@ unsafe fn call_set(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
     let row = match ready {
         Some(row) => Ok(Some(row)),
         None if state.ended.get() => Ok(None),
-        None => finish(with_interpreter(state.function, true, |slot| {
+        None => finish(with_interpreter(state.function, true, |session| {
             if !state.resolved.plain {
-                return slot.next_row(state.iterator, state.generation);
+                return session.next_row(state.iterator, state.generation);
             }
-            let Some(plain) = slot.next_plain(state.iterator, state.generation)? else { return Ok(None) };
+            let Some(plain) = session.next_plain(state.iterator, state.generation)? else { return Ok(None) };
             let (rows, ended) = marshal::read_rows(&plain)?;
             state.ended.set(ended);
             let mut rows = VecDeque::from(rows);
@@ -151,9 +151,9 @@ unsafe fn start_set(
 ) -> Result<SetState, PlError> {
     let resolved = unsafe { procedure.result(fcinfo) }?;
     let args = unsafe { args(fcinfo, procedure) }?;
-    let (iterator, generation) = finish(with_interpreter(procedure.oid, true, |slot| {
-        let handle = slot.handle(procedure, &resolved.shape)?;
-        Ok((slot.call_set(handle, &args)?, slot.generation))
+    let (iterator, generation) = finish(with_interpreter(procedure.oid, true, |session| {
+        let handle = session.handle(procedure, &resolved.shape)?;
+        Ok((session.call_set(handle, &args)?, session.generation()))
     }))?;
     Ok(SetState {
         function: procedure.oid,
@@ -188,12 +188,12 @@ unsafe extern "C-unwind" fn abandon(arg: Datum) {
 
 /// Runs the body of a `DO` block; `atomic` unless it may commit.
 pub fn run_inline(body: &str, atomic: bool) -> Result<(), PlError> {
-    finish(with_interpreter(pg_sys::Oid::INVALID, atomic, |slot| slot.run_inline(body)))
+    finish(with_interpreter(pg_sys::Oid::INVALID, atomic, |session| session.run_inline(body)))
 }
 
 /// Compiles `procedure`'s body to report syntax errors at `CREATE FUNCTION`.
 pub fn validate(procedure: &Procedure) -> Result<(), PlError> {
-    finish(with_interpreter(pg_sys::Oid::INVALID, true, |slot| slot.check(procedure)))
+    finish(with_interpreter(pg_sys::Oid::INVALID, true, |session| session.check(procedure)))
 }
 
 fn finish<T>(outcome: Result<(Result<T, PlError>, Output), PlError>) -> Result<T, PlError> {

@@ -43,10 +43,10 @@ pub unsafe fn call(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
     let td = unsafe { trigger_data(data, new, old) }?;
     let before = event & pg_sys::TRIGGER_EVENT_TIMINGMASK == pg_sys::TRIGGER_EVENT_BEFORE;
     let hidden = if before && !new.is_null() { unsafe { generated_columns(data.tg_relation) } } else { Vec::new() };
-    let nodes = finish(with_interpreter(procedure.oid, true, |slot| {
+    let nodes = finish(with_interpreter(procedure.oid, true, |session| {
         crate::spi::use_trigger_data(context.cast());
-        let handle = slot.handle(procedure, &row_shape.shape)?;
-        slot.call_trigger(handle, &td, &hidden)
+        let handle = session.handle(procedure, &row_shape.shape)?;
+        session.call_trigger(handle, &td, &hidden)
     }))?;
 
     let mut nodes = nodes.into_iter();

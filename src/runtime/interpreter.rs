@@ -1,11 +1,11 @@
 //! One Python interpreter: a guest instance in its own Store, with its limits and collected output.
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{Engine, ResourceLimiter, Store, Trap, UpdateDeadline};
+use wasmtime::{AsContextMut, Engine, ResourceLimiter, Store, StoreContextMut, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::{host, types, DbError, GuestExports, Node, Plan, Plpywasm, PlpywasmPre, PythonError, Rows, Shape, TextArg, TransactionStep};
-use super::{Canceled, Database};
+use super::bindings::{host, types, GuestExports, Node, Plpywasm, PlpywasmPre, PythonError, Shape, TextArg};
+use super::Database;
 use super::output::{Output, Stream};
 use super::ticker::{Ticker, TICK};
 use std::cell::Cell;
@@ -13,9 +13,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 thread_local! {
+    /// Numbers the interpreters of this backend, never reusing one.
+    static GENERATIONS: Cell<u64> = const { Cell::new(0) };
     /// How much the nested interpreters running now grew during their running calls, together (see
-    /// [`Limits::nested`]): each level of nesting has an interpreter, all alive at once. (What they
-    /// hold from earlier calls is bounded by the backend's rule for idle interpreters.)
+    /// [`Limits::nested`]): a call nested in another role's runs in an interpreter of its own, all
+    /// alive at once. (What they hold from earlier calls is bounded by the backend's rule for idle
+    /// interpreters.)
     static NESTED_GROWTH: Cell<usize> = const { Cell::new(0) };
 }
 
@@ -25,8 +28,8 @@ thread_local! {
 pub struct Limits {
     /// Largest linear memory, in bytes.
     pub memory: usize,
-    /// Runs calls nested in another interpreter's (through SQL): the nested interpreters running at
-    /// once share one `memory` for what they grow while they run.
+    /// Runs calls nested in another interpreter's (through SQL, but not in it: see `lending`): the
+    /// nested interpreters running at once share one `memory` for what they grow while they run.
     pub nested: bool,
     /// Most bytes of stdout + stderr kept per call.
     pub output: usize,
@@ -35,14 +38,29 @@ pub struct Limits {
     pub database: &'static dyn Database,
 }
 
-/// Per-store state: everything the guest's imports reach.
+/// Per-store state: everything the guest's imports reach, and what a call that enters the guest
+/// through a lent store (see `lending`) needs.
 pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
     limiter: Limiter,
     output: Output,
+    output_budget: usize,
     should_stop: fn() -> bool,
-    database: &'static dyn Database,
+    pub(super) database: &'static dyn Database,
+    /// Set once the instance exists.
+    exports: Option<Arc<Plpywasm>>,
+    ticker: Arc<Ticker>,
+    generation: u64,
+    /// Who may borrow the store while it is lent (the backend's role).
+    pub(super) owner: u32,
+    /// Why the guest trapped, once it did: nothing may run in it again.
+    pub(super) trapped: Option<TrapKind>,
+    /// Guest calls running in this store (nested ones entered through a lent store), and the
+    /// native stack's address where the outermost one entered: all of them share its
+    /// `MAX_WASM_STACK`.
+    entered: u32,
+    entry_stack: usize,
 }
 
 impl HostState {
@@ -76,38 +94,6 @@ impl host::Host for HostState {
             self.database.report(level, &line, None, None, None, Vec::new());
         }
         self.database.report(level, &message, detail.as_deref(), hint.as_deref(), sqlstate.as_deref(), fields);
-    }
-
-    fn execute(&mut self, query: String, limit: u64) -> wasmtime::Result<Result<Rows, DbError>> {
-        self.database.execute(&query, limit).map_err(|Canceled| Trap::Interrupt.into())
-    }
-
-    fn prepare(&mut self, query: String, types: Vec<String>) -> wasmtime::Result<Result<Plan, DbError>> {
-        self.database.prepare(&query, &types).map_err(|Canceled| Trap::Interrupt.into())
-    }
-
-    fn execute_plan(&mut self, plan: u32, params: Vec<Node>, limit: u64) -> wasmtime::Result<Result<Rows, DbError>> {
-        self.database.execute_plan(plan, params, limit).map_err(|Canceled| Trap::Interrupt.into())
-    }
-
-    fn free_plan(&mut self, plan: u32) {
-        self.database.free_plan(plan)
-    }
-
-    fn open_cursor(&mut self, query: String, plan: Option<u32>, params: Vec<Node>) -> wasmtime::Result<Result<u32, DbError>> {
-        self.database.open_cursor(&query, plan, params).map_err(|Canceled| Trap::Interrupt.into())
-    }
-
-    fn fetch(&mut self, cursor: u32, count: u64) -> wasmtime::Result<Result<Rows, DbError>> {
-        self.database.fetch(cursor, count).map_err(|Canceled| Trap::Interrupt.into())
-    }
-
-    fn close_cursor(&mut self, cursor: u32) {
-        self.database.close_cursor(cursor)
-    }
-
-    fn transaction(&mut self, step: TransactionStep) -> wasmtime::Result<Result<(), DbError>> {
-        self.database.transaction(step).map_err(|Canceled| Trap::Interrupt.into())
     }
 
     fn quote_ident(&mut self, name: String) -> String {
@@ -203,7 +189,7 @@ pub enum GuestError {
     Trap(TrapKind),
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum TrapKind {
     /// The backend asked it to stop (cancel, timeout, termination).
     Interrupted,
@@ -212,11 +198,9 @@ pub enum TrapKind {
     Other(String),
 }
 
+/// An interpreter the backend owns, idle between its uses.
 pub struct Interpreter {
     store: Store<HostState>,
-    guest: Plpywasm,
-    ticker: Arc<Ticker>,
-    output_budget: usize,
 }
 
 impl Interpreter {
@@ -225,6 +209,7 @@ impl Interpreter {
         pre: &PlpywasmPre<HostState>,
         ticker: Arc<Ticker>,
         limits: Limits,
+        owner: u32,
     ) -> Result<Interpreter, GuestError> {
         let state = HostState {
             wasi: deny_all_wasi(),
@@ -239,8 +224,19 @@ impl Interpreter {
                 refused: false,
             },
             output: Output::with_budget(limits.output),
+            output_budget: limits.output,
             should_stop: limits.should_stop,
             database: limits.database,
+            exports: None,
+            ticker: ticker.clone(),
+            generation: GENERATIONS.with(|g| {
+                g.set(g.get() + 1);
+                g.get()
+            }),
+            owner,
+            trapped: None,
+            entered: 0,
+            entry_stack: 0,
         };
         let mut store = Store::new(engine, state);
         store.limiter(|state| &mut state.limiter);
@@ -253,11 +249,33 @@ impl Interpreter {
             }
         });
         store.set_epoch_deadline(1);
-        let guest = {
+        let exports = {
             let _running = ticker.running();
-            pre.instantiate(&mut store).map_err(|err| trap(err, false))?
+            pre.instantiate(&mut store).map_err(|err| GuestError::Trap(trap(err, false)))?
         };
-        Ok(Interpreter { store, guest, ticker, output_budget: limits.output })
+        store.data_mut().exports = Some(Arc::new(exports));
+        Ok(Interpreter { store })
+    }
+
+    pub fn guest(&mut self) -> Guest<'_> {
+        Guest { store: self.store.as_context_mut() }
+    }
+
+    /// How much the memory grew beyond the snapshot's: what the interpreter holds of its own
+    /// (the snapshot's pages are shared until written), which it keeps until it is dropped.
+    pub fn grown_memory(&self) -> usize {
+        self.store.data().limiter.grown()
+    }
+}
+
+/// An interpreter being used: one the backend owns, or one lent by a running call of it.
+pub struct Guest<'a> {
+    store: StoreContextMut<'a, HostState>,
+}
+
+impl<'a> Guest<'a> {
+    pub(super) fn new(store: StoreContextMut<'a, HostState>) -> Guest<'a> {
+        Guest { store }
     }
 
     pub fn compile(
@@ -317,23 +335,38 @@ impl Interpreter {
         self.store.data().limiter.peak
     }
 
-    /// How much the memory grew beyond the snapshot's: what the interpreter holds of its own
-    /// (the snapshot's pages are shared until written), which it keeps until it is dropped.
-    pub fn grown_memory(&self) -> usize {
-        self.store.data().limiter.grown()
+    /// Which interpreter this is: a number never given to another one in this backend.
+    pub fn generation(&self) -> u64 {
+        self.store.data().generation
+    }
+
+    /// The guest trapped: the interpreter must be dropped.
+    pub fn trapped(&self) -> bool {
+        self.store.data().trapped.is_some()
     }
 
     /// Output written since the last call to this method.
     pub fn take_output(&mut self) -> Output {
-        let fresh = Output::with_budget(self.output_budget);
+        let fresh = Output::with_budget(self.store.data().output_budget);
         std::mem::replace(&mut self.store.data_mut().output, fresh).finish()
+    }
+
+    /// How much of the WebAssembly stack the calls running in this interpreter left: a nested call
+    /// shares what the outermost one was given.
+    pub fn stack_room(&self) -> usize {
+        let state = self.store.data();
+        if state.entered == 0 {
+            return plpywasm_engine::MAX_WASM_STACK;
+        }
+        let used = state.entry_stack.saturating_sub(stack_address());
+        plpywasm_engine::MAX_WASM_STACK.saturating_sub(used)
     }
 
     /// Runs a per-call export, which returns an empty list instead of raising (see the WIT): then
     /// `take-error` tells what it raised, or none at the end of a set.
     fn run_listing<T>(
         &mut self,
-        f: impl FnOnce(&GuestExports, &mut Store<HostState>) -> wasmtime::Result<Vec<T>>,
+        f: impl FnOnce(&GuestExports, &mut StoreContextMut<'a, HostState>) -> wasmtime::Result<Vec<T>>,
     ) -> Result<Option<Vec<T>>, GuestError> {
         self.run(|guest, store| {
             let guest = guest.plpywasm_runtime_guest();
@@ -347,17 +380,32 @@ impl Interpreter {
 
     fn run<T>(
         &mut self,
-        f: impl FnOnce(&Plpywasm, &mut Store<HostState>) -> wasmtime::Result<Result<T, PythonError>>,
+        f: impl FnOnce(&Plpywasm, &mut StoreContextMut<'a, HostState>) -> wasmtime::Result<Result<T, PythonError>>,
     ) -> Result<T, GuestError> {
+        let state = self.store.data_mut();
+        if let Some(kind) = &state.trapped {
+            return Err(GuestError::Trap(kind.clone()));
+        }
+        let (Some(exports), ticker) = (state.exports.clone(), state.ticker.clone()) else {
+            return Err(no_result());
+        };
+        let outermost = state.entered == 0;
+        state.entered += 1;
+        let mut grown_before = 0;
+        if outermost {
+            state.entry_stack = stack_address();
+            let limiter = &mut state.limiter;
+            grown_before = limiter.grown();
+            limiter.refused = false;
+            limiter.running = limiter.nested;
+        }
         self.store.set_epoch_deadline(1);
-        let _running = self.ticker.running();
-        let limiter = &mut self.store.data_mut().limiter;
-        let grown_before = limiter.grown();
-        limiter.refused = false;
-        limiter.running = limiter.nested;
-        let result = f(&self.guest, &mut self.store);
-        let limiter = &mut self.store.data_mut().limiter;
-        if limiter.running {
+        let _running = ticker.running();
+        let result = f(&exports, &mut self.store);
+        let state = self.store.data_mut();
+        state.entered -= 1;
+        let limiter = &mut state.limiter;
+        if outermost && limiter.running {
             limiter.running = false;
             let grown = limiter.grown() - grown_before;
             NESTED_GROWTH.with(|growth| growth.set(growth.get().saturating_sub(grown)));
@@ -365,9 +413,24 @@ impl Interpreter {
         match result {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(GuestError::Python(error)),
-            Err(err) => Err(trap(err, self.store.data().limiter.near_limit())),
+            Err(err) => {
+                // A call nested in this one that trapped ends this one too, and says why.
+                let kind = match state.trapped.clone() {
+                    Some(kind) => kind,
+                    None => trap(err, state.limiter.near_limit()),
+                };
+                state.trapped = Some(kind.clone());
+                Err(GuestError::Trap(kind))
+            }
         }
     }
+}
+
+/// Roughly where the native stack is now.
+#[inline(never)]
+fn stack_address() -> usize {
+    let here = 0u8;
+    std::hint::black_box(&here) as *const u8 as usize
 }
 
 /// A per-call export returned nothing and raised nothing: only a guest whose runtime was tampered
@@ -378,8 +441,8 @@ fn no_result() -> GuestError {
 
 /// What a trap means. A guest that aborts with its memory at the limit ran out of it: CPython and
 /// its bindings abort (an `unreachable` trap) when an allocation fails where they cannot raise.
-fn trap(err: wasmtime::Error, memory_exhausted: bool) -> GuestError {
-    let kind = match err.downcast_ref::<Trap>() {
+fn trap(err: wasmtime::Error, memory_exhausted: bool) -> TrapKind {
+    match err.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => TrapKind::Interrupted,
         Some(Trap::StackOverflow) => TrapKind::StackOverflow,
         Some(Trap::AllocationTooLarge) => TrapKind::OutOfMemory,
@@ -390,8 +453,7 @@ fn trap(err: wasmtime::Error, memory_exhausted: bool) -> GuestError {
             Some(_) => TrapKind::Other("The Python code exited the interpreter (os._exit).".into()),
             None => TrapKind::Other(err.root_cause().to_string()),
         },
-    };
-    GuestError::Trap(kind)
+    }
 }
 
 /// The guest's whole view of the host: no files, no environment, no arguments, no network, no name

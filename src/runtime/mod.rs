@@ -6,6 +6,7 @@
 
 mod bindings;
 mod interpreter;
+mod lending;
 mod output;
 mod poll;
 mod ticker;
@@ -17,7 +18,8 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::Engine;
 
 pub use bindings::{DbError, Interval, Node, Plan, PythonError, Rows, Shape, TextArg, TransactionStep, Zoned};
-pub use interpreter::{GuestError, Interpreter, Limits, TrapKind};
+pub use interpreter::{Guest, GuestError, Interpreter, Limits, TrapKind};
+pub use lending::Borrowed;
 pub use output::{Output, Stream};
 
 use bindings::PlpywasmPre;
@@ -92,7 +94,9 @@ impl Runtime {
             let mut linker = Linker::<HostState>::new(&engine);
             wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
             poll::add_to_linker(&mut linker)?;
-            bindings::Plpywasm::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)?;
+            bindings::types::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)?;
+            bindings::host::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)?;
+            lending::add_to_linker(&mut linker)?;
             PlpywasmPre::new(linker.instantiate_pre(&component)?)
         };
         let pre = link().map_err(|err| LoadError {
@@ -110,8 +114,9 @@ impl Runtime {
         Ok(Runtime { engine, pre, ticker: Arc::new(ticker) })
     }
 
-    /// A fresh interpreter from the guest's pre-initialised snapshot.
-    pub fn instantiate(&self, limits: Limits) -> Result<Interpreter, GuestError> {
-        Interpreter::new(&self.engine, &self.pre, self.ticker.clone(), limits)
+    /// A fresh interpreter from the guest's pre-initialised snapshot, for `owner` (who may borrow
+    /// it while it is lent: see [`Borrowed`]).
+    pub fn instantiate(&self, limits: Limits, owner: u32) -> Result<Interpreter, GuestError> {
+        Interpreter::new(&self.engine, &self.pre, self.ticker.clone(), limits, owner)
     }
 }

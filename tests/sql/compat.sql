@@ -15,6 +15,74 @@ $$;
 SELECT left(sqlstate_of($$SELECT endless_sql_recursion(1)$$), 60);
 SELECT spi_recursive_sum(5);
 
+-- A call nested through SQL runs in its caller's interpreter, as in PL/Python: it sees the GD the
+-- caller set, and so does a trigger fired by the caller's query.
+CREATE FUNCTION gd_set_then_read(v int) RETURNS text LANGUAGE plpywasm AS $$
+GD["shared"] = v
+return "%s %s" % (plpy.execute("SELECT gd_read() AS r")[0]["r"], GD.get("seen_by_trigger"))
+$$;
+CREATE FUNCTION gd_read() RETURNS int LANGUAGE plpywasm AS $$ return GD.get("shared") $$;
+CREATE TABLE gd_log (v int);
+CREATE FUNCTION gd_trigger() RETURNS trigger LANGUAGE plpywasm AS $$
+GD["seen_by_trigger"] = GD.get("shared")
+$$;
+CREATE TRIGGER gd_log_insert BEFORE INSERT ON gd_log FOR EACH ROW EXECUTE FUNCTION gd_trigger();
+CREATE FUNCTION gd_insert(v int) RETURNS int LANGUAGE plpywasm AS $$
+GD["shared"] = v
+plpy.execute("INSERT INTO gd_log VALUES (%d)" % v)
+return GD["seen_by_trigger"]
+$$;
+SELECT gd_set_then_read(7), gd_insert(8), gd_read();
+-- Each level keeps its own arguments, `args` included, and its own result type.
+CREATE FUNCTION args_per_level(n int) RETURNS text LANGUAGE plpywasm AS $$
+inner = plpy.execute("SELECT args_per_level(%d) AS r" % (n - 1))[0]["r"] if n > 0 else ""
+return "%s%d%s;" % (inner, n, args)
+$$;
+CREATE FUNCTION same_any(x anyelement, nest bool) RETURNS anyelement LANGUAGE plpywasm AS $$
+if nest:
+    plpy.execute("SELECT same_any('text'::text, false), same_any(2.5::float8, false)")
+return x
+$$;
+SELECT args_per_level(3), same_any(5, true), same_any(ARRAY[1, 2], true), same_any('q'::text, true);
+-- A nested error the caller catches leaves the interpreter as it was.
+CREATE FUNCTION nested_raises() RETURNS int LANGUAGE plpywasm AS $$ raise KeyError("inner") $$;
+CREATE FUNCTION catch_nested() RETURNS text LANGUAGE plpywasm AS $$
+GD["before"] = 1
+try:
+    plpy.execute("SELECT nested_raises()")
+except plpy.SPIError as e:
+    return "caught %s, GD kept: %s" % (e, GD["before"])
+$$;
+SELECT catch_nested(), gd_read();
+-- A nested call that breaks the interpreter ends its callers too: their frames are in it.
+CREATE FUNCTION nested_exit() RETURNS int LANGUAGE plpywasm AS $$
+import os
+os._exit(3)
+$$;
+CREATE FUNCTION catch_nested_exit() RETURNS text LANGUAGE plpywasm AS $$
+try:
+    plpy.execute("SELECT nested_exit()")
+except BaseException as e:
+    return "went on after %r" % e
+return "went on"
+$$;
+SELECT catch_nested_exit();
+SELECT gd_read() AS fresh_interpreter, gd_set_then_read(9);
+-- Another role's function (SECURITY DEFINER) runs in its owner's interpreter, never the caller's.
+CREATE ROLE gd_owner;
+CREATE FUNCTION gd_owner_read() RETURNS text LANGUAGE plpywasm SECURITY DEFINER AS $$
+GD["owner_calls"] = GD.get("owner_calls", 0) + 1
+return "%s %s" % (GD.get("shared"), plpy.execute("SELECT gd_read() AS r")[0]["r"])
+$$;
+ALTER FUNCTION gd_owner_read() OWNER TO gd_owner;
+CREATE FUNCTION gd_cross_role() RETURNS text LANGUAGE plpywasm AS $$
+GD["shared"] = 10
+return plpy.execute("SELECT gd_owner_read() AS r")[0]["r"]
+$$;
+SELECT gd_cross_role();
+DROP FUNCTION gd_owner_read();
+DROP ROLE gd_owner;
+
 -- A cursor read by iteration and by fetch() gives each row once, in order.
 CREATE FUNCTION cursor_mix_next_and_fetch() RETURNS text LANGUAGE plpywasm AS $$
 cur = plpy.cursor("SELECT i FROM generate_series(1, 250) AS i")

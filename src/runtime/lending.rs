@@ -1,0 +1,135 @@
+//! The guest's queries, and the plpywasm calls they nest, run in the interpreter already running.
+//!
+//! A query the guest runs (`plpy.execute` and the like) may call plpywasm functions. PL/Python
+//! runs those in the caller's interpreter, so that they share `GD`, and so do we: while such a host
+//! call runs, its store is lent here, and a call of the same role borrows it and enters the guest
+//! again. wasmtime allows that of a store that has not trapped, and componentize-py keeps each
+//! export call's state on the native stack. A nested call that traps ends the calls it is nested
+//! in: their guest frames are in the same broken instance.
+
+use std::cell::RefCell;
+
+use wasmtime::component::Linker;
+use wasmtime::{AsContextMut, StoreContextMut, Trap};
+
+use super::bindings::{Node, TransactionStep};
+use super::interpreter::{Guest, HostState};
+use super::{Canceled, Database};
+
+/// The WIT interface of the queries (see `wit/plpywasm.wit`).
+const DATABASE_INTERFACE: &str = "plpywasm:runtime/database@0.12.0";
+
+struct Loan {
+    owner: u32,
+    store: *mut StoreContextMut<'static, HostState>,
+    borrowed: bool,
+}
+
+thread_local! {
+    /// The stores lent by the host calls running now, innermost last.
+    static LOANS: RefCell<Vec<Loan>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Defines the `database` interface: each function runs its query with the store lent.
+pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    let mut database = linker.instance(DATABASE_INTERFACE)?;
+    database.func_wrap("execute", |mut store, (query, limit): (String, u64)| {
+        serve(&mut store, |db| db.execute(&query, limit)).map(|rows| (rows,))
+    })?;
+    database.func_wrap("prepare", |mut store, (query, types): (String, Vec<String>)| {
+        serve(&mut store, |db| db.prepare(&query, &types)).map(|plan| (plan,))
+    })?;
+    database.func_wrap("execute-plan", |mut store, (plan, params, limit): (u32, Vec<Node>, u64)| {
+        serve(&mut store, |db| db.execute_plan(plan, params, limit)).map(|rows| (rows,))
+    })?;
+    database.func_wrap("free-plan", |store, (plan,): (u32,)| {
+        store.data().database.free_plan(plan);
+        Ok(())
+    })?;
+    database.func_wrap("open-cursor", |mut store, (query, plan, params): (String, Option<u32>, Vec<Node>)| {
+        serve(&mut store, |db| db.open_cursor(&query, plan, params)).map(|cursor| (cursor,))
+    })?;
+    database.func_wrap("fetch", |mut store, (cursor, count): (u32, u64)| {
+        serve(&mut store, |db| db.fetch(cursor, count)).map(|rows| (rows,))
+    })?;
+    database.func_wrap("close-cursor", |store, (cursor,): (u32,)| {
+        store.data().database.close_cursor(cursor);
+        Ok(())
+    })?;
+    database.func_wrap("transaction", |mut store, (step,): (TransactionStep,)| {
+        serve(&mut store, |db| db.transaction(step)).map(|done| (done,))
+    })?;
+    Ok(())
+}
+
+/// Runs `query` with `store` lent to the calls it nests. A canceled query, or a nested call that
+/// trapped, stops the guest.
+fn serve<R>(
+    store: &mut StoreContextMut<'_, HostState>,
+    query: impl FnOnce(&'static dyn Database) -> Result<R, Canceled>,
+) -> wasmtime::Result<R> {
+    let database = store.data().database;
+    let result = lend(store, || query(database));
+    if store.data().trapped.is_some() {
+        return Err(Trap::Interrupt.into());
+    }
+    result.map_err(|Canceled| Trap::Interrupt.into())
+}
+
+fn lend<R>(store: &mut StoreContextMut<'_, HostState>, f: impl FnOnce() -> R) -> R {
+    struct Return;
+    impl Drop for Return {
+        fn drop(&mut self) {
+            LOANS.with(|loans| loans.borrow_mut().pop());
+        }
+    }
+    let loan = Loan {
+        owner: store.data().owner,
+        store: (store as *mut StoreContextMut<'_, HostState>).cast(),
+        borrowed: false,
+    };
+    LOANS.with(|loans| loans.borrow_mut().push(loan));
+    let _return = Return;
+    f()
+}
+
+/// A lent store, used by a nested call until dropped.
+pub struct Borrowed {
+    index: usize,
+}
+
+impl Borrowed {
+    /// The running interpreter of `owner` that the innermost lent store is, unless a nested call
+    /// already uses it (a nested call converting its result may call plpywasm functions, outside
+    /// any query of its guest).
+    pub fn find(owner: u32) -> Option<Borrowed> {
+        LOANS.with(|loans| {
+            let mut loans = loans.borrow_mut();
+            let index = loans.iter().rposition(|loan| loan.owner == owner)?;
+            let loan = &mut loans[index];
+            if loan.borrowed {
+                return None;
+            }
+            loan.borrowed = true;
+            Some(Borrowed { index })
+        })
+    }
+
+    pub fn guest(&mut self) -> Guest<'_> {
+        let store = LOANS.with(|loans| loans.borrow()[self.index].store);
+        // SAFETY: the loan outlives `self`: its lender's frame is below ours on the stack and ends
+        // its loan only once the query that runs us has returned. Nothing else uses the store
+        // meanwhile: the lender waits for its query, and `borrowed` keeps other nested calls out.
+        Guest::new(unsafe { (*store).as_context_mut() })
+    }
+}
+
+impl Drop for Borrowed {
+    fn drop(&mut self) {
+        LOANS.with(|loans| {
+            if let Some(loan) = loans.borrow_mut().get_mut(self.index) {
+                loan.borrowed = false;
+            }
+        });
+    }
+}
