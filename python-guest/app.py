@@ -49,7 +49,7 @@ class Guest(exports.Guest):
         return handle
 
     def reshape(self, handle, shape):
-        _procedures[handle].reshape(shape)
+        _procedures[handle] = _procedures[handle].reshaped(shape)
 
     def forget(self, handle):
         procedure = _procedures.pop(handle, None)
@@ -66,7 +66,6 @@ class Guest(exports.Guest):
         try:
             procedure = _procedures[handle]
             out = []
-            # (The encoder is read before the call: a nested call may reshape the procedure.)
             procedure.encode(procedure.call(decode_args(args)), out)
             return out
         except BaseException as exc:
@@ -83,11 +82,9 @@ class Guest(exports.Guest):
                 for position, decode in procedure.text_args:
                     if argv[position] is not None:
                         argv[position] = decode(argv[position])
-            # The result's converters as they are now: a nested call may reshape the procedure.
-            exact, plain = procedure.exact, procedure.plain
             result = procedure.call(argv) if procedure.wants_args else procedure.function(*argv)
-            if type(result) is not exact:
-                result = plain(result)
+            if type(result) is not procedure.exact:
+                result = procedure.plain(result)
             try:
                 return _dumps(result, 2)
             except ValueError:

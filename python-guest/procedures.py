@@ -2,6 +2,7 @@
 
 import ast
 import builtins
+import copy
 import itertools
 import keyword
 import sys
@@ -46,6 +47,13 @@ class Procedure:
     def reshape(self, shape):
         self.encode = values.encoder(shape)
         self.exact, self.plain = values.plain_encoder(shape)
+
+    def reshaped(self, shape):
+        """A copy for results of `shape`. A copy, since the call that asks may be nested in a call
+        of this function, which goes on with the converters it started with."""
+        other = copy.copy(self)
+        other.reshape(shape)
+        return other
 
     def call(self, argv):
         if not self.wants_args:

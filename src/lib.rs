@@ -13,6 +13,7 @@ mod error;
 mod exec;
 mod gucs;
 mod handler;
+mod idmap;
 mod interpreters;
 mod procedure;
 mod runtime;

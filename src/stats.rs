@@ -1,11 +1,12 @@
 //! `plpywasm.stats`: what this backend's plpywasm functions have cost, per function and role.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::time::Duration;
 
 use pgrx::pg_sys::Oid;
 use pgrx::prelude::*;
+
+use crate::idmap::IdMap;
 
 /// One function's uses by one role (function 0: `DO` blocks and validation).
 #[derive(Default, Clone, Copy)]
@@ -26,8 +27,8 @@ pub struct Outcome {
 }
 
 thread_local! {
-    static FUNCTIONS: RefCell<HashMap<(Oid, Oid), Counters>> = RefCell::new(HashMap::new());
-    static CREATIONS: RefCell<HashMap<Oid, i64>> = RefCell::new(HashMap::new());
+    static FUNCTIONS: RefCell<IdMap<(Oid, Oid), Counters>> = RefCell::new(IdMap::default());
+    static CREATIONS: RefCell<IdMap<Oid, i64>> = RefCell::new(IdMap::default());
 }
 
 pub fn record(function: Oid, role: Oid, outcome: Outcome) {
