@@ -345,7 +345,7 @@ class _Cursor:
     def close(self):
         if not self._closed:
             self._closed = True
-            _database.close_cursor(self._id)
+            _spi(_database.close_cursor, self._id)
 
     def __del__(self):
         try:

@@ -328,17 +328,18 @@ impl Database for Spi {
         })
     }
 
-    fn close_cursor(&self, cursor: u32) {
-        let Some(name) = CURSORS.with(|c| c.borrow_mut().remove(&cursor)) else { return };
-        PgTryBuilder::new(|| unsafe {
+    fn close_cursor(&self, cursor: u32) -> Result<Result<(), DbError>, Canceled> {
+        let Some(name) = CURSORS.with(|c| c.borrow_mut().remove(&cursor)) else { return Ok(Ok(())) };
+        // In a subtransaction, as a query: closing runs what the portal had left (a data-modifying
+        // WITH finishes, its AFTER triggers fire), and PostgreSQL refuses to close a portal that
+        // is being read.
+        in_subtransaction(|| unsafe {
             let portal = pg_sys::SPI_cursor_find(name.as_ptr());
             if !portal.is_null() {
                 unpin(portal);
                 pg_sys::SPI_cursor_close(portal);
             }
         })
-        .catch_others(|_| ())
-        .execute();
     }
 
     fn transaction(&self, step: TransactionStep) -> Result<Result<(), DbError>, Canceled> {

@@ -30,7 +30,8 @@ thread_local! {
     static LOANS: RefCell<Vec<Loan>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Defines the `database` interface: each function runs its query with the store lent.
+/// Defines the `database` interface: whatever may run SQL runs with the store lent (freeing a plan
+/// runs none).
 pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     let mut database = linker.instance(DATABASE_INTERFACE)?;
     database.func_wrap("execute", |mut store, (query, limit): (String, u64)| {
@@ -52,9 +53,8 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     database.func_wrap("fetch", |mut store, (cursor, count): (u32, u64)| {
         serve(&mut store, |db| db.fetch(cursor, count)).map(|rows| (rows,))
     })?;
-    database.func_wrap("close-cursor", |store, (cursor,): (u32,)| {
-        store.data().database.close_cursor(cursor);
-        Ok(())
+    database.func_wrap("close-cursor", |mut store, (cursor,): (u32,)| {
+        serve(&mut store, |db| db.close_cursor(cursor)).map(|done| (done,))
     })?;
     database.func_wrap("transaction", |mut store, (step,): (TransactionStep,)| {
         serve(&mut store, |db| db.transaction(step)).map(|done| (done,))

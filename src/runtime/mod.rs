@@ -41,7 +41,7 @@ pub trait Database: Sync {
     /// plpy.cursor, over a query or a prepared statement.
     fn open_cursor(&self, query: &str, plan: Option<u32>, params: Vec<Node>) -> Result<Result<u32, DbError>, Canceled>;
     fn fetch(&self, cursor: u32, count: u64) -> Result<Result<Rows, DbError>, Canceled>;
-    fn close_cursor(&self, cursor: u32);
+    fn close_cursor(&self, cursor: u32) -> Result<Result<(), DbError>, Canceled>;
     /// plpy.subtransaction(), plpy.commit(), plpy.rollback().
     fn transaction(&self, step: TransactionStep) -> Result<Result<(), DbError>, Canceled>;
     /// plpy.quote_ident.

@@ -96,6 +96,21 @@ seen += [r["i"] for r in rest]
 return "%s %s %s %s %s" % (seen == list(range(1, 251)), more.nrows(), more.colnames(), rest.nrows(), len(cur.fetch(5)))
 $$;
 SELECT cursor_mix_next_and_fetch();
+-- Closing a cursor runs SQL too, and can fail: PostgreSQL refuses to close one being read.
+CREATE FUNCTION close_gd_cursor(i int) RETURNS int LANGUAGE plpywasm AS $$
+if i == 3:
+    GD["reading"].close()
+return i
+$$;
+CREATE FUNCTION close_while_reading() RETURNS text LANGUAGE plpywasm AS $$
+GD["reading"] = plpy.cursor("SELECT close_gd_cursor(g) AS x FROM generate_series(1, 10) AS g")
+try:
+    for row in GD["reading"]:
+        pass
+except plpy.spiexceptions.InvalidCursorState as e:
+    return "%s %s" % (e.sqlstate, str(e).split(' "')[0])
+$$;
+SELECT close_while_reading();
 
 -- plpy's message functions take the message by name too, and check the SQLSTATE they are given.
 DO $$
