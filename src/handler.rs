@@ -73,6 +73,7 @@ pub unsafe extern "C-unwind" fn plpywasm_validator(fcinfo: pg_sys::FunctionCallI
 unsafe extern "C-unwind" fn call_handler(fcinfo: pg_sys::FunctionCallInfo, context: *mut ContextArg) -> Datum {
     let oid = unsafe { (*(*fcinfo).flinfo).fn_oid };
     let called = procedure::lookup(oid).and_then(|procedure| {
+        unsafe { exec::check_call(fcinfo, &procedure) }?;
         unsafe { (*context).set_name(&procedure.name) };
         if procedure.is_procedure {
             unsafe { (*context).set_procedure() };

@@ -17,6 +17,18 @@ use crate::interpreters::{abandon_set, with_interpreter};
 use crate::procedure::{Procedure, Resolved};
 use crate::runtime::{Node, Output, Stream};
 
+/// Refuses a call `procedure` cannot take at all before it counts as running (no error context
+/// names it, as in PL/Python): a trigger function called directly.
+///
+/// # Safety
+/// `fcinfo` must be the live call info of a call to `procedure`.
+pub unsafe fn check_call(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> Result<(), PlError> {
+    if procedure.is_trigger() {
+        unsafe { trigger::called_as_trigger(fcinfo) }?;
+    }
+    Ok(())
+}
+
 /// Calls `procedure` with the arguments in `fcinfo`; sets `fcinfo->isnull` for a NULL result.
 ///
 /// # Safety

@@ -16,9 +16,12 @@ use crate::runtime::Node;
 
 const TD_KEYS: [&str; 10] = ["event", "when", "level", "name", "table_name", "table_schema", "relid", "args", "new", "old"];
 
+/// The trigger data a trigger function is called with; refused when it was called directly
+/// (`SELECT f()`).
+///
 /// # Safety
-/// `fcinfo` must be the live call info of a call to `procedure`, a trigger function.
-pub unsafe fn call(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> Result<Datum, PlError> {
+/// `fcinfo` must be the live call info of a call.
+pub unsafe fn called_as_trigger<'a>(fcinfo: pg_sys::FunctionCallInfo) -> Result<&'a pg_sys::TriggerData, PlError> {
     let context = unsafe { (*fcinfo).context };
     if context.is_null() || unsafe { (*context).type_ } != pg_sys::NodeTag::T_TriggerData {
         return Err(PlError::new(
@@ -26,7 +29,13 @@ pub unsafe fn call(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
             "trigger functions can only be called as triggers",
         ));
     }
-    let data = unsafe { &*(context as *const pg_sys::TriggerData) };
+    Ok(unsafe { &*(context as *const pg_sys::TriggerData) })
+}
+
+/// # Safety
+/// `fcinfo` must be the live call info of a call to `procedure`, a trigger function.
+pub unsafe fn call(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> Result<Datum, PlError> {
+    let data = unsafe { called_as_trigger(fcinfo) }?;
     let event = data.tg_event;
     let operation = event & pg_sys::TRIGGER_EVENT_OPMASK;
     let row_level = event & pg_sys::TRIGGER_EVENT_ROW != 0;
@@ -44,7 +53,7 @@ pub unsafe fn call(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
     let before = event & pg_sys::TRIGGER_EVENT_TIMINGMASK == pg_sys::TRIGGER_EVENT_BEFORE;
     let hidden = if before && !new.is_null() { unsafe { generated_columns(data.tg_relation) } } else { Vec::new() };
     let nodes = finish(with_interpreter(procedure.oid, true, |session| {
-        crate::spi::use_trigger_data(context.cast());
+        crate::spi::use_trigger_data((data as *const pg_sys::TriggerData).cast_mut());
         let handle = session.handle(procedure, &row_shape.shape)?;
         session.call_trigger(handle, &td, &hidden)
     }))?;

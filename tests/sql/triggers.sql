@@ -161,6 +161,7 @@ INSERT INTO data_int DEFAULT VALUES;
 SELECT data + 1 AS data_plus_one FROM data_int;
 DROP TABLE data_int;
 
--- A trigger function called directly is refused.
+-- A trigger function called directly is refused, before it runs (no context line, as in PL/Python).
 SELECT sqlstate_of($$SELECT show_td()$$);
+SELECT show_td();
 RESET ROLE;
