@@ -104,7 +104,7 @@ class Guest(exports.Guest):
         except BaseException as exc:
             raise Err(procedures.describe(exc))
 
-    def call_set(self, handle, args):
+    def call_set(self, handle, args, whole):
         try:
             procedure = _procedures[handle]
             result = procedure.call(values.decode_args(args))
@@ -114,9 +114,10 @@ class Guest(exports.Guest):
         iterator = next(_handles)
         # The result's converters as they are now: a nested call may reshape the procedure. Rows of
         # a sequence already made are read ahead (no code runs to produce them); a generator's are
-        # produced one per row the executor asks for, as in PL/Python.
-        ahead = _READ_AHEAD if type(result) in _MATERIALIZED else 1
-        _sets[iterator] = (rows, procedure.encode, procedure.exact, procedure.plain, ahead)
+        # produced one per row the executor asks for, as in PL/Python, unless it asks for all of
+        # them before it uses any (`whole`), when nothing can tell.
+        ahead = _READ_AHEAD if whole or type(result) in _MATERIALIZED else 1
+        _sets[iterator] = (rows, procedure.encode, procedure.exact, procedure.plain, ahead, whole)
         return iterator
 
     def next_row(self, iterator):
@@ -132,10 +133,10 @@ class Guest(exports.Guest):
             return []
 
     def next_plain(self, iterator):
-        rows, _, exact, plain, ahead = _sets[iterator]
+        rows, _, exact, plain, ahead, whole = _sets[iterator]
         if ahead > 1:
             try:
-                return _read_ahead(iterator, rows, exact, plain, ahead)
+                return _read_ahead(iterator, rows, exact, plain, ahead, whole)
             except BaseException as exc:
                 _abandon(iterator, exc)
                 return b""
@@ -171,15 +172,16 @@ _READ_AHEAD_BYTES = 1 << 20
 _INERT = frozenset({type(None), bool, int, float, str, decimal.Decimal})
 
 
-def _read_ahead(iterator, rows, exact, plain, ahead):
-    """`next-plain` for a sequence already made: a tuple of whether the set ends with these rows,
-    then up to `ahead` rows. The first is the one the executor asked for; the others are read
-    ahead only while converting them runs no code of the user's (see _inert), and one that cannot
-    be converted is left for the executor to ask for, which a LIMIT may stop short of."""
+def _read_ahead(iterator, rows, exact, plain, ahead, whole):
+    """`next-plain` for a sequence already made, or a `whole` set: a tuple of whether the set ends
+    with these rows, then up to `ahead` rows. The first is the one the executor asked for; unless
+    it asks for them all anyway (`whole`), the others are read ahead only while converting them
+    runs no code of the user's (see _inert). One that cannot be converted is left for the
+    executor to ask for, which a LIMIT may stop short of."""
     out = [False]
     size = 0
     for row in itertools.islice(rows, ahead):
-        if len(out) > 1 and type(row) is not exact and not _inert(row):
+        if len(out) > 1 and not whole and type(row) is not exact and not _inert(row):
             _step_back(iterator, rows, row)
             return _dump(tuple(out))
         try:
@@ -236,13 +238,22 @@ def _inert(row):
 
 
 def _step_back(iterator, rows, row):
-    """Puts `row`, the last one read, back: a list's or tuple's iterator steps back; a range's
-    (whose rows are ints, so only an error leaves one) is put behind it, once, as the set then ends."""
-    position = rows.__reduce__()[2]
+    """Puts `row`, the last one read, back: a list's or tuple's iterator steps back; before any
+    other iterator (a range's, a generator), it is put in front, which closing passes on."""
+    try:
+        position = rows.__reduce__()[2]
+    except TypeError:
+        # A generator cannot say where it is.
+        position = None
     if position is not None:
         rows.__setstate__(position - 1)
     else:
-        _sets[iterator] = (itertools.chain((row,), rows),) + _sets[iterator][1:]
+        _sets[iterator] = (_put_before(row, rows),) + _sets[iterator][1:]
+
+
+def _put_before(row, rows):
+    yield row
+    yield from rows
 
 
 def _advance(iterator):

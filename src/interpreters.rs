@@ -297,9 +297,10 @@ impl Session<'_> {
         self.check_trap(result)
     }
 
-    /// Starts a set-returning call; its rows are read with [`Session::next_row`].
-    pub fn call_set(&mut self, handle: u32, args: &[Node]) -> Result<u32, PlError> {
-        let result = self.guest.call_set(handle, args);
+    /// Starts a set-returning call; its rows are read with [`Session::next_row`]. `whole`: the
+    /// executor reads them all before it uses one (see the WIT's `call-set`).
+    pub fn call_set(&mut self, handle: u32, args: &[Node], whole: bool) -> Result<u32, PlError> {
+        let result = self.guest.call_set(handle, args, whole);
         self.check_trap(result)
     }
 

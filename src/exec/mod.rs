@@ -107,7 +107,10 @@ unsafe fn call_set(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
         ));
     }
     if unsafe { (*(*fcinfo).flinfo).fn_extra }.is_null() {
-        let state = unsafe { start_set(fcinfo, procedure, rsi) }?;
+        // Only a function in FROM is offered materialize mode as preferred: the executor then reads
+        // the whole set into a tuplestore before it uses a row, and LIMIT cannot stop it early.
+        let whole = unsafe { (*rsi).allowedModes } & pg_sys::SetFunctionReturnMode::SFRM_Materialize_Preferred as i32 != 0;
+        let state = unsafe { start_set(fcinfo, procedure, rsi, whole) }?;
         let funcctx = unsafe { pg_sys::init_MultiFuncCall(fcinfo) };
         unsafe { (*funcctx).user_fctx = Box::into_raw(Box::new(state)).cast() };
         unsafe { pg_sys::RegisterExprContextCallback((*rsi).econtext, Some(abandon), Datum::from((*funcctx).user_fctx)) };
@@ -160,12 +163,13 @@ unsafe fn start_set(
     fcinfo: pg_sys::FunctionCallInfo,
     procedure: &Procedure,
     rsi: *mut pg_sys::ReturnSetInfo,
+    whole: bool,
 ) -> Result<SetState, PlError> {
     let resolved = unsafe { procedure.result(fcinfo) }?;
     let args = unsafe { args(fcinfo, procedure) }?;
     let (iterator, generation) = finish(with_interpreter(procedure.oid, true, |session| {
         let handle = session.handle(procedure, &resolved.shape)?;
-        Ok((session.call_set(handle, &args)?, session.generation()))
+        Ok((session.call_set(handle, &args, whole)?, session.generation()))
     }))?;
     Ok(SetState {
         function: procedure.oid,

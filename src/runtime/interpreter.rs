@@ -310,8 +310,8 @@ impl<'a> Guest<'a> {
         self.run(|guest, store| guest.plpywasm_runtime_guest().call_call_trigger(store, handle, td, hidden))
     }
 
-    pub fn call_set(&mut self, handle: u32, args: &[Node]) -> Result<u32, GuestError> {
-        self.run(|guest, store| guest.plpywasm_runtime_guest().call_call_set(store, handle, args))
+    pub fn call_set(&mut self, handle: u32, args: &[Node], whole: bool) -> Result<u32, GuestError> {
+        self.run(|guest, store| guest.plpywasm_runtime_guest().call_call_set(store, handle, args, whole))
     }
 
     pub fn next_row(&mut self, iterator: u32) -> Result<Option<Vec<Node>>, GuestError> {

@@ -144,6 +144,32 @@ return [1, 2, Loud(3), 4, Loud(5), 6]
 $$;
 SELECT noisy_rows() LIMIT 2;
 SELECT noisy_rows() LIMIT 4;
+-- A generator in FROM is read ahead too: the executor reads the whole set before it uses a row,
+-- so nothing can tell (LIMIT does not stop it early there, as in PL/Python), while in the select
+-- list its rows are still made one per row asked for.
+CREATE FUNCTION counted(n int, fail_at int) RETURNS SETOF text LANGUAGE plpywasm AS $$
+class Loud:
+    def __str__(self):
+        return "loud"
+GD["made"] = 0
+try:
+    for i in range(n):
+        if i == fail_at:
+            raise ValueError("row %d" % i)
+        GD["made"] += 1
+        yield Loud() if i % 100 == 0 else str(i)
+finally:
+    GD["counted_closed"] = GD.get("counted_closed", 0) + 1
+$$;
+CREATE FUNCTION made_and_closed() RETURNS text LANGUAGE plpywasm AS $$ return "%s %s" % (GD["made"], GD.pop("counted_closed", 0)) $$;
+SELECT count(*), count(*) FILTER (WHERE x = 'loud') AS loud, max(x::text) FILTER (WHERE x <> 'loud') FROM counted(2000, -1) AS x;
+SELECT made_and_closed();
+SELECT * FROM counted(2000, -1) LIMIT 2;
+SELECT made_and_closed();
+SELECT counted(2000, -1) LIMIT 2;
+SELECT made_and_closed();
+SELECT count(*) FROM counted(2000, 1500);
+SELECT made_and_closed();
 CREATE FUNCTION rows_of_query() RETURNS TABLE (i int, t text) LANGUAGE plpywasm AS $$
 return plpy.execute("SELECT i, i::text AS t FROM generate_series(1, 2000) AS i")
 $$;
