@@ -9,6 +9,12 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 pub type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 
+/// An empty map, made at compile time: a `const` thread-local skips lazy initialisation on every
+/// access.
+pub const fn new<K, V>() -> IdMap<K, V> {
+    HashMap::with_hasher(BuildHasherDefault::new())
+}
+
 #[derive(Default)]
 pub struct IdHasher(u64);
 

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use pgrx::pg_sys::{self, Oid};
 
-use crate::idmap::IdMap;
+use crate::idmap::{self, IdMap};
 use crate::error::PlError;
 use crate::{gucs, spi, stats};
 use crate::procedure::{Procedure, Stamp};
@@ -47,7 +47,7 @@ thread_local! {
     static BACKEND: RefCell<Option<Backend>> = const { RefCell::new(None) };
     /// What has been compiled into each interpreter, by its generation and the function. Kept
     /// beside the interpreters: a nested call reaches an interpreter through its lent store.
-    static COMPILED: RefCell<IdMap<(u64, Oid), Compiled>> = RefCell::new(IdMap::default());
+    static COMPILED: RefCell<IdMap<(u64, Oid), Compiled>> = const { RefCell::new(idmap::new()) };
     static ABANDONED: RefCell<Vec<Abandoned>> = const { RefCell::new(Vec::new()) };
     /// How many guest uses are running on this backend's stack.
     static DEPTH: Cell<u32> = const { Cell::new(0) };

@@ -6,7 +6,7 @@ use std::rc::Rc;
 use pgrx::pg_sys::{self, Oid};
 use pgrx::{IntoDatum, PgSqlErrorCode};
 
-use crate::idmap::IdMap;
+use crate::idmap::{self, IdMap};
 use crate::convert::{
     attributes_of, check_fits, input_size, marshal, server_cstr_to_string, text_to_string, type_name, FromGuest,
     ToGuest,
@@ -80,7 +80,7 @@ impl Resolved {
 }
 
 thread_local! {
-    static CACHE: RefCell<IdMap<Oid, Rc<Procedure>>> = RefCell::new(IdMap::default());
+    static CACHE: RefCell<IdMap<Oid, Rc<Procedure>>> = const { RefCell::new(idmap::new()) };
 }
 
 /// The function `oid`, from the cache if its `pg_proc` row has not changed since it was read.

@@ -14,7 +14,7 @@ use pgrx::pg_sys::{self, panic::CaughtError, Datum};
 use pgrx::prelude::*;
 use pgrx::{PgSqlErrorCode, PgTryBuilder};
 
-use crate::idmap::IdMap;
+use crate::idmap::{self, IdMap};
 use crate::convert::{
     attribute_name, attributes_of, in_server_encoding, input_size, marshal, message_from_server, type_exists, FromGuest,
     ToGuest,
@@ -99,9 +99,9 @@ thread_local! {
     };
     static EXPLICIT: RefCell<Vec<Explicit>> = const { RefCell::new(Vec::new()) };
     /// Rc: a plan is taken out of the table before it runs, since what it runs may prepare more.
-    static PLANS: RefCell<IdMap<u32, Rc<Prepared>>> = RefCell::new(IdMap::default());
+    static PLANS: RefCell<IdMap<u32, Rc<Prepared>>> = const { RefCell::new(idmap::new()) };
     /// Cursors by handle: the portal's name, looked up anew each time (a portal dies with its transaction).
-    static CURSORS: RefCell<IdMap<u32, CString>> = RefCell::new(IdMap::default());
+    static CURSORS: RefCell<IdMap<u32, CString>> = const { RefCell::new(idmap::new()) };
     /// The portals of cursors opened by the guest uses running now, pinned so that a commit keeps
     /// them (as held cursors), as PL/Python's and PL/pgSQL's cursor loops are kept.
     static PINNED: RefCell<Vec<CString>> = const { RefCell::new(Vec::new()) };

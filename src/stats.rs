@@ -6,7 +6,7 @@ use std::time::Duration;
 use pgrx::pg_sys::Oid;
 use pgrx::prelude::*;
 
-use crate::idmap::IdMap;
+use crate::idmap::{self, IdMap};
 
 /// One function's uses by one role (function 0: `DO` blocks and validation).
 #[derive(Default, Clone, Copy)]
@@ -27,8 +27,8 @@ pub struct Outcome {
 }
 
 thread_local! {
-    static FUNCTIONS: RefCell<IdMap<(Oid, Oid), Counters>> = RefCell::new(IdMap::default());
-    static CREATIONS: RefCell<IdMap<Oid, i64>> = RefCell::new(IdMap::default());
+    static FUNCTIONS: RefCell<IdMap<(Oid, Oid), Counters>> = const { RefCell::new(idmap::new()) };
+    static CREATIONS: RefCell<IdMap<Oid, i64>> = const { RefCell::new(idmap::new()) };
 }
 
 pub fn record(function: Oid, role: Oid, outcome: Outcome) {
