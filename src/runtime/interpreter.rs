@@ -4,12 +4,11 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{AsContextMut, Engine, ResourceLimiter, Store, StoreContextMut, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::{host, types, GuestExports, Node, Plpywasm, PlpywasmPre, PythonError, Shape, TextArg};
+use super::bindings::{host, types, GuestExports, Node, PlpywasmPre, PythonError, Shape, TextArg};
 use super::Database;
 use super::output::{Output, Stream};
 use super::ticker::{Ticker, TICK};
 use std::cell::Cell;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 thread_local! {
@@ -48,9 +47,9 @@ pub struct HostState {
     output_budget: usize,
     should_stop: fn() -> bool,
     pub(super) database: &'static dyn Database,
-    /// Set once the instance exists.
-    exports: Option<Arc<Plpywasm>>,
-    ticker: Arc<Ticker>,
+    /// Set once the instance exists (cloned for each call: it is a few function handles).
+    exports: Option<GuestExports>,
+    ticker: &'static Ticker,
     generation: u64,
     /// Who may borrow the store while it is lent (the backend's role).
     pub(super) owner: u32,
@@ -207,7 +206,7 @@ impl Interpreter {
     pub(super) fn new(
         engine: &Engine,
         pre: &PlpywasmPre<HostState>,
-        ticker: Arc<Ticker>,
+        ticker: &'static Ticker,
         limits: Limits,
         owner: u32,
     ) -> Result<Interpreter, GuestError> {
@@ -228,7 +227,7 @@ impl Interpreter {
             should_stop: limits.should_stop,
             database: limits.database,
             exports: None,
-            ticker: ticker.clone(),
+            ticker,
             generation: GENERATIONS.with(|g| {
                 g.set(g.get() + 1);
                 g.get()
@@ -253,7 +252,7 @@ impl Interpreter {
             let _running = ticker.running();
             pre.instantiate(&mut store).map_err(|err| GuestError::Trap(trap(err, false)))?
         };
-        store.data_mut().exports = Some(Arc::new(exports));
+        store.data_mut().exports = Some(exports.plpywasm_runtime_guest().clone());
         Ok(Interpreter { store })
     }
 
@@ -286,15 +285,15 @@ impl<'a> Guest<'a> {
         shape: &[Shape],
         text_args: &[(u32, TextArg)],
     ) -> Result<u32, GuestError> {
-        self.run(|guest, store| guest.plpywasm_runtime_guest().call_compile(store, name, params, body, shape, text_args))
+        self.run(|guest, store| guest.call_compile(store, name, params, body, shape, text_args))
     }
 
     pub fn reshape(&mut self, handle: u32, shape: &[Shape]) -> Result<(), GuestError> {
-        self.run(|guest, store| guest.plpywasm_runtime_guest().call_reshape(store, handle, shape).map(Ok))
+        self.run(|guest, store| guest.call_reshape(store, handle, shape).map(Ok))
     }
 
     pub fn forget(&mut self, handle: u32) -> Result<(), GuestError> {
-        self.run(|guest, store| guest.plpywasm_runtime_guest().call_forget(store, handle).map(Ok))
+        self.run(|guest, store| guest.call_forget(store, handle).map(Ok))
     }
 
     pub fn call(&mut self, handle: u32, args: &[Node]) -> Result<Vec<Node>, GuestError> {
@@ -307,11 +306,11 @@ impl<'a> Guest<'a> {
     }
 
     pub fn call_trigger(&mut self, handle: u32, td: &[Node], hidden: &[String]) -> Result<Vec<Node>, GuestError> {
-        self.run(|guest, store| guest.plpywasm_runtime_guest().call_call_trigger(store, handle, td, hidden))
+        self.run(|guest, store| guest.call_call_trigger(store, handle, td, hidden))
     }
 
     pub fn call_set(&mut self, handle: u32, args: &[Node], whole: bool) -> Result<u32, GuestError> {
-        self.run(|guest, store| guest.plpywasm_runtime_guest().call_call_set(store, handle, args, whole))
+        self.run(|guest, store| guest.call_call_set(store, handle, args, whole))
     }
 
     pub fn next_row(&mut self, iterator: u32) -> Result<Option<Vec<Node>>, GuestError> {
@@ -323,11 +322,11 @@ impl<'a> Guest<'a> {
     }
 
     pub fn close_sets(&mut self, iterators: &[u32]) -> Result<(), GuestError> {
-        self.run(|guest, store| guest.plpywasm_runtime_guest().call_close_sets(store, iterators).map(Ok))
+        self.run(|guest, store| guest.call_close_sets(store, iterators).map(Ok))
     }
 
     pub fn run_inline(&mut self, body: &str) -> Result<(), GuestError> {
-        self.run(|guest, store| guest.plpywasm_runtime_guest().call_run_inline(store, body))
+        self.run(|guest, store| guest.call_run_inline(store, body))
     }
 
     /// The largest linear memory this interpreter has had, in bytes.
@@ -369,7 +368,6 @@ impl<'a> Guest<'a> {
         f: impl FnOnce(&GuestExports, &mut StoreContextMut<'a, HostState>) -> wasmtime::Result<Vec<T>>,
     ) -> Result<Option<Vec<T>>, GuestError> {
         self.run(|guest, store| {
-            let guest = guest.plpywasm_runtime_guest();
             let list = f(guest, store)?;
             if !list.is_empty() {
                 return Ok(Ok(Some(list)));
@@ -380,13 +378,13 @@ impl<'a> Guest<'a> {
 
     fn run<T>(
         &mut self,
-        f: impl FnOnce(&Plpywasm, &mut StoreContextMut<'a, HostState>) -> wasmtime::Result<Result<T, PythonError>>,
+        f: impl FnOnce(&GuestExports, &mut StoreContextMut<'a, HostState>) -> wasmtime::Result<Result<T, PythonError>>,
     ) -> Result<T, GuestError> {
         let state = self.store.data_mut();
         if let Some(kind) = &state.trapped {
             return Err(GuestError::Trap(kind.clone()));
         }
-        let (Some(exports), ticker) = (state.exports.clone(), state.ticker.clone()) else {
+        let (Some(exports), ticker) = (state.exports.clone(), state.ticker) else {
             return Err(no_result());
         };
         let outermost = state.entered == 0;

@@ -12,7 +12,6 @@ mod poll;
 mod ticker;
 
 use std::path::Path;
-use std::sync::Arc;
 
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::Engine;
@@ -56,7 +55,8 @@ pub struct Canceled;
 pub struct Runtime {
     engine: Engine,
     pre: PlpywasmPre<HostState>,
-    ticker: Arc<Ticker>,
+    /// One per backend, which keeps its runtime to the end.
+    ticker: &'static Ticker,
 }
 
 /// Why the precompiled guest could not be loaded.
@@ -111,12 +111,12 @@ impl Runtime {
         // first use. Start it now, with every signal blocked, so that its threads inherit that mask
         // and PostgreSQL's signals keep going to the backend's own thread.
         ticker::with_signals_blocked(|| wasmtime_wasi::runtime::with_ambient_tokio_runtime(|| ()));
-        Ok(Runtime { engine, pre, ticker: Arc::new(ticker) })
+        Ok(Runtime { engine, pre, ticker: Box::leak(Box::new(ticker)) })
     }
 
     /// A fresh interpreter from the guest's pre-initialised snapshot, for `owner` (who may borrow
     /// it while it is lent: see [`Borrowed`]).
     pub fn instantiate(&self, limits: Limits, owner: u32) -> Result<Interpreter, GuestError> {
-        Interpreter::new(&self.engine, &self.pre, self.ticker.clone(), limits, owner)
+        Interpreter::new(&self.engine, &self.pre, self.ticker, limits, owner)
     }
 }
