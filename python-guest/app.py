@@ -132,6 +132,25 @@ class Guest(exports.Guest):
             _abandon(iterator, exc)
             return []
 
+    def next_rows(self, iterator):
+        entry = _sets.get(iterator)
+        if entry is None:
+            return []
+        rows, encode = entry[0], entry[1]
+        out = []
+        try:
+            for row in itertools.islice(rows, _READ_AHEAD_ROWS):
+                nodes = []
+                encode(row, nodes)
+                out.append(nodes)
+        except BaseException as exc:
+            # The executor would have read on to this error, and the statement fails with it.
+            _abandon(iterator, exc)
+            return []
+        if not out:
+            del _sets[iterator]
+        return out
+
     def next_plain(self, iterator):
         rows, _, exact, plain, ahead, whole = _sets[iterator]
         if ahead > 1:
@@ -167,6 +186,8 @@ _END = object()
 # Results whose rows are read ahead, and how many at a time.
 _MATERIALIZED = (list, tuple, range, plpy._Result)
 _READ_AHEAD = 512
+# Rows that cross as nodes, of a `whole` set, read at a time (see next_rows).
+_READ_AHEAD_ROWS = 128
 _READ_AHEAD_BYTES = 1 << 20
 # Values whose conversion runs no Python code but ours.
 _INERT = frozenset({type(None), bool, int, float, str, decimal.Decimal})

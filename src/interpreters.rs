@@ -311,6 +311,13 @@ impl Session<'_> {
         self.check_trap(result)
     }
 
+    /// [`Session::next_row`] for a set started `whole`: several rows at a time.
+    pub fn next_rows(&mut self, iterator: u32, generation: u64) -> Result<Option<Vec<Vec<Node>>>, PlError> {
+        self.check_generation(generation)?;
+        let result = self.guest.next_rows(iterator);
+        self.check_trap(result)
+    }
+
     /// [`Session::next_row`] for rows that cross in marshal's format (see `convert::marshal`).
     pub fn next_plain(&mut self, iterator: u32, generation: u64) -> Result<Option<Vec<u8>>, PlError> {
         self.check_generation(generation)?;

@@ -81,12 +81,15 @@ unsafe fn args(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> Resul
 
 /// A set being returned row by row (value-per-call mode): the guest holds the iterator, which is
 /// read one row per call, so `LIMIT` stops a generator early. Rows of a sequence the function had
-/// already made come several at a time (see the WIT's `next-plain`) and wait here.
+/// already made, and any rows of a set the executor reads whole, come several at a time (see the
+/// WIT's `next-plain` and `next-rows`) and wait here.
 struct SetState {
     function: pg_sys::Oid,
     iterator: u32,
     generation: u64,
     resolved: Rc<Resolved>,
+    /// The executor reads all rows before it uses one: they may be made ahead (see the WIT's `call-set`).
+    whole: bool,
     econtext: *mut pg_sys::ExprContext,
     read_ahead: RefCell<VecDeque<Vec<Node>>>,
     /// The guest has sent the last row (and released the iterator).
@@ -122,12 +125,19 @@ unsafe fn call_set(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
         Some(row) => Ok(Some(row)),
         None if state.ended.get() => Ok(None),
         None => finish(with_interpreter(state.function, true, |session| {
-            if !state.resolved.plain {
-                return session.next_row(state.iterator, state.generation);
-            }
-            let Some(plain) = session.next_plain(state.iterator, state.generation)? else { return Ok(None) };
-            let (rows, ended) = marshal::read_rows(&plain)?;
-            state.ended.set(ended);
+            let rows = match (state.resolved.plain, state.whole) {
+                (false, false) => return session.next_row(state.iterator, state.generation),
+                (false, true) => {
+                    let Some(rows) = session.next_rows(state.iterator, state.generation)? else { return Ok(None) };
+                    rows
+                }
+                (true, _) => {
+                    let Some(plain) = session.next_plain(state.iterator, state.generation)? else { return Ok(None) };
+                    let (rows, ended) = marshal::read_rows(&plain)?;
+                    state.ended.set(ended);
+                    rows
+                }
+            };
             let mut rows = VecDeque::from(rows);
             let first = rows.pop_front();
             *state.read_ahead.borrow_mut() = rows;
@@ -176,6 +186,7 @@ unsafe fn start_set(
         iterator,
         generation,
         resolved,
+        whole,
         econtext: unsafe { (*rsi).econtext },
         read_ahead: RefCell::new(VecDeque::new()),
         ended: Cell::new(false),

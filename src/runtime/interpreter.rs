@@ -317,6 +317,10 @@ impl<'a> Guest<'a> {
         self.run_listing(|guest, store| guest.call_next_row(store, iterator))
     }
 
+    pub fn next_rows(&mut self, iterator: u32) -> Result<Option<Vec<Vec<Node>>>, GuestError> {
+        self.run_listing(|guest, store| guest.call_next_rows(store, iterator))
+    }
+
     pub fn next_plain(&mut self, iterator: u32) -> Result<Option<Vec<u8>>, GuestError> {
         self.run_listing(|guest, store| guest.call_next_plain(store, iterator))
     }

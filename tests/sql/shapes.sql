@@ -170,6 +170,15 @@ SELECT counted(2000, -1) LIMIT 2;
 SELECT made_and_closed();
 SELECT count(*) FROM counted(2000, 1500);
 SELECT made_and_closed();
+-- So are rows that cross as nodes (here with an array), in batches of their own size.
+CREATE FUNCTION array_rows(n int, bad int) RETURNS TABLE (a int[], b text) LANGUAGE plpywasm AS $$
+for i in range(n):
+    yield ([1, "x"] if i == bad else [i, -i], str(i))
+$$;
+SELECT n, (SELECT count(*) FROM array_rows(n, -1)) AS rows, (SELECT sum(a[2]) FROM array_rows(n, -1)) AS sums
+FROM unnest(ARRAY[0, 1, 127, 128, 129, 1000]) AS n;
+SELECT * FROM array_rows(1000, -1) LIMIT 2;
+SELECT sqlstate_of($$SELECT count(*) FROM array_rows(1000, 300)$$);
 CREATE FUNCTION rows_of_query() RETURNS TABLE (i int, t text) LANGUAGE plpywasm AS $$
 return plpy.execute("SELECT i, i::text AS t FROM generate_series(1, 2000) AS i")
 $$;
