@@ -14,11 +14,11 @@ use std::time::Instant;
 
 use pgrx::pg_sys::{self, Oid};
 
-use crate::idmap::{self, IdMap};
 use crate::error::PlError;
+use crate::idmap::{self, IdMap};
 use crate::{gucs, spi, stats};
 use crate::procedure::{Procedure, Stamp};
-use crate::runtime::{Borrowed, Guest, GuestError, Interpreter, Limits, Node, Output, Runtime, Shape};
+use crate::runtime::{stack_address, Borrowed, Guest, GuestError, Interpreter, Limits, Node, Output, Runtime, Shape};
 
 struct Backend {
     runtime: Runtime,
@@ -185,14 +185,13 @@ fn check_depth(depth: u32) -> Result<(), PlError> {
 /// Another interpreter runs on the same native stack as the ones below it: refuse it unless its
 /// whole WebAssembly stack fits, whatever `max_stack_depth` says.
 fn check_native_stack() -> Result<(), PlError> {
-    let here = 0u8;
     // PostgreSQL keeps its stack base private: read it by setting it here and putting it back.
     let base = unsafe {
         let base = pg_sys::set_stack_base();
         pg_sys::restore_stack_base(base);
         base as usize
     };
-    let used = base.saturating_sub(&here as *const u8 as usize);
+    let used = base.saturating_sub(stack_address());
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     let available = if unsafe { libc::getrlimit(libc::RLIMIT_STACK, &mut limit) } == 0 && limit.rlim_cur != libc::RLIM_INFINITY {
         limit.rlim_cur as usize

@@ -6,12 +6,12 @@ use std::rc::Rc;
 use pgrx::pg_sys::{self, Oid};
 use pgrx::{IntoDatum, PgSqlErrorCode};
 
-use crate::idmap::{self, IdMap};
 use crate::convert::{
     attributes_of, check_fits, input_size, marshal, server_cstr_to_string, text_to_string, type_name, FromGuest,
     ToGuest,
 };
 use crate::error::PlError;
+use crate::idmap::{self, IdMap};
 use crate::runtime::{Node, Shape, TextArg};
 
 /// Identifies one version of a `pg_proc` row: `CREATE OR REPLACE` and `ALTER FUNCTION` change it.

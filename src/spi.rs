@@ -14,11 +14,11 @@ use pgrx::pg_sys::{self, panic::CaughtError, Datum};
 use pgrx::prelude::*;
 use pgrx::{PgSqlErrorCode, PgTryBuilder};
 
-use crate::idmap::{self, IdMap};
 use crate::convert::{
     attribute_name, attributes_of, in_server_encoding, input_size, marshal, message_from_server, type_exists, FromGuest,
     ToGuest,
 };
+use crate::idmap::{self, IdMap};
 use crate::runtime::{Canceled, Database, DbError, Node, Plan, Rows, Shape, TransactionStep};
 
 /// The `Database` every interpreter of this backend uses.

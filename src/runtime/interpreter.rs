@@ -44,7 +44,6 @@ pub struct HostState {
     table: ResourceTable,
     limiter: Limiter,
     output: Output,
-    output_budget: usize,
     should_stop: fn() -> bool,
     pub(super) database: &'static dyn Database,
     /// Set once the instance exists (cloned for each call: it is a few function handles).
@@ -223,7 +222,6 @@ impl Interpreter {
                 refused: false,
             },
             output: Output::with_budget(limits.output),
-            output_budget: limits.output,
             should_stop: limits.should_stop,
             database: limits.database,
             exports: None,
@@ -350,8 +348,7 @@ impl<'a> Guest<'a> {
 
     /// Output written since the last call to this method.
     pub fn take_output(&mut self) -> Output {
-        let fresh = Output::with_budget(self.store.data().output_budget);
-        std::mem::replace(&mut self.store.data_mut().output, fresh).finish()
+        self.store.data_mut().output.take()
     }
 
     /// How much of the WebAssembly stack the calls running in this interpreter left: a nested call
@@ -430,7 +427,7 @@ impl<'a> Guest<'a> {
 
 /// Roughly where the native stack is now.
 #[inline(never)]
-fn stack_address() -> usize {
+pub fn stack_address() -> usize {
     let here = 0u8;
     std::hint::black_box(&here) as *const u8 as usize
 }

@@ -17,7 +17,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::Engine;
 
 pub use bindings::{DbError, Interval, Node, Plan, PythonError, Rows, Shape, TextArg, TransactionStep, Zoned};
-pub use interpreter::{Guest, GuestError, Interpreter, Limits, TrapKind};
+pub use interpreter::{stack_address, Guest, GuestError, Interpreter, Limits, TrapKind};
 pub use lending::Borrowed;
 pub use output::{Output, Stream};
 

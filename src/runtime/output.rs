@@ -49,13 +49,15 @@ impl Output {
         std::mem::take(&mut self.lines)
     }
 
-    /// Ends the call: unterminated last lines count as lines.
-    pub(crate) fn finish(mut self) -> Output {
-        for (stream, partial) in [Stream::Stdout, Stream::Stderr].into_iter().zip(std::mem::take(&mut self.partial)) {
+    /// Ends the call: what it wrote (unterminated last lines count as lines), leaving this empty,
+    /// with the same budget, for the next one.
+    pub(crate) fn take(&mut self) -> Output {
+        let mut done = std::mem::replace(self, Output::with_budget(self.budget));
+        for (stream, partial) in [Stream::Stdout, Stream::Stderr].into_iter().zip(std::mem::take(&mut done.partial)) {
             if !partial.is_empty() {
-                self.lines.push((stream, partial));
+                done.lines.push((stream, partial));
             }
         }
-        self
+        done
     }
 }
