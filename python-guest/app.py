@@ -23,7 +23,6 @@ import values
 from componentize_py_types import Err
 from wit_world import exports
 
-decode_args = values.decode_args
 _loads = marshal.loads
 _dumps = marshal.dumps
 
@@ -37,11 +36,11 @@ _error = None
 
 
 class Guest(exports.Guest):
-    def compile(self, name, params, body, shape, text_args):
+    def compile(self, name, params, body, shape, decodings):
         try:
             procedure = procedures.compile_procedure(name, params, body)
             procedure.reshape(shape)
-            procedure.text_args = values.text_arg_decoders(text_args)
+            procedure.decoders = values.decoders(decodings)
         except BaseException as exc:
             raise Err(procedures.describe(exc, compiling=True))
         handle = next(_handles)
@@ -61,25 +60,25 @@ class Guest(exports.Guest):
     # returns, which costs more than a scalar call's own work. `take_error` hands over what was
     # raised.
 
-    def call(self, handle, args):
-        # The per-call path: no more than a lookup, the conversions and the call itself.
+    def call(self, args):
+        # The per-call path: no more than the conversions and the call itself.
         try:
-            procedure = _procedures[handle]
+            procedure, argv = _arguments(args)
             out = []
-            procedure.encode(procedure.call(decode_args(args)), out)
+            procedure.encode(procedure.call(argv), out)
             return out
         except BaseException as exc:
             _failed(exc)
             return []
 
     def call_scalar(self, args):
-        # The cheapest path: plain values and the handle in, a plain result out, marshalled
-        # (see wit/plpywasm.wit); format version 2, which keeps no table of references.
+        # The cheapest path: a plain result, marshalled (see wit/plpywasm.wit); format version 2,
+        # which keeps no table of references. `_arguments`, inline.
         try:
             argv = _loads(args)
             procedure = _procedures[argv.pop()]
-            if procedure.text_args:
-                for position, decode in procedure.text_args:
+            if procedure.decoders:
+                for position, decode in procedure.decoders:
                     if argv[position] is not None:
                         argv[position] = decode(argv[position])
             result = procedure.call(argv) if procedure.wants_args else procedure.function(*argv)
@@ -104,10 +103,10 @@ class Guest(exports.Guest):
         except BaseException as exc:
             raise Err(procedures.describe(exc))
 
-    def call_set(self, handle, args, whole):
+    def call_set(self, args, whole):
         try:
-            procedure = _procedures[handle]
-            result = procedure.call(values.decode_args(args))
+            procedure, argv = _arguments(args)
+            result = procedure.call(argv)
             rows = procedures.iterate(result)
         except BaseException as exc:
             raise Err(procedures.describe(exc))
@@ -181,6 +180,16 @@ class Guest(exports.Guest):
 
 
 _END = object()
+
+
+def _arguments(args):
+    """The procedure a call's marshalled arguments are for (their last item), and their values."""
+    argv = _loads(args)
+    procedure = _procedures[argv.pop()]
+    for position, decode in procedure.decoders:
+        if argv[position] is not None:
+            argv[position] = decode(argv[position])
+    return procedure, argv
 
 
 # Results whose rows are read ahead, and how many at a time.

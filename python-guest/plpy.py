@@ -179,9 +179,8 @@ class _Result(list):
 def _result(rows):
     """The Result of a query's `rows` (wit/plpywasm.wit), set up here rather than in an __init__:
     list's own is quicker."""
-    reply, nodes = rows
-    status, processed, names, types, typmods, text_args, columns = _loads(reply)
-    result = _Result(_values.decode_rows(names, processed, text_args, columns, nodes))
+    status, processed, names, types, typmods, decodings, columns = _loads(rows)
+    result = _Result(_values.decode_rows(names, processed, decodings, columns))
     result._status = status
     result._nrows = processed
     result._columns = None if names is None else (names, types, typmods)

@@ -25,7 +25,7 @@ _serial = itertools.count(1)
 
 
 class Procedure:
-    __slots__ = ("name", "function", "namespace", "filename", "wants_args", "running", "text_args", "encode", "exact", "plain")
+    __slots__ = ("name", "function", "namespace", "filename", "wants_args", "running", "decoders", "encode", "exact", "plain")
 
     def __init__(self, name, function, namespace, filename):
         self.name = name
@@ -36,8 +36,8 @@ class Procedure:
         self.wants_args = _may_read_args(function.__code__)
         # Calls of it running now: more than one when it calls itself through SQL.
         self.running = 0
-        # (position, decoder) of the arguments that cross `call_scalar` as text.
-        self.text_args = ()
+        # (position, decoder) of the arguments that need decoding once unmarshalled.
+        self.decoders = ()
         # How the result becomes nodes, or a plain marshalled value, set from the result's shape
         # (values.encoder, values.plain_encoder).
         self.encode = None

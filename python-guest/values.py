@@ -1,6 +1,7 @@
 """SQL values ⇄ Python objects: the guest's half of the type mapping.
 
-Arguments arrive as nodes (wit/plpywasm.wit) and are decoded by one table, keyed by node class.
+Arguments and query results arrive marshalled, and a trigger's data as nodes (wit/plpywasm.wit);
+both are decoded by one set of functions, one per kind of value marshal has no type for.
 Results are encoded by an encoder built once per result shape (when a function is compiled, or
 when a call resolves a polymorphic result anew) and run once per call.
 """
@@ -52,7 +53,7 @@ from wit_world.imports.types import (
     Shape_Procedure,
     Shape_Text,
     Shape_Void,
-    TextArg,
+    Decoding,
 )
 
 # numeric and json hold integers of any length; Python's guard against slow int ⇄ str
@@ -79,6 +80,8 @@ _EPOCH_UTC = _EPOCH.replace(tzinfo=datetime.timezone.utc)
 _EPOCH_ORDINAL = _EPOCH.date().toordinal()
 _DAY_US = 86_400_000_000
 _zones = {0: datetime.timezone.utc}
+_zone_epochs = {}
+_timedelta = datetime.timedelta
 
 
 def _zone(offset_seconds):
@@ -113,6 +116,65 @@ _json_value = json.JSONDecoder(parse_float=_json_float).decode
 _json_encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
 
 
+def _uuid(octets):
+    return uuid.UUID(bytes=octets)
+
+
+def _date(days):
+    return datetime.date.fromordinal(_EPOCH_ORDINAL + days)
+
+
+def _timetz(microseconds, offset_seconds):
+    return _time(microseconds, _zone(offset_seconds))
+
+
+# (timedelta's arguments by position: by keyword, they cost more than the rest of a conversion.)
+
+
+def _timestamp(microseconds):
+    return _EPOCH + _timedelta(0, 0, microseconds)
+
+
+def _timestamptz(microseconds, offset_seconds):
+    # The epoch as the zone shows it, plus the time since: no conversion between zones per value.
+    epoch = _zone_epochs.get(offset_seconds)
+    if epoch is None:
+        epoch = _zone_epochs[offset_seconds] = _EPOCH_UTC.astimezone(_zone(offset_seconds))
+    return epoch + _timedelta(0, 0, microseconds)
+
+
+def _interval(days, microseconds):
+    return _timedelta(days, 0, microseconds)
+
+
+# What a tuple in a marshalled value stands for, by its tag: the node's case number.
+_TAGGED = {
+    6: decimal.Decimal,
+    7: _json_value,
+    8: _uuid,
+    9: _date,
+    10: _time,
+    11: _timetz,
+    12: _timestamp,
+    13: _timestamptz,
+    14: _interval,
+    15: _inet,
+    16: ipaddress.ip_network,
+}
+
+
+def _revive(value):
+    """A marshalled value with the values its tuples stand for (see wit/plpywasm.wit's decoding)."""
+    kind = type(value)
+    if kind is tuple:
+        return _TAGGED[value[0]](*value[1:])
+    if kind is list:
+        return [_revive(item) for item in value]
+    if kind is dict:
+        return {name: _revive(item) for name, item in value.items()}
+    return value
+
+
 _value = operator.attrgetter("value")
 
 _DECODERS = {
@@ -125,29 +187,28 @@ _DECODERS = {
     Node_Decimal: lambda node: decimal.Decimal(node.value),
     Node_Json: lambda node: _json_value(node.value),
     Node_Uuid: lambda node: uuid.UUID(int=(node.value[0] << 64) | node.value[1]),
-    Node_Date: lambda node: datetime.date.fromordinal(_EPOCH_ORDINAL + node.value),
+    Node_Date: lambda node: _date(node.value),
     Node_Time: lambda node: _time(node.value),
-    Node_Timetz: lambda node: _time(node.value.microseconds, _zone(node.value.offset_seconds)),
-    Node_Timestamp: lambda node: _EPOCH + datetime.timedelta(microseconds=node.value),
-    Node_Timestamptz: lambda node: (_EPOCH_UTC + datetime.timedelta(microseconds=node.value.microseconds)).astimezone(
-        _zone(node.value.offset_seconds)
-    ),
-    Node_Interval: lambda node: datetime.timedelta(days=node.value.days, microseconds=node.value.microseconds),
+    Node_Timetz: lambda node: _timetz(node.value.microseconds, node.value.offset_seconds),
+    Node_Timestamp: lambda node: _timestamp(node.value),
+    Node_Timestamptz: lambda node: _timestamptz(node.value.microseconds, node.value.offset_seconds),
+    Node_Interval: lambda node: _interval(node.value.days, node.value.microseconds),
     Node_Inet: lambda node: _inet(node.value),
     Node_Cidr: lambda node: ipaddress.ip_network(node.value),
 }
 
 
-_TEXT_ARGS = {
-    TextArg.DECIMAL: decimal.Decimal,
-    TextArg.JSON: _json_value,
+_DECODINGS = {
+    Decoding.DECIMAL: decimal.Decimal,
+    Decoding.JSON: _json_value,
+    Decoding.TAGGED: _revive,
 }
 
 
-def text_arg_decoders(text_args):
-    """(position, decoder) for the values that cross marshalled as text: a call's arguments, a
-    query's columns (wit/plpywasm.wit's text-arg; the kind as a member or its number)."""
-    return tuple((position, _TEXT_ARGS[TextArg(kind)]) for position, kind in text_args)
+def decoders(decodings):
+    """(position, decoder) for the marshalled values that need decoding: a call's arguments, a
+    query's columns (wit/plpywasm.wit's decoding; the kind as a member or its number)."""
+    return tuple((position, _DECODINGS[Decoding(kind)]) for position, kind in decodings)
 
 
 def _decode(node, rest):
@@ -190,39 +251,16 @@ def _nest(flat, dims):
     return flat
 
 
-def decode_args(nodes):
-    """The Python values of a call's arguments (scalars decoded inline: this is the per-call path)."""
-    args = []
-    rest = iter(nodes)
-    for node in rest:
-        decoder = _DECODERS.get(type(node))
-        args.append(decoder(node) if decoder is not None else _decode(node, rest))
-    return args
-
-
-def decode_rows(names, count, text_args, columns, nodes):
+def decode_rows(names, count, decodings, columns):
     """The rows of a query result (wit/plpywasm.wit's `rows`), as an iterable of dicts by column
-    name. Its values come column after column: marshalled `columns`, or `nodes` (a column of
-    plain values packed in one node)."""
+    name, from its marshalled columns."""
     if not names:
         # No result set, or rows without columns (`SELECT FROM t`): a dict each, as PL/Python.
         return () if names is None else ({} for _ in range(count))
     if not count:
         return ()
-    if columns is not None:
-        for position, decode in text_arg_decoders(text_args):
-            columns[position] = [None if value is None else decode(value) for value in columns[position]]
-        return map(_row_maker(names), *columns)
-    rest = iter(nodes)
-    columns = []
-    for _ in names:
-        first = next(rest)
-        if type(first) in _PACKED:
-            columns.append(first.value)
-        else:
-            column = [_decode(first, rest)]
-            column.extend(_decode(next(rest), rest) for _ in range(count - 1))
-            columns.append(column)
+    for position, decode in decoders(decodings):
+        columns[position] = [None if value is None else decode(value) for value in columns[position]]
     return map(_row_maker(names), *columns)
 
 

@@ -279,13 +279,13 @@ impl Session<'_> {
         self.check_trap(forgotten)
     }
 
-    pub fn call(&mut self, handle: u32, args: &[Node]) -> Result<Vec<Node>, PlError> {
-        let result = self.guest.call(handle, args);
+    /// A call whose arguments (with the handle) cross in marshal's format (see `convert::marshal`).
+    pub fn call(&mut self, args: &[u8]) -> Result<Vec<Node>, PlError> {
+        let result = self.guest.call(args);
         self.check_trap(result)
     }
 
-    /// A call whose arguments (with the handle) and result cross in marshal's format (see
-    /// `convert::marshal`).
+    /// A call whose arguments (with the handle) and result cross in marshal's format.
     pub fn call_scalar(&mut self, args: &[u8]) -> Result<Vec<u8>, PlError> {
         let result = self.guest.call_scalar(args);
         self.check_trap(result)
@@ -298,8 +298,8 @@ impl Session<'_> {
 
     /// Starts a set-returning call; its rows are read with [`Session::next_row`]. `whole`: the
     /// executor reads them all before it uses one (see the WIT's `call-set`).
-    pub fn call_set(&mut self, handle: u32, args: &[Node], whole: bool) -> Result<u32, PlError> {
-        let result = self.guest.call_set(handle, args, whole);
+    pub fn call_set(&mut self, args: &[u8], whole: bool) -> Result<u32, PlError> {
+        let result = self.guest.call_set(args, whole);
         self.check_trap(result)
     }
 
@@ -360,8 +360,8 @@ impl Session<'_> {
     }
 
     fn compile(&mut self, procedure: &Procedure, shape: &[Shape]) -> Result<u32, PlError> {
-        let text_args = procedure.text_args();
-        match self.guest.compile(&procedure.name, &procedure.params, &procedure.body, shape, &text_args) {
+        let decodings = procedure.decodings();
+        match self.guest.compile(&procedure.name, &procedure.params, &procedure.body, shape, &decodings) {
             Err(GuestError::Python(error)) => Err(PlError::compile(&format!("function \"{}\"", procedure.name), error)),
             other => self.check_trap(other),
         }

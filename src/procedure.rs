@@ -12,7 +12,7 @@ use crate::convert::{
 };
 use crate::error::PlError;
 use crate::idmap::{self, IdMap};
-use crate::runtime::{Node, Shape, TextArg};
+use crate::runtime::{Decoding, Shape};
 
 /// Identifies one version of a `pg_proc` row: `CREATE OR REPLACE` and `ALTER FUNCTION` change it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -36,8 +36,6 @@ pub struct Procedure {
     /// The arguments whose values may be large, by position, with their type's `typlen` (negative:
     /// varlena or cstring), or `None` for a polymorphic one, whose calls tell.
     sized_args: Vec<(usize, Option<i16>)>,
-    /// Every argument can cross in marshal's format (see `convert::marshal`).
-    marshal_args: bool,
     result: ResultPlan,
     return_type: Oid,
 }
@@ -47,6 +45,30 @@ pub struct Procedure {
 enum Arg {
     Fixed(ToGuest),
     Polymorphic(RefCell<Option<(Oid, Rc<ToGuest>)>>),
+}
+
+/// The converter for the type a call passes a polymorphic argument as, kept while calls pass that type.
+///
+/// # Safety
+/// `fcinfo` must be the live call info of a call to the function the argument is of.
+unsafe fn resolve_arg(
+    fcinfo: pg_sys::FunctionCallInfo,
+    position: usize,
+    cache: &RefCell<Option<(Oid, Rc<ToGuest>)>>,
+) -> Result<Rc<ToGuest>, PlError> {
+    let actual = unsafe { pg_sys::get_fn_expr_argtype((*fcinfo).flinfo, position as i32) };
+    if actual == Oid::INVALID {
+        return Err(PlError::unsupported("could not determine the actual type of a polymorphic argument"));
+    }
+    let mut cache = cache.borrow_mut();
+    if let Some((oid, convert)) = &*cache {
+        if *oid == actual {
+            return Ok(convert.clone());
+        }
+    }
+    let convert = Rc::new(ToGuest::for_type(actual));
+    *cache = Some((actual, convert.clone()));
+    Ok(convert)
 }
 
 /// The result's converter: known from the declaration, or resolved by each call (a polymorphic
@@ -113,7 +135,6 @@ impl Procedure {
             .iter()
             .map(|&t| if is_polymorphic(t) { Arg::Polymorphic(RefCell::new(None)) } else { Arg::Fixed(ToGuest::for_type(t)) })
             .collect();
-        let marshal_args = args.iter().all(|arg| matches!(arg, Arg::Fixed(convert) if convert.marshals()));
         let sized_args = (0..)
             .zip(&types)
             .filter_map(|(position, &t)| {
@@ -135,7 +156,6 @@ impl Procedure {
             arg_types: types,
             args,
             sized_args,
-            marshal_args,
             result: row.result_plan(),
             return_type: form.prorettype,
         })
@@ -163,64 +183,40 @@ impl Procedure {
         Ok(())
     }
 
-    /// Appends the nodes of this call's arguments.
-    ///
-    /// # Safety
-    /// `fcinfo` must be the live call info of a call to this function.
-    pub unsafe fn encode_args(&self, fcinfo: pg_sys::FunctionCallInfo, out: &mut Vec<Node>) -> Result<(), PlError> {
-        unsafe { self.check_arg_sizes(fcinfo) }?;
-        let passed = unsafe { (*fcinfo).args.as_slice((*fcinfo).nargs as usize) };
-        for (position, (arg, passed)) in self.args.iter().zip(passed).enumerate() {
-            match arg {
-                _ if passed.isnull => out.push(Node::Null),
-                Arg::Fixed(convert) => unsafe { convert.encode(passed.value, out) },
-                Arg::Polymorphic(cache) => {
-                    let actual = unsafe { pg_sys::get_fn_expr_argtype((*fcinfo).flinfo, position as i32) };
-                    if actual == Oid::INVALID {
-                        return Err(PlError::unsupported("could not determine the actual type of a polymorphic argument"));
-                    }
-                    let mut cache = cache.borrow_mut();
-                    let convert = match &*cache {
-                        Some((oid, convert)) if *oid == actual => convert.clone(),
-                        _ => {
-                            let convert = Rc::new(ToGuest::for_type(actual));
-                            *cache = Some((actual, convert.clone()));
-                            convert
-                        }
-                    };
-                    drop(cache);
-                    unsafe { convert.encode(passed.value, out) };
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// The arguments that cross marshalled as text, by position, for the guest to decode.
-    pub fn text_args(&self) -> Vec<(u32, TextArg)> {
-        marshal::text_args(self.args.iter().map(|arg| match arg {
+    /// How the guest decodes the arguments that need it, by position (see `convert::marshal`).
+    pub fn decodings(&self) -> Vec<(u32, Decoding)> {
+        marshal::decodings(self.args.iter().map(|arg| match arg {
             Arg::Fixed(convert) => Some(convert),
             Arg::Polymorphic(_) => None,
         }))
     }
 
-    /// This call's arguments in marshal's format, if they can all cross so.
+    /// This call's arguments in marshal's format, with a place for the handle (see
+    /// `marshal::write_args`).
     ///
     /// # Safety
     /// `fcinfo` must be the live call info of a call to this function.
-    pub unsafe fn marshal_args(&self, fcinfo: pg_sys::FunctionCallInfo) -> Result<Option<Vec<u8>>, PlError> {
-        if !self.marshal_args {
-            return Ok(None);
-        }
+    pub unsafe fn marshal_args(&self, fcinfo: pg_sys::FunctionCallInfo) -> Result<Vec<u8>, PlError> {
         unsafe { self.check_arg_sizes(fcinfo) }?;
         let passed = unsafe { (*fcinfo).args.as_slice((*fcinfo).nargs as usize) };
+        let mut resolved = Vec::new();
+        for (position, arg) in self.args.iter().enumerate() {
+            if let Arg::Polymorphic(cache) = arg {
+                resolved.push(unsafe { resolve_arg(fcinfo, position, cache) }?);
+            }
+        }
+        let mut resolved = resolved.iter();
         let args = self.args.iter().zip(passed).map(|(arg, passed)| {
-            let Arg::Fixed(convert) = arg else { unreachable!("marshal_args: every argument is fixed") };
-            (convert, (!passed.isnull).then_some(passed.value))
+            let datum = (!passed.isnull).then_some(passed.value);
+            match arg {
+                Arg::Fixed(convert) => (convert, false, datum),
+                // Decoded as tagged, whatever its type (see `decodings`).
+                Arg::Polymorphic(_) => (&**resolved.next().expect("resolved above"), true, datum),
+            }
         });
         let mut out = Vec::with_capacity(16);
         unsafe { marshal::write_args(args, &mut out) };
-        Ok(Some(out))
+        Ok(out)
     }
 
     /// Refuses arguments too large for the interpreter before they are copied for it.

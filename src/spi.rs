@@ -583,16 +583,16 @@ unsafe extern "C-unwind" fn copy_raised(arg: *mut std::ffi::c_void) {
 unsafe fn take_rows(status: i32) -> Rows {
     let processed = unsafe { pg_sys::SPI_processed };
     let table = unsafe { pg_sys::SPI_tuptable };
-    let (mut reply, mut values) = (Vec::new(), Vec::new());
+    let mut reply = Vec::new();
     marshal::write_list_head(7, &mut reply);
     marshal::write_scalar(&Node::Int(status.into()), &mut reply);
     marshal::write_scalar(&Node::Int(i64::try_from(processed).unwrap_or(i64::MAX)), &mut reply);
     if table.is_null() {
-        // No result set: no names, types, typmods, text-args or columns.
+        // No result set: no names, types, typmods, decodings or columns.
         for _ in 0..5 {
             marshal::write_scalar(&Node::Null, &mut reply);
         }
-        return (reply, values);
+        return reply;
     }
     unsafe {
         let tupdesc = (*table).tupdesc;
@@ -626,22 +626,13 @@ unsafe fn take_rows(status: i32) -> Rows {
         marshal::write_list(attributes.iter().map(|attribute| Node::Int(attribute.atttypid.to_u32().into())), &mut reply);
         marshal::write_list(attributes.iter().map(|attribute| Node::Int(attribute.atttypmod.into())), &mut reply);
         let converters: Vec<ToGuest> = attributes.iter().map(|attribute| ToGuest::for_type(attribute.atttypid)).collect();
-        if converters.iter().all(ToGuest::marshals) {
-            // Column after column, in marshal's format (see convert::marshal).
-            marshal::write_text_args(&marshal::text_args(converters.iter().map(Some)), &mut reply);
-            marshal::write_list_head(converters.len(), &mut reply);
-            for (i, convert) in converters.iter().enumerate() {
-                marshal::write_column(convert, column(i), &mut reply);
-            }
-        } else {
-            marshal::write_text_args(&[], &mut reply);
-            marshal::write_scalar(&Node::Null, &mut reply);
-            // Column after column: a column of integers, floats or strings crosses as one node.
-            for (i, convert) in converters.iter().enumerate() {
-                convert.encode_all(column(i), &mut values);
-            }
+        // Column after column, in marshal's format (see convert::marshal).
+        marshal::write_decodings(&marshal::decodings(converters.iter().map(Some)), &mut reply);
+        marshal::write_list_head(converters.len(), &mut reply);
+        for (i, convert) in converters.iter().enumerate() {
+            marshal::write_column(convert, column(i), &mut reply);
         }
         pg_sys::SPI_freetuptable(table);
     }
-    (reply, values)
+    reply
 }

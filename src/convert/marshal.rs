@@ -1,16 +1,15 @@
 //! Values in Python's `marshal` format: one byte string, which the guest reads and writes with
 //! `marshal`, instead of a node per value — far fewer steps through the bindings, which cost more
-//! than the conversions themselves. Arguments and query-result columns cross so where they are
-//! plain scalars (bool, integer, float, string), arrays of them (nested lists), numerics or json
-//! (as text, which the guest decodes); results and set rows where they are plain scalars (json as
-//! its text) or rows of them.
+//! than the conversions themselves. Arguments and query results always cross so (tagged as
+//! wit/plpywasm.wit's `decoding` says); results and set rows where they are plain scalars (json
+//! as its text) or rows of them.
 
 use pgrx::pg_sys::Datum;
 use pgrx::PgSqlErrorCode;
 
 use super::{malformed, unpack, ToGuest};
 use crate::error::PlError;
-use crate::runtime::{Node, Shape, TextArg};
+use crate::runtime::{Decoding, Node, Shape};
 
 // marshal's type codes (CPython's Python/marshal.c); writers may set FLAG_REF on any of them.
 const FLAG_REF: u8 = 0x80;
@@ -21,6 +20,7 @@ const INT: u8 = b'i';
 const LONG: u8 = b'l';
 const BINARY_FLOAT: u8 = b'g';
 const UNICODE: u8 = b'u';
+const BYTES: u8 = b's';
 const INTERNED: u8 = b't';
 const ASCII: u8 = b'a';
 const ASCII_INTERNED: u8 = b'A';
@@ -29,48 +29,36 @@ const SHORT_ASCII_INTERNED: u8 = b'Z';
 const LIST: u8 = b'[';
 const TUPLE: u8 = b'(';
 const SMALL_TUPLE: u8 = b')';
+const DICT: u8 = b'{';
+/// Ends a dict.
+const NULL: u8 = b'0';
 const ELLIPSIS: u8 = b'.';
 /// A long's digits are 15 bits wide.
 const LONG_SHIFT: u32 = 15;
 
 impl ToGuest {
-    /// Whether arguments of this type can cross in marshal's format.
-    pub fn marshals(&self) -> bool {
+    /// How the guest decodes an unmarshalled argument or column of this type, if it must.
+    pub fn decoding(&self) -> Option<Decoding> {
         match self {
-            ToGuest::Array(array) => array.element().is_scalar(),
-            _ => self.is_scalar() || self.text_arg().is_some(),
-        }
-    }
-
-    /// For a type that crosses marshalled as its text: the Python value the guest makes of it.
-    pub fn text_arg(&self) -> Option<TextArg> {
-        match self {
-            ToGuest::Numeric(_) => Some(TextArg::Decimal),
-            ToGuest::Json(_) => Some(TextArg::Json),
+            ToGuest::Numeric(_) => Some(Decoding::Decimal),
+            ToGuest::Json(_) => Some(Decoding::Json),
+            ToGuest::Uuid | ToGuest::DateTime(_) | ToGuest::Inet(_) | ToGuest::Cidr(_) | ToGuest::Row(_) => {
+                Some(Decoding::Tagged)
+            }
+            // Numeric and json elements are tagged too.
+            ToGuest::Array(array) => array.element().decoding().map(|_| Decoding::Tagged),
             _ => None,
         }
     }
-
-    /// Whether values of this type are plain scalars, which marshal holds as they are.
-    pub fn is_scalar(&self) -> bool {
-        matches!(
-            self,
-            ToGuest::Bool
-                | ToGuest::Int2
-                | ToGuest::Int4
-                | ToGuest::Int8
-                | ToGuest::Oid
-                | ToGuest::Float4
-                | ToGuest::Float8
-                | ToGuest::Text
-                | ToGuest::Name
-        )
-    }
 }
 
-/// The text-args among values of these types (none where the type is not fixed), by position.
-pub fn text_args<'a>(converters: impl Iterator<Item = Option<&'a ToGuest>>) -> Vec<(u32, TextArg)> {
-    (0..).zip(converters).filter_map(|(position, convert)| Some((position, convert?.text_arg()?))).collect()
+/// The decodings of values of these types (`None` for a type decoded as tagged: a polymorphic
+/// argument's, which each call tells), by position.
+pub fn decodings<'a>(converters: impl Iterator<Item = Option<&'a ToGuest>>) -> Vec<(u32, Decoding)> {
+    (0..)
+        .zip(converters)
+        .filter_map(|(position, convert)| Some((position, convert.map_or(Some(Decoding::Tagged), ToGuest::decoding)?)))
+        .collect()
 }
 
 /// Whether a result of this shape can come back in marshal's format: a plain scalar (json as its
@@ -86,15 +74,16 @@ pub fn is_plain_shape(shape: &[Shape]) -> bool {
 }
 
 /// The arguments as a marshalled list (which becomes `args` as it is), then a place for the
-/// function's handle, which the interpreter that runs the call fills in with [`set_handle`].
+/// function's handle, which the interpreter that runs the call fills in with [`set_handle`]. An
+/// argument whose converter is `tagged` is written as if nested in another value.
 ///
 /// # Safety
-/// Each Datum must be a valid value of its converter's type, which [`ToGuest::marshals`].
-pub unsafe fn write_args<'a>(args: impl ExactSizeIterator<Item = (&'a ToGuest, Option<Datum>)>, out: &mut Vec<u8>) {
+/// Each Datum must be a valid value of its converter's type.
+pub unsafe fn write_args<'a>(args: impl ExactSizeIterator<Item = (&'a ToGuest, bool, Option<Datum>)>, out: &mut Vec<u8>) {
     write_list_head(args.len() + 1, out);
     let mut nodes = Vec::with_capacity(1);
-    for (convert, datum) in args {
-        unsafe { write_value(convert, datum, &mut nodes, out) };
+    for (convert, tagged, datum) in args {
+        unsafe { write_value(convert, datum, tagged, &mut nodes, out) };
     }
     out.push(INT);
     out.extend_from_slice(&0u32.to_le_bytes());
@@ -103,32 +92,85 @@ pub unsafe fn write_args<'a>(args: impl ExactSizeIterator<Item = (&'a ToGuest, O
 /// A query result's column, as a marshalled list.
 ///
 /// # Safety
-/// Each Datum must be a valid value of the converter's type, which [`ToGuest::marshals`].
+/// Each Datum must be a valid value of the converter's type.
 pub unsafe fn write_column(convert: &ToGuest, values: impl ExactSizeIterator<Item = Option<Datum>>, out: &mut Vec<u8>) {
     write_list_head(values.len(), out);
     let mut nodes = Vec::with_capacity(1);
     for datum in values {
-        unsafe { write_value(convert, datum, &mut nodes, out) };
+        unsafe { write_value(convert, datum, false, &mut nodes, out) };
     }
 }
 
 /// One value; `nodes` is scratch space.
-unsafe fn write_value(convert: &ToGuest, datum: Option<Datum>, nodes: &mut Vec<Node>, out: &mut Vec<u8>) {
+unsafe fn write_value(convert: &ToGuest, datum: Option<Datum>, tagged: bool, nodes: &mut Vec<Node>, out: &mut Vec<u8>) {
     let Some(datum) = datum else {
         return out.push(NONE);
     };
     unsafe { convert.encode(datum, nodes) };
     let mut nodes = nodes.drain(..);
-    match nodes.next().expect("a converter makes a node") {
-        Node::Array(dims) => {
-            // The elements: one packed node, or a node each.
-            let mut elements = nodes.flat_map(|node| match node {
-                Node::Ints(_) | Node::Floats(_) | Node::Texts(_) => unpack(node).unwrap_or_default(),
-                node => vec![node],
-            });
-            write_array(&dims, &mut elements, out);
+    let head = nodes.next().expect("a converter makes a node");
+    write_node(head, &mut nodes, tagged, out);
+}
+
+/// The value whose head is `node`, its parts taken from `rest`; `nested` in another (or tagged),
+/// numeric and json are tagged, not bare text.
+fn write_node(node: Node, rest: &mut impl Iterator<Item = Node>, nested: bool, out: &mut Vec<u8>) {
+    // A node's case number, the tag of a tuple that stands for a value marshal has no type for.
+    const DECIMAL: i64 = 6;
+    const JSON: i64 = 7;
+    const UUID: i64 = 8;
+    const DATE: i64 = 9;
+    const TIME: i64 = 10;
+    const TIMETZ: i64 = 11;
+    const TIMESTAMP: i64 = 12;
+    const TIMESTAMPTZ: i64 = 13;
+    const INTERVAL: i64 = 14;
+    const INET: i64 = 15;
+    const CIDR: i64 = 16;
+    match node {
+        Node::Decimal(text) if nested => write_tuple(&[Node::Int(DECIMAL), Node::Text(text)], out),
+        Node::Json(text) if nested => write_tuple(&[Node::Int(JSON), Node::Text(text)], out),
+        Node::Uuid((high, low)) => {
+            let bytes = [high.to_be_bytes(), low.to_be_bytes()].concat();
+            write_tuple(&[Node::Int(UUID), Node::Bytes(bytes)], out)
+        }
+        Node::Date(days) => write_tuple(&[Node::Int(DATE), Node::Int(days.into())], out),
+        Node::Time(microseconds) => write_tuple(&[Node::Int(TIME), Node::Int(microseconds)], out),
+        Node::Timetz(zoned) => write_tuple(
+            &[Node::Int(TIMETZ), Node::Int(zoned.microseconds), Node::Int(zoned.offset_seconds.into())],
+            out,
+        ),
+        Node::Timestamp(microseconds) => write_tuple(&[Node::Int(TIMESTAMP), Node::Int(microseconds)], out),
+        Node::Timestamptz(zoned) => write_tuple(
+            &[Node::Int(TIMESTAMPTZ), Node::Int(zoned.microseconds), Node::Int(zoned.offset_seconds.into())],
+            out,
+        ),
+        Node::Interval(interval) => write_tuple(
+            &[Node::Int(INTERVAL), Node::Int(interval.days.into()), Node::Int(interval.microseconds)],
+            out,
+        ),
+        Node::Inet(text) => write_tuple(&[Node::Int(INET), Node::Text(text)], out),
+        Node::Cidr(text) => write_tuple(&[Node::Int(CIDR), Node::Text(text)], out),
+        Node::Array(dims) => write_array(&dims, rest, out),
+        Node::Composite(names) => {
+            out.push(DICT);
+            for name in names {
+                write_scalar(&Node::Text(name), out);
+                let value = rest.next().unwrap_or(Node::Null);
+                write_node(value, rest, true, out);
+            }
+            out.push(NULL);
         }
         node => write_scalar(&node, out),
+    }
+}
+
+/// A tuple of plain scalars.
+fn write_tuple(items: &[Node], out: &mut Vec<u8>) {
+    out.push(SMALL_TUPLE);
+    out.push(items.len() as u8);
+    for item in items {
+        write_scalar(item, out);
     }
 }
 
@@ -140,10 +182,10 @@ pub fn write_list(items: impl ExactSizeIterator<Item = Node>, out: &mut Vec<u8>)
     }
 }
 
-/// `text_args` as a list of (position, kind) pairs, the kind as its number.
-pub fn write_text_args(text_args: &[(u32, TextArg)], out: &mut Vec<u8>) {
-    write_list_head(text_args.len(), out);
-    for &(position, kind) in text_args {
+/// `decodings` as a list of (position, kind) pairs, the kind as its number.
+pub fn write_decodings(decodings: &[(u32, Decoding)], out: &mut Vec<u8>) {
+    write_list_head(decodings.len(), out);
+    for &(position, kind) in decodings {
         write_list([Node::Int(position.into()), Node::Int(kind as i64)].into_iter(), out);
     }
 }
@@ -153,17 +195,39 @@ pub fn write_list_head(len: usize, out: &mut Vec<u8>) {
     out.extend_from_slice(&(len as i32).to_le_bytes());
 }
 
-/// An array's elements (plain scalars, in row-major order) as nested lists of its dimensions.
-fn write_array(dims: &[u32], elements: &mut impl Iterator<Item = Node>, out: &mut Vec<u8>) {
-    let Some((&len, inner)) = dims.split_first() else {
+/// An array whose head node had these dimensions, as nested lists; its elements follow in
+/// `rest`, row-major: packed in one node, or a value each.
+fn write_array(dims: &[u32], rest: &mut impl Iterator<Item = Node>, out: &mut Vec<u8>) {
+    if dims.is_empty() {
         return write_list_head(0, out);
+    }
+    match rest.next() {
+        Some(packed @ (Node::Ints(_) | Node::Floats(_) | Node::Texts(_))) => {
+            let mut elements = unpack(packed).unwrap_or_default().into_iter();
+            write_nested(dims, &mut |out| write_scalar(&elements.next().unwrap_or(Node::Null), out), out);
+        }
+        first => {
+            let mut first = first;
+            write_nested(
+                dims,
+                &mut |out| {
+                    let element = first.take().or_else(|| rest.next()).unwrap_or(Node::Null);
+                    write_node(element, rest, true, out)
+                },
+                out,
+            );
+        }
+    }
+}
+
+/// Nested lists of these dimensions, whose elements `element` writes in row-major order.
+fn write_nested(dims: &[u32], element: &mut impl FnMut(&mut Vec<u8>), out: &mut Vec<u8>) {
+    let Some((&len, inner)) = dims.split_first() else {
+        return element(out);
     };
     write_list_head(len as usize, out);
     for _ in 0..len {
-        match inner {
-            [] => write_scalar(&elements.next().unwrap_or(Node::Null), out),
-            _ => write_array(inner, elements, out),
-        }
+        write_nested(inner, element, out);
     }
 }
 
@@ -173,7 +237,7 @@ pub fn set_handle(args: &mut [u8], handle: u32) {
     args[at..].copy_from_slice(&(handle as i32).to_le_bytes());
 }
 
-/// A plain scalar (bool, int, float, string; NULL for any other node).
+/// A plain scalar (bool, int, float, string, bytes; NULL for any other node).
 pub fn write_scalar(node: &Node, out: &mut Vec<u8>) {
     match node {
         Node::Boolean(true) => out.push(TRUE),
@@ -193,6 +257,11 @@ pub fn write_scalar(node: &Node, out: &mut Vec<u8>) {
             out.push(UNICODE);
             out.extend_from_slice(&(text.len() as i32).to_le_bytes());
             out.extend_from_slice(text.as_bytes());
+        }
+        Node::Bytes(bytes) => {
+            out.push(BYTES);
+            out.extend_from_slice(&(bytes.len() as i32).to_le_bytes());
+            out.extend_from_slice(bytes);
         }
         _ => out.push(NONE),
     }

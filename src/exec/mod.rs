@@ -42,25 +42,16 @@ pub unsafe fn call(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
     }
     let resolved = unsafe { procedure.result(fcinfo) }?;
     let atomic = unsafe { is_atomic(fcinfo) };
-    // Marshalled only where the result can come back so: otherwise the arguments cross as nodes.
-    let marshalled = if resolved.plain { unsafe { procedure.marshal_args(fcinfo) }? } else { None };
-    let nodes = match marshalled {
-        // The common case, on the cheap path: plain values in, a plain result out.
-        Some(mut args) => {
-            let result = finish(with_interpreter(procedure.oid, atomic, |session| {
-                marshal::set_handle(&mut args, session.handle(procedure, &resolved.shape)?);
-                session.call_scalar(&args)
-            }))?;
-            marshal::read_result(&result)?
+    let mut args = unsafe { procedure.marshal_args(fcinfo) }?;
+    let nodes = finish(with_interpreter(procedure.oid, atomic, |session| {
+        marshal::set_handle(&mut args, session.handle(procedure, &resolved.shape)?);
+        if !resolved.plain {
+            return session.call(&args);
         }
-        None => {
-            let args = unsafe { args(fcinfo, procedure) }?;
-            finish(with_interpreter(procedure.oid, atomic, |session| {
-                let handle = session.handle(procedure, &resolved.shape)?;
-                session.call(handle, &args)
-            }))?
-        }
-    };
+        // The common case, on the cheapest path: a plain result.
+        let result = session.call_scalar(&args)?;
+        marshal::read_result(&result)
+    }))?;
     let (datum, is_null) = making(RETURN_VALUE, || resolved.convert.decode_result(nodes))?;
     unsafe { (*fcinfo).isnull = is_null };
     Ok(datum)
@@ -71,12 +62,6 @@ unsafe fn is_atomic(fcinfo: pg_sys::FunctionCallInfo) -> bool {
     let context = unsafe { (*fcinfo).context };
     let call = !context.is_null() && unsafe { (*context).type_ } == pg_sys::NodeTag::T_CallContext;
     !(call && !unsafe { (*(context as *const pg_sys::CallContext)).atomic })
-}
-
-unsafe fn args(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> Result<Vec<Node>, PlError> {
-    let mut args = Vec::with_capacity(unsafe { (*fcinfo).nargs } as usize);
-    unsafe { procedure.encode_args(fcinfo, &mut args) }?;
-    Ok(args)
 }
 
 /// A set being returned row by row (value-per-call mode): the guest holds the iterator, which is
@@ -176,10 +161,10 @@ unsafe fn start_set(
     whole: bool,
 ) -> Result<SetState, PlError> {
     let resolved = unsafe { procedure.result(fcinfo) }?;
-    let args = unsafe { args(fcinfo, procedure) }?;
+    let mut args = unsafe { procedure.marshal_args(fcinfo) }?;
     let (iterator, generation) = finish(with_interpreter(procedure.oid, true, |session| {
-        let handle = session.handle(procedure, &resolved.shape)?;
-        Ok((session.call_set(handle, &args, whole)?, session.generation()))
+        marshal::set_handle(&mut args, session.handle(procedure, &resolved.shape)?);
+        Ok((session.call_set(&args, whole)?, session.generation()))
     }))?;
     Ok(SetState {
         function: procedure.oid,

@@ -13,6 +13,6 @@ wasmtime::component::bindgen!({
 });
 
 pub use exports::plpywasm::runtime::guest::{Guest as GuestExports, Node, PythonError, Shape};
-pub use plpywasm::runtime::types::{DbError, Interval, Rows, TextArg, Zoned};
+pub use plpywasm::runtime::types::{DbError, Decoding, Interval, Rows, Zoned};
 pub use plpywasm::runtime::database::{Plan, TransactionStep};
 pub use plpywasm::runtime::{host, types};

@@ -4,7 +4,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{AsContextMut, Engine, ResourceLimiter, Store, StoreContextMut, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::{host, types, GuestExports, Node, PlpywasmPre, PythonError, Shape, TextArg};
+use super::bindings::{host, types, GuestExports, Node, PlpywasmPre, Decoding, PythonError, Shape};
 use super::Database;
 use super::output::{Output, Stream};
 use super::ticker::{Ticker, TICK};
@@ -281,9 +281,9 @@ impl<'a> Guest<'a> {
         params: &[String],
         body: &str,
         shape: &[Shape],
-        text_args: &[(u32, TextArg)],
+        decodings: &[(u32, Decoding)],
     ) -> Result<u32, GuestError> {
-        self.run(|guest, store| guest.call_compile(store, name, params, body, shape, text_args))
+        self.run(|guest, store| guest.call_compile(store, name, params, body, shape, decodings))
     }
 
     pub fn reshape(&mut self, handle: u32, shape: &[Shape]) -> Result<(), GuestError> {
@@ -294,11 +294,11 @@ impl<'a> Guest<'a> {
         self.run(|guest, store| guest.call_forget(store, handle).map(Ok))
     }
 
-    pub fn call(&mut self, handle: u32, args: &[Node]) -> Result<Vec<Node>, GuestError> {
-        self.run_listing(|guest, store| guest.call_call(store, handle, args))?.ok_or_else(no_result)
+    /// `args` is a marshalled list whose last item is the handle (see the WIT).
+    pub fn call(&mut self, args: &[u8]) -> Result<Vec<Node>, GuestError> {
+        self.run_listing(|guest, store| guest.call_call(store, args))?.ok_or_else(no_result)
     }
 
-    /// `args` is a marshalled list whose last item is the handle (see the WIT).
     pub fn call_scalar(&mut self, args: &[u8]) -> Result<Vec<u8>, GuestError> {
         self.run_listing(|guest, store| guest.call_call_scalar(store, args))?.ok_or_else(no_result)
     }
@@ -307,8 +307,8 @@ impl<'a> Guest<'a> {
         self.run(|guest, store| guest.call_call_trigger(store, handle, td, hidden))
     }
 
-    pub fn call_set(&mut self, handle: u32, args: &[Node], whole: bool) -> Result<u32, GuestError> {
-        self.run(|guest, store| guest.call_call_set(store, handle, args, whole))
+    pub fn call_set(&mut self, args: &[u8], whole: bool) -> Result<u32, GuestError> {
+        self.run(|guest, store| guest.call_call_set(store, args, whole))
     }
 
     pub fn next_row(&mut self, iterator: u32) -> Result<Option<Vec<Node>>, GuestError> {

@@ -17,7 +17,7 @@ use super::interpreter::{Guest, HostState};
 use super::{Canceled, Database};
 
 /// The WIT interface of the queries (see `wit/plpywasm.wit`).
-const DATABASE_INTERFACE: &str = "plpywasm:runtime/database@0.12.0";
+const DATABASE_INTERFACE: &str = "plpywasm:runtime/database@0.13.0";
 
 struct Loan {
     owner: u32,

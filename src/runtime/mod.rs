@@ -16,7 +16,7 @@ use std::path::Path;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::Engine;
 
-pub use bindings::{DbError, Interval, Node, Plan, PythonError, Rows, Shape, TextArg, TransactionStep, Zoned};
+pub use bindings::{DbError, Decoding, Interval, Node, Plan, PythonError, Rows, Shape, TransactionStep, Zoned};
 pub use interpreter::{stack_address, Guest, GuestError, Interpreter, Limits, TrapKind};
 pub use lending::Borrowed;
 pub use output::{Output, Stream};

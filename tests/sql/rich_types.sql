@@ -116,5 +116,44 @@ RESET ROLE;
 CREATE EXTENSION citext;
 SET ROLE alice;
 SELECT py_repr('MiXeD'::citext), id('MiXeD'::citext) = 'mixed' AS citext_ok;
+
+-- The same Python values at any depth: in arrays and rows, as arguments of a fixed type or a
+-- polymorphic one, and as a query's columns.
+CREATE TYPE rich AS (n numeric, d date, t time, tz timetz, ts timestamp, tstz timestamptz,
+                     i interval, u uuid, b bytea, j jsonb, a inet[], c cidr, m mood);
+CREATE FUNCTION py_deep(v anyelement) RETURNS SETOF text LANGUAGE plpywasm AS $$
+def deep(v, path):
+    if type(v) is dict:
+        for k, w in v.items():
+            yield from deep(w, path + "." + k)
+    elif type(v) is list:
+        for i, w in enumerate(v):
+            yield from deep(w, "%s[%d]" % (path, i))
+    else:
+        yield "%s: %s %r" % (path, type(v).__name__, v)
+return deep(v, "v")
+$$;
+CREATE TEMP TABLE riches AS SELECT ROW(1.50, '2024-02-29', '23:59:59.5', '12:00+05:30', '1999-12-31 23:00',
+    '2024-06-01 12:00+00', '2 days 03:00', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '\x00ff',
+    '{"k": [1, 2.5, "x"]}', '{10.0.0.1/8,::1}', '192.168.0.0/16', 'ok')::rich AS r;
+SELECT py_deep(r) FROM riches;
+SELECT py_deep(ARRAY[NULL, r]) FROM riches;
+SELECT py_deep(ARRAY[[1.5, NULL], ['NaN', '-Infinity']]::numeric[]);
+SELECT py_deep(ARRAY['{"a": 1}', 'null']::jsonb[]);
+SELECT py_deep(ARRAY['2024-01-01 00:00+00', '0001-01-01 00:00+00']::timestamptz[]);
+SELECT py_deep(ARRAY['infinity', '2000-01-01']::date[]);
+SELECT py_deep(ARRAY['\x01', '']::bytea[]);
+SELECT py_deep(ARRAY['1 mon', '-1 day -00:00:00.000001']::interval[]);
+CREATE FUNCTION rich_fields(r rich, n numeric, j json, u uuid[]) RETURNS text LANGUAGE plpywasm AS $$
+return "%r %r %r %r" % (r["tstz"], n, j, u)
+$$;
+SELECT rich_fields(r, 2.25, '[1.5]', ARRAY['a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11']::uuid[]) FROM riches;
+CREATE FUNCTION rich_columns() RETURNS SETOF text LANGUAGE plpywasm AS $$
+for row in plpy.execute("SELECT r, (r).n, (r).tstz, ARRAY[(r).d] AS ds, (r).m FROM riches"):
+    for k, v in row.items():
+        yield "%s: %s" % (k, type(v).__name__)
+    yield repr(row["r"]["a"])
+$$;
+SELECT rich_columns();
 DROP FUNCTION py_repr(anyelement), id(anyelement);
 RESET ROLE;
