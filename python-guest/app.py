@@ -24,7 +24,7 @@ from componentize_py_types import Err
 from wit_world import exports
 
 _loads = marshal.loads
-_dumps = marshal.dumps
+_dump = values.dump
 
 # Compiled functions and open result sets, by handle. Module state, not instance state: the
 # bindings make a Guest for each export.
@@ -66,14 +66,13 @@ class Guest(exports.Guest):
             procedure, argv = _arguments(args)
             out = []
             procedure.encode(procedure.call(argv), out)
-            return out
+            return _dump(out)
         except BaseException as exc:
             _failed(exc)
-            return []
+            return b""
 
     def call_scalar(self, args):
-        # The cheapest path: a plain result, marshalled (see wit/plpywasm.wit); format version 2,
-        # which keeps no table of references. `_arguments`, inline.
+        # The cheapest path: a plain result, marshalled (see wit/plpywasm.wit); `_arguments`, inline.
         try:
             argv = _loads(args)
             procedure = _procedures[argv.pop()]
@@ -84,10 +83,7 @@ class Guest(exports.Guest):
             result = procedure.call(argv) if procedure.wants_args else procedure.function(*argv)
             if type(result) is not procedure.exact:
                 result = procedure.plain(result)
-            try:
-                return _dumps(result, 2)
-            except ValueError:
-                raise _no_room_for_result() from None
+            return _dump(result)
         except BaseException as exc:
             _failed(exc)
             return b""
@@ -99,7 +95,7 @@ class Guest(exports.Guest):
 
     def call_trigger(self, handle, td, hidden):
         try:
-            return procedures.call_trigger(_procedures[handle], values.decode_value(td), hidden)
+            return _dump(procedures.call_trigger(_procedures[handle], values.revive(_loads(td)), hidden))
         except BaseException as exc:
             raise Err(procedures.describe(exc))
 
@@ -122,19 +118,19 @@ class Guest(exports.Guest):
     def next_row(self, iterator):
         row = _advance(iterator)
         if row is _END:
-            return []
+            return b""
         try:
             out = []
             _sets[iterator][1](row, out)
-            return out
+            return _dump(out)
         except BaseException as exc:
             _abandon(iterator, exc)
-            return []
+            return b""
 
     def next_rows(self, iterator):
         entry = _sets.get(iterator)
         if entry is None:
-            return []
+            return b""
         rows, encode = entry[0], entry[1]
         out = []
         try:
@@ -142,13 +138,14 @@ class Guest(exports.Guest):
                 nodes = []
                 encode(row, nodes)
                 out.append(nodes)
+            if not out:
+                del _sets[iterator]
+                return b""
+            return _dump(out)
         except BaseException as exc:
             # The executor would have read on to this error, and the statement fails with it.
             _abandon(iterator, exc)
-            return []
-        if not out:
-            del _sets[iterator]
-        return out
+            return b""
 
     def next_plain(self, iterator):
         rows, _, exact, plain, ahead, whole = _sets[iterator]
@@ -242,19 +239,6 @@ def _size(value):
     if type(value) is list:
         return sum([len(field) if type(field) is str else 8 for field in value])
     return 8
-
-
-def _dump(value):
-    """`marshal`s a plain result or rows of one (values of types marshal takes, always)."""
-    try:
-        return _dumps(value, 2)
-    except ValueError:
-        raise _no_room_for_result() from None
-
-
-def _no_room_for_result():
-    # marshal reports a str it has no memory to encode as "unmarshallable object".
-    return MemoryError("no memory left in the interpreter to pass the result (plpywasm.memory_limit)")
 
 
 def _inert(row):

@@ -259,7 +259,7 @@ class _Plan:
         out = []
         for encode, arg in zip(self._encoders, args):
             encode(arg, out)
-        return out
+        return _values.dump(out)
 
     def execute(self, args=None, limit=0):
         return _result(_spi(_database.execute_plan, self._id, self._params(args), _limit(limit, "SPI_execute_plan")))
@@ -285,7 +285,7 @@ def cursor(query, args=None):
         raise TypeError("plpy.cursor expected a query or a plan as its first argument")
     if args is not None:
         raise TypeError("plpy.cursor of a query takes no arguments")
-    return _Cursor(_spi(_database.open_cursor, _wit_text(query), None, []))
+    return _Cursor(_spi(_database.open_cursor, _wit_text(query), None, b""))
 
 
 class _Cursor:

@@ -206,7 +206,7 @@ def call_trigger(procedure, td, hidden):
     procedure.namespace["TD"] = td
     verdict = procedure.call([])
     if verdict is None:
-        return [values.encode_null()]
+        return [None]
     if not isinstance(verdict, str):
         raise values.ConversionError(
             "22000", "unexpected return value from trigger procedure", detail="Expected None or a string."
@@ -218,7 +218,7 @@ def call_trigger(procedure, td, hidden):
             "unexpected return value from trigger procedure",
             detail='Expected None, "OK", "SKIP", or "MODIFY".',
         )
-    out = [values.encode_text(verdict)]
+    out = [verdict]
     if verdict == "MODIFY" and event in ("INSERT", "UPDATE"):
         try:
             out.extend(_modified_row(procedure, td, original, hidden))

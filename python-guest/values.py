@@ -1,9 +1,10 @@
 """SQL values ⇄ Python objects: the guest's half of the type mapping.
 
-Arguments and query results arrive marshalled, and a trigger's data as nodes (wit/plpywasm.wit);
-both are decoded by one set of functions, one per kind of value marshal has no type for.
-Results are encoded by an encoder built once per result shape (when a function is compiled, or
-when a call resolves a polymorphic result anew) and run once per call.
+Arguments, a trigger's data and query results arrive marshalled (wit/plpywasm.wit): marshal
+holds most values as they are, and the others are decoded by one function each. Results are
+encoded by an encoder built once per result shape (when a function is compiled, or when a call
+resolves a polymorphic result anew) and run once per call: into a plain value where the shape
+allows, else into nodes.
 """
 
 import datetime
@@ -12,36 +13,13 @@ import ipaddress
 import json
 import marshal
 import math
-import operator
 import sys
 import uuid
 from collections.abc import Mapping, Sequence
 from json.encoder import encode_basestring
 
 from wit_world.imports.types import (
-    Interval,
-    Node_Array,
-    Node_Boolean,
-    Node_Bytes,
-    Node_Cidr,
-    Node_Composite,
-    Node_Date,
-    Node_Decimal,
-    Node_Float,
-    Node_Floats,
-    Node_Inet,
-    Node_Int,
-    Node_Ints,
-    Node_Interval,
-    Node_Json,
-    Node_Null,
-    Node_Text,
-    Node_Texts,
-    Node_Time,
-    Node_Timestamp,
-    Node_Timestamptz,
-    Node_Timetz,
-    Node_Uuid,
+    Decoding,
     Shape_Array,
     Shape_Boolean,
     Shape_Bytes,
@@ -53,7 +31,6 @@ from wit_world.imports.types import (
     Shape_Procedure,
     Shape_Text,
     Shape_Void,
-    Decoding,
 )
 
 # numeric and json hold integers of any length; Python's guard against slow int ⇄ str
@@ -163,45 +140,22 @@ _TAGGED = {
 }
 
 
-def _revive(value):
+def revive(value):
     """A marshalled value with the values its tuples stand for (see wit/plpywasm.wit's decoding)."""
     kind = type(value)
     if kind is tuple:
         return _TAGGED[value[0]](*value[1:])
     if kind is list:
-        return [_revive(item) for item in value]
+        return [revive(item) for item in value]
     if kind is dict:
-        return {name: _revive(item) for name, item in value.items()}
+        return {name: revive(item) for name, item in value.items()}
     return value
-
-
-_value = operator.attrgetter("value")
-
-_DECODERS = {
-    Node_Null: lambda node: None,
-    Node_Boolean: _value,
-    Node_Int: _value,
-    Node_Float: _value,
-    Node_Text: _value,
-    Node_Bytes: _value,
-    Node_Decimal: lambda node: decimal.Decimal(node.value),
-    Node_Json: lambda node: _json_value(node.value),
-    Node_Uuid: lambda node: uuid.UUID(int=(node.value[0] << 64) | node.value[1]),
-    Node_Date: lambda node: _date(node.value),
-    Node_Time: lambda node: _time(node.value),
-    Node_Timetz: lambda node: _timetz(node.value.microseconds, node.value.offset_seconds),
-    Node_Timestamp: lambda node: _timestamp(node.value),
-    Node_Timestamptz: lambda node: _timestamptz(node.value.microseconds, node.value.offset_seconds),
-    Node_Interval: lambda node: _interval(node.value.days, node.value.microseconds),
-    Node_Inet: lambda node: _inet(node.value),
-    Node_Cidr: lambda node: ipaddress.ip_network(node.value),
-}
 
 
 _DECODINGS = {
     Decoding.DECIMAL: decimal.Decimal,
     Decoding.JSON: _json_value,
-    Decoding.TAGGED: _revive,
+    Decoding.TAGGED: revive,
 }
 
 
@@ -209,46 +163,6 @@ def decoders(decodings):
     """(position, decoder) for the marshalled values that need decoding: a call's arguments, a
     query's columns (wit/plpywasm.wit's decoding; the kind as a member or its number)."""
     return tuple((position, _DECODINGS[Decoding(kind)]) for position, kind in decodings)
-
-
-def _decode(node, rest):
-    """The value whose head is `node`; an array's or a row's parts are taken from `rest`."""
-    decoder = _DECODERS.get(type(node))
-    if decoder is not None:
-        return decoder(node)
-    if type(node) is Node_Array:
-        return _decode_array(node.value, rest)
-    return {name: _decode(next(rest), rest) for name in node.value}
-
-
-_PACKED = (Node_Ints, Node_Floats, Node_Texts)
-
-
-def _decode_array(dims, rest):
-    if not dims:
-        return []
-    first = next(rest)
-    if type(first) in _PACKED:
-        return _nest(first.value, dims)
-    last = len(dims) - 1
-    pending = [first]
-
-    def element():
-        return _decode(pending.pop() if pending else next(rest), rest)
-
-    def level(depth):
-        if depth == last:
-            return [element() for _ in range(dims[depth])]
-        return [level(depth + 1) for _ in range(dims[depth])]
-
-    return level(0)
-
-
-def _nest(flat, dims):
-    """A flat row-major list as nested lists of these dimensions."""
-    for size in reversed(dims[1:]):
-        flat = [flat[i : i + size] for i in range(0, len(flat), size)]
-    return flat
 
 
 def decode_rows(names, count, decodings, columns):
@@ -283,15 +197,18 @@ def _row_maker(names):
     return maker
 
 
-def decode_value(nodes):
-    """The Python value of one SQL value."""
-    rest = iter(nodes)
-    return _decode(next(rest), rest)
-
-
 # --- Python → SQL ------------------------------------------------------------------------------
 
-_NULL = Node_Null()
+# What the nodes of a result are, as marshal takes them (see wit/plpywasm.wit's `node`): a
+# scalar's value, or a tuple of the node's case number and its fields.
+_NULL = None
+_JSON = 7
+_INTERVAL = 14
+_ARRAY = 17
+_INTS = 18
+_FLOATS = 19
+_TEXTS = 20
+_COMPOSITE = 21
 _INT64_MIN = -(1 << 63)
 _INT64_MAX = (1 << 63) - 1
 _MAXDIM = 6
@@ -322,28 +239,25 @@ def _none_only(plain):
 
 
 def _encode_boolean(obj, out):
-    out.append(_NULL if obj is None else Node_Boolean(bool(obj)))
+    out.append(_NULL if obj is None else bool(obj))
 
 
 def _encode_int(obj, out):
     if type(obj) is int and _INT64_MIN <= obj <= _INT64_MAX:
-        out.append(Node_Int(obj))
+        out.append(obj)
     else:
         _encode_text(obj, out)
 
 
 def _encode_float(obj, out):
     if type(obj) is float:
-        out.append(Node_Float(obj))
+        out.append(obj)
     else:
         _encode_text(obj, out)
 
 
 def _encode_text(obj, out):
-    if obj is None:
-        out.append(_NULL)
-    else:
-        out.append(Node_Text(_valid_text(obj if type(obj) is str else str(obj))))
+    out.append(_plain_text(obj))
 
 
 def _encode_bytes(obj, out):
@@ -351,9 +265,9 @@ def _encode_bytes(obj, out):
         out.append(_NULL)
     elif isinstance(obj, str):
         # bytea's own text form, e.g. '\x00ff', through its input function.
-        out.append(Node_Text(obj))
+        out.append(_plain_text(obj))
     else:
-        out.append(Node_Bytes(_as_bytes(obj)))
+        out.append(_as_bytes(obj))
 
 
 def _as_bytes(obj):
@@ -361,7 +275,9 @@ def _as_bytes(obj):
     try:
         if isinstance(obj, int):
             raise TypeError  # bytes(5) would be five zero bytes, not a representation of 5
-        return bytes(obj)
+        octets = bytes(obj)
+        # marshal takes exact bytes only; __bytes__ may return a subclass.
+        return octets if type(octets) is bytes else bytes(memoryview(octets))
     except (TypeError, ValueError) as e:
         sqlstate = "22003" if isinstance(e, ValueError) else "42804"
         raise ConversionError(
@@ -372,7 +288,7 @@ def _as_bytes(obj):
 
 
 def _encode_json(obj, out):
-    out.append(_NULL if obj is None else Node_Json(_json_text(obj)))
+    out.append(_NULL if obj is None else (_JSON, _json_text(obj)))
 
 
 def _json_text(obj):
@@ -392,17 +308,9 @@ def _encode_interval(obj, out):
         if days < 0 and microseconds > 0:
             days += 1
             microseconds -= _DAY_US
-        out.append(Node_Interval(Interval(days, microseconds)))
+        out.append((_INTERVAL, days, microseconds))
     else:
         _encode_text(obj, out)
-
-
-def encode_null():
-    return _NULL
-
-
-def encode_text(text):
-    return Node_Text(text)
 
 
 _SCALAR_ENCODERS = {
@@ -569,14 +477,14 @@ def _pack_ints(flat):
     for item in flat:
         if item is not None and (type(item) is not int or not _INT64_MIN <= item <= _INT64_MAX):
             return None
-    return Node_Ints(flat)
+    return (_INTS, flat)
 
 
 def _pack_floats(flat):
     for item in flat:
         if item is not None and type(item) is not float:
             return None
-    return Node_Floats(flat)
+    return (_FLOATS, flat)
 
 
 def _pack_texts(flat):
@@ -584,7 +492,7 @@ def _pack_texts(flat):
         if item is not None and (type(item) is not str or not item.isascii()):
             # Anything but plain ASCII goes element by element, each checked.
             return None
-    return Node_Texts(flat)
+    return (_TEXTS, flat)
 
 
 # Element shapes whose arrays may cross packed, when every element is of the plain type.
@@ -593,7 +501,7 @@ _PACKERS = {Shape_Int: _pack_ints, Shape_Float: _pack_floats, Shape_Text: _pack_
 
 # A row's NULL, literal and head (see encode_row): as nodes, or as plain values (Ellipsis for the
 # head, which the host reads as a row's).
-_NODE_MARKS = (_NULL, Node_Text, Node_Composite([]))
+_NODE_MARKS = (_NULL, _plain_text, (_COMPOSITE, []))
 _PLAIN_MARKS = (None, _plain_text, Ellipsis)
 
 
@@ -636,7 +544,7 @@ def _encode_array(obj, out, element, rows, pack):
         inner = inner[0]
     flat = []
     _flatten(obj, flat, rows, dims, 0)
-    out.append(Node_Array(dims))
+    out.append((_ARRAY, dims))
     packed = pack(flat) if pack is not None and flat else None
     if packed is not None:
         out.append(packed)
@@ -706,6 +614,15 @@ def encode_row(obj, out, names, fields, marks=_NODE_MARKS):
                     hint="To return null in a column, let the returned object have an attribute named after column with value None.",
                 ) from None
             field(value, out)
+
+
+def dump(value):
+    """`marshal`s what crosses to the host: a plain result, rows of one, or nodes."""
+    try:
+        return marshal.dumps(value, 2)
+    except ValueError:
+        # marshal reports a str it has no memory to encode as "unmarshallable object".
+        raise MemoryError("no memory left in the interpreter to pass the result (plpywasm.memory_limit)") from None
 
 
 # --- JSON --------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ use crate::error::PlError;
 use crate::idmap::{self, IdMap};
 use crate::{gucs, spi, stats};
 use crate::procedure::{Procedure, Stamp};
-use crate::runtime::{stack_address, Borrowed, Guest, GuestError, Interpreter, Limits, Node, Output, Runtime, Shape};
+use crate::runtime::{stack_address, Borrowed, Guest, GuestError, Interpreter, Limits, Output, Runtime, Shape};
 
 struct Backend {
     runtime: Runtime,
@@ -279,8 +279,9 @@ impl Session<'_> {
         self.check_trap(forgotten)
     }
 
-    /// A call whose arguments (with the handle) cross in marshal's format (see `convert::marshal`).
-    pub fn call(&mut self, args: &[u8]) -> Result<Vec<Node>, PlError> {
+    /// A call whose arguments (with the handle) and result's nodes cross in marshal's format (see
+    /// `convert::marshal`).
+    pub fn call(&mut self, args: &[u8]) -> Result<Vec<u8>, PlError> {
         let result = self.guest.call(args);
         self.check_trap(result)
     }
@@ -291,7 +292,7 @@ impl Session<'_> {
         self.check_trap(result)
     }
 
-    pub fn call_trigger(&mut self, handle: u32, td: &[Node], hidden: &[String]) -> Result<Vec<Node>, PlError> {
+    pub fn call_trigger(&mut self, handle: u32, td: &[u8], hidden: &[String]) -> Result<Vec<u8>, PlError> {
         let result = self.guest.call_trigger(handle, td, hidden);
         self.check_trap(result)
     }
@@ -304,14 +305,14 @@ impl Session<'_> {
     }
 
     /// The next row of a set this interpreter (`generation`) started; none at its end.
-    pub fn next_row(&mut self, iterator: u32, generation: u64) -> Result<Option<Vec<Node>>, PlError> {
+    pub fn next_row(&mut self, iterator: u32, generation: u64) -> Result<Option<Vec<u8>>, PlError> {
         self.check_generation(generation)?;
         let result = self.guest.next_row(iterator);
         self.check_trap(result)
     }
 
     /// [`Session::next_row`] for a set started `whole`: several rows at a time.
-    pub fn next_rows(&mut self, iterator: u32, generation: u64) -> Result<Option<Vec<Vec<Node>>>, PlError> {
+    pub fn next_rows(&mut self, iterator: u32, generation: u64) -> Result<Option<Vec<u8>>, PlError> {
         self.check_generation(generation)?;
         let result = self.guest.next_rows(iterator);
         self.check_trap(result)

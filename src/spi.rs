@@ -245,7 +245,7 @@ impl Database for Spi {
         })
     }
 
-    fn execute_plan(&self, plan: u32, params: Vec<Node>, limit: u64) -> Result<Result<Rows, DbError>, Canceled> {
+    fn execute_plan(&self, plan: u32, params: &[u8], limit: u64) -> Result<Result<Rows, DbError>, Canceled> {
         let prepared = match prepared(plan) {
             Ok(prepared) => prepared,
             Err(err) => return Ok(Err(err)),
@@ -272,7 +272,7 @@ impl Database for Spi {
         }
     }
 
-    fn open_cursor(&self, query: &str, plan: Option<u32>, params: Vec<Node>) -> Result<Result<u32, DbError>, Canceled> {
+    fn open_cursor(&self, query: &str, plan: Option<u32>, params: &[u8]) -> Result<Result<u32, DbError>, Canceled> {
         let prepared = match plan.map(prepared).transpose() {
             Ok(prepared) => prepared,
             Err(err) => return Ok(Err(err)),
@@ -399,9 +399,9 @@ fn connect() {
     }
 }
 
-/// Converts a statement's parameters from the guest's nodes, one value per parameter.
-fn param_values(params: &[FromGuest], nodes: Vec<Node>) -> (Vec<Datum>, Vec<c_char>) {
-    let mut nodes = nodes.into_iter();
+/// Converts a statement's parameters from the guest's marshalled nodes, one value per parameter.
+fn param_values(params: &[FromGuest], nodes: &[u8]) -> (Vec<Datum>, Vec<c_char>) {
+    let mut nodes = marshal::read_nodes(nodes).unwrap_or_else(|err| err.raise()).into_iter();
     let mut values = Vec::with_capacity(params.len());
     let mut nulls = Vec::with_capacity(params.len());
     for param in params {

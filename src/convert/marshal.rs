@@ -9,7 +9,7 @@ use pgrx::PgSqlErrorCode;
 
 use super::{malformed, unpack, ToGuest};
 use crate::error::PlError;
-use crate::runtime::{Decoding, Node, Shape};
+use crate::runtime::{Decoding, Interval, Node, Shape};
 
 // marshal's type codes (CPython's Python/marshal.c); writers may set FLAG_REF on any of them.
 const FLAG_REF: u8 = 0x80;
@@ -35,6 +35,27 @@ const NULL: u8 = b'0';
 const ELLIPSIS: u8 = b'.';
 /// A long's digits are 15 bits wide.
 const LONG_SHIFT: u32 = 15;
+
+/// The tag of a tuple that stands for a node marshal has no type for: the node's case number
+/// (see wit/plpywasm.wit's `decoding` and `node`).
+mod tag {
+    pub const DECIMAL: i64 = 6;
+    pub const JSON: i64 = 7;
+    pub const UUID: i64 = 8;
+    pub const DATE: i64 = 9;
+    pub const TIME: i64 = 10;
+    pub const TIMETZ: i64 = 11;
+    pub const TIMESTAMP: i64 = 12;
+    pub const TIMESTAMPTZ: i64 = 13;
+    pub const INTERVAL: i64 = 14;
+    pub const INET: i64 = 15;
+    pub const CIDR: i64 = 16;
+    pub const ARRAY: i64 = 17;
+    pub const INTS: i64 = 18;
+    pub const FLOATS: i64 = 19;
+    pub const TEXTS: i64 = 20;
+    pub const COMPOSITE: i64 = 21;
+}
 
 impl ToGuest {
     /// How the guest decodes an unmarshalled argument or column of this type, if it must.
@@ -112,45 +133,42 @@ unsafe fn write_value(convert: &ToGuest, datum: Option<Datum>, tagged: bool, nod
     write_node(head, &mut nodes, tagged, out);
 }
 
+/// A value's nodes (a row's, for a trigger's data) as the value marshal holds (see [`write_args`]).
+pub fn write_nodes(nodes: Vec<Node>, out: &mut Vec<u8>) {
+    let mut nodes = nodes.into_iter();
+    match nodes.next() {
+        Some(head) => write_node(head, &mut nodes, true, out),
+        None => out.push(NONE),
+    }
+}
+
 /// The value whose head is `node`, its parts taken from `rest`; `nested` in another (or tagged),
 /// numeric and json are tagged, not bare text.
 fn write_node(node: Node, rest: &mut impl Iterator<Item = Node>, nested: bool, out: &mut Vec<u8>) {
-    // A node's case number, the tag of a tuple that stands for a value marshal has no type for.
-    const DECIMAL: i64 = 6;
-    const JSON: i64 = 7;
-    const UUID: i64 = 8;
-    const DATE: i64 = 9;
-    const TIME: i64 = 10;
-    const TIMETZ: i64 = 11;
-    const TIMESTAMP: i64 = 12;
-    const TIMESTAMPTZ: i64 = 13;
-    const INTERVAL: i64 = 14;
-    const INET: i64 = 15;
-    const CIDR: i64 = 16;
     match node {
-        Node::Decimal(text) if nested => write_tuple(&[Node::Int(DECIMAL), Node::Text(text)], out),
-        Node::Json(text) if nested => write_tuple(&[Node::Int(JSON), Node::Text(text)], out),
+        Node::Decimal(text) if nested => write_tuple(&[Node::Int(tag::DECIMAL), Node::Text(text)], out),
+        Node::Json(text) if nested => write_tuple(&[Node::Int(tag::JSON), Node::Text(text)], out),
         Node::Uuid((high, low)) => {
             let bytes = [high.to_be_bytes(), low.to_be_bytes()].concat();
-            write_tuple(&[Node::Int(UUID), Node::Bytes(bytes)], out)
+            write_tuple(&[Node::Int(tag::UUID), Node::Bytes(bytes)], out)
         }
-        Node::Date(days) => write_tuple(&[Node::Int(DATE), Node::Int(days.into())], out),
-        Node::Time(microseconds) => write_tuple(&[Node::Int(TIME), Node::Int(microseconds)], out),
+        Node::Date(days) => write_tuple(&[Node::Int(tag::DATE), Node::Int(days.into())], out),
+        Node::Time(microseconds) => write_tuple(&[Node::Int(tag::TIME), Node::Int(microseconds)], out),
         Node::Timetz(zoned) => write_tuple(
-            &[Node::Int(TIMETZ), Node::Int(zoned.microseconds), Node::Int(zoned.offset_seconds.into())],
+            &[Node::Int(tag::TIMETZ), Node::Int(zoned.microseconds), Node::Int(zoned.offset_seconds.into())],
             out,
         ),
-        Node::Timestamp(microseconds) => write_tuple(&[Node::Int(TIMESTAMP), Node::Int(microseconds)], out),
+        Node::Timestamp(microseconds) => write_tuple(&[Node::Int(tag::TIMESTAMP), Node::Int(microseconds)], out),
         Node::Timestamptz(zoned) => write_tuple(
-            &[Node::Int(TIMESTAMPTZ), Node::Int(zoned.microseconds), Node::Int(zoned.offset_seconds.into())],
+            &[Node::Int(tag::TIMESTAMPTZ), Node::Int(zoned.microseconds), Node::Int(zoned.offset_seconds.into())],
             out,
         ),
         Node::Interval(interval) => write_tuple(
-            &[Node::Int(INTERVAL), Node::Int(interval.days.into()), Node::Int(interval.microseconds)],
+            &[Node::Int(tag::INTERVAL), Node::Int(interval.days.into()), Node::Int(interval.microseconds)],
             out,
         ),
-        Node::Inet(text) => write_tuple(&[Node::Int(INET), Node::Text(text)], out),
-        Node::Cidr(text) => write_tuple(&[Node::Int(CIDR), Node::Text(text)], out),
+        Node::Inet(text) => write_tuple(&[Node::Int(tag::INET), Node::Text(text)], out),
+        Node::Cidr(text) => write_tuple(&[Node::Int(tag::CIDR), Node::Text(text)], out),
         Node::Array(dims) => write_array(&dims, rest, out),
         Node::Composite(names) => {
             out.push(DICT);
@@ -320,6 +338,22 @@ pub fn read_rows(bytes: &[u8]) -> Result<(Vec<Vec<Node>>, bool), PlError> {
     Ok((rows, ends))
 }
 
+/// The nodes of a value the guest marshalled as a list of nodes (see wit/plpywasm.wit's `node`).
+pub fn read_nodes(bytes: &[u8]) -> Result<Vec<Node>, PlError> {
+    let mut reader = Reader(bytes);
+    let nodes = reader.nodes()?;
+    reader.end()?;
+    Ok(nodes)
+}
+
+/// Rows of nodes: a list of what [`read_nodes`] reads.
+pub fn read_node_rows(bytes: &[u8]) -> Result<Vec<Vec<Node>>, PlError> {
+    let mut reader = Reader(bytes);
+    let rows = reader.list(Reader::nodes)?;
+    reader.end()?;
+    Ok(rows)
+}
+
 /// Reads marshal's format from the front of a byte string.
 struct Reader<'a>(&'a [u8]);
 
@@ -351,13 +385,79 @@ impl<'a> Reader<'a> {
         if self.peek()? & !FLAG_REF != LIST {
             return Ok(vec![self.node()?]);
         }
-        self.take(1)?;
+        self.list(Reader::node)
+    }
+
+    /// A list, an item each as `item` reads it.
+    fn list<T>(&mut self, mut item: impl FnMut(&mut Self) -> Result<T, PlError>) -> Result<Vec<T>, PlError> {
+        if self.take(1)?[0] & !FLAG_REF != LIST {
+            return Err(malformed());
+        }
         let len = usize::try_from(self.i32()?).map_err(|_| malformed())?;
         // Every item is at least a byte: a longer list is a lie.
         if len > self.0.len() {
             return Err(malformed());
         }
-        (0..len).map(|_| self.node()).collect()
+        (0..len).map(|_| item(self)).collect()
+    }
+
+    fn nodes(&mut self) -> Result<Vec<Node>, PlError> {
+        self.list(Reader::tagged)
+    }
+
+    /// One node: a scalar as it is, or a tuple of its tag and fields.
+    fn tagged(&mut self) -> Result<Node, PlError> {
+        let len = match self.peek()? & !FLAG_REF {
+            SMALL_TUPLE => self.take(2)?[1] as i32,
+            TUPLE => {
+                self.take(1)?;
+                self.i32()?
+            }
+            _ => return self.node(),
+        };
+        let node = match (self.int()?, len) {
+            (tag::JSON, 2) => Node::Json(self.string()?),
+            (tag::INTERVAL, 3) => {
+                let days = i32::try_from(self.int()?).map_err(|_| malformed())?;
+                Node::Interval(Interval { days, microseconds: self.int()? })
+            }
+            (tag::ARRAY, 2) => Node::Array(self.list(|r| u32::try_from(r.int()?).map_err(|_| malformed()))?),
+            (tag::INTS, 2) => Node::Ints(self.list(|r| r.optional(Reader::int))?),
+            (tag::FLOATS, 2) => Node::Floats(self.list(|r| r.optional(Reader::float))?),
+            (tag::TEXTS, 2) => Node::Texts(self.list(|r| r.optional(Reader::string))?),
+            (tag::COMPOSITE, 2) => Node::Composite(self.list(Reader::string)?),
+            _ => return Err(malformed()),
+        };
+        Ok(node)
+    }
+
+    fn optional<T>(&mut self, read: impl FnOnce(&mut Self) -> Result<T, PlError>) -> Result<Option<T>, PlError> {
+        if self.peek()? & !FLAG_REF == NONE {
+            self.take(1)?;
+            return Ok(None);
+        }
+        read(self).map(Some)
+    }
+
+    fn int(&mut self) -> Result<i64, PlError> {
+        match self.node()? {
+            Node::Int(i) => Ok(i),
+            _ => Err(malformed()),
+        }
+    }
+
+    fn float(&mut self) -> Result<f64, PlError> {
+        match self.node()? {
+            Node::Float(f) => Ok(f),
+            _ => Err(malformed()),
+        }
+    }
+
+    fn string(&mut self) -> Result<String, PlError> {
+        match self.node()? {
+            Node::Text(text) => Ok(text),
+            _ => Err(malformed()),
+        }
     }
 
     fn end(&self) -> Result<(), PlError> {
@@ -390,6 +490,10 @@ impl<'a> Reader<'a> {
             SHORT_ASCII | SHORT_ASCII_INTERNED => {
                 let len = self.take(1)?[0] as usize;
                 self.text(len)?
+            }
+            BYTES => {
+                let len = usize::try_from(self.i32()?).map_err(|_| malformed())?;
+                Node::Bytes(self.take(len)?.to_vec())
             }
             _ => return Err(malformed()),
         })

@@ -46,7 +46,7 @@ pub unsafe fn call(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
     let nodes = finish(with_interpreter(procedure.oid, atomic, |session| {
         marshal::set_handle(&mut args, session.handle(procedure, &resolved.shape)?);
         if !resolved.plain {
-            return session.call(&args);
+            return marshal::read_nodes(&session.call(&args)?);
         }
         // The common case, on the cheapest path: a plain result.
         let result = session.call_scalar(&args)?;
@@ -111,10 +111,13 @@ unsafe fn call_set(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
         None if state.ended.get() => Ok(None),
         None => finish(with_interpreter(state.function, true, |session| {
             let rows = match (state.resolved.plain, state.whole) {
-                (false, false) => return session.next_row(state.iterator, state.generation),
+                (false, false) => {
+                    let row = session.next_row(state.iterator, state.generation)?;
+                    return row.map(|row| marshal::read_nodes(&row)).transpose();
+                }
                 (false, true) => {
                     let Some(rows) = session.next_rows(state.iterator, state.generation)? else { return Ok(None) };
-                    rows
+                    marshal::read_node_rows(&rows)?
                 }
                 (true, _) => {
                     let Some(plain) = session.next_plain(state.iterator, state.generation)? else { return Ok(None) };

@@ -8,7 +8,7 @@ use pgrx::pg_sys::{self, Datum};
 use pgrx::{warning, PgSqlErrorCode};
 
 use super::finish;
-use crate::convert::{attribute_name, attributes_of, check_fits, input_size, server_cstr_to_string, ToGuest};
+use crate::convert::{attribute_name, attributes_of, check_fits, input_size, marshal, server_cstr_to_string, ToGuest};
 use crate::error::{making, PlError, TRIGGER_ROW};
 use crate::interpreters::with_interpreter;
 use crate::procedure::Procedure;
@@ -55,7 +55,7 @@ pub unsafe fn call(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
     let nodes = finish(with_interpreter(procedure.oid, true, |session| {
         crate::spi::use_trigger_data((data as *const pg_sys::TriggerData).cast_mut());
         let handle = session.handle(procedure, &row_shape.shape)?;
-        session.call_trigger(handle, &td, &hidden)
+        marshal::read_nodes(&session.call_trigger(handle, &td, &hidden)?)
     }))?;
 
     let mut nodes = nodes.into_iter();
@@ -84,12 +84,12 @@ pub unsafe fn call(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
     Ok(Datum::from(returned))
 }
 
-/// `TD` as a row of nodes.
+/// `TD` as a row, marshalled.
 unsafe fn trigger_data(
     data: &pg_sys::TriggerData,
     new: pg_sys::HeapTuple,
     old: pg_sys::HeapTuple,
-) -> Result<Vec<Node>, PlError> {
+) -> Result<Vec<u8>, PlError> {
     let event = data.tg_event;
     let relation = data.tg_relation;
     let trigger = unsafe { &*data.tg_trigger };
@@ -139,7 +139,9 @@ unsafe fn trigger_data(
             unsafe { row.encode(datum, &mut td) };
         }
     }
-    Ok(td)
+    let mut marshalled = Vec::new();
+    marshal::write_nodes(td, &mut marshalled);
+    Ok(marshalled)
 }
 
 /// The names of a table's generated columns.

@@ -4,7 +4,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{AsContextMut, Engine, ResourceLimiter, Store, StoreContextMut, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::{host, types, GuestExports, Node, PlpywasmPre, Decoding, PythonError, Shape};
+use super::bindings::{host, types, Decoding, GuestExports, PlpywasmPre, PythonError, Shape};
 use super::Database;
 use super::output::{Output, Stream};
 use super::ticker::{Ticker, TICK};
@@ -295,7 +295,7 @@ impl<'a> Guest<'a> {
     }
 
     /// `args` is a marshalled list whose last item is the handle (see the WIT).
-    pub fn call(&mut self, args: &[u8]) -> Result<Vec<Node>, GuestError> {
+    pub fn call(&mut self, args: &[u8]) -> Result<Vec<u8>, GuestError> {
         self.run_listing(|guest, store| guest.call_call(store, args))?.ok_or_else(no_result)
     }
 
@@ -303,7 +303,7 @@ impl<'a> Guest<'a> {
         self.run_listing(|guest, store| guest.call_call_scalar(store, args))?.ok_or_else(no_result)
     }
 
-    pub fn call_trigger(&mut self, handle: u32, td: &[Node], hidden: &[String]) -> Result<Vec<Node>, GuestError> {
+    pub fn call_trigger(&mut self, handle: u32, td: &[u8], hidden: &[String]) -> Result<Vec<u8>, GuestError> {
         self.run(|guest, store| guest.call_call_trigger(store, handle, td, hidden))
     }
 
@@ -311,11 +311,11 @@ impl<'a> Guest<'a> {
         self.run(|guest, store| guest.call_call_set(store, args, whole))
     }
 
-    pub fn next_row(&mut self, iterator: u32) -> Result<Option<Vec<Node>>, GuestError> {
+    pub fn next_row(&mut self, iterator: u32) -> Result<Option<Vec<u8>>, GuestError> {
         self.run_listing(|guest, store| guest.call_next_row(store, iterator))
     }
 
-    pub fn next_rows(&mut self, iterator: u32) -> Result<Option<Vec<Vec<Node>>>, GuestError> {
+    pub fn next_rows(&mut self, iterator: u32) -> Result<Option<Vec<u8>>, GuestError> {
         self.run_listing(|guest, store| guest.call_next_rows(store, iterator))
     }
 

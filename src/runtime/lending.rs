@@ -12,7 +12,7 @@ use std::cell::RefCell;
 use wasmtime::component::Linker;
 use wasmtime::{AsContextMut, StoreContextMut, Trap};
 
-use super::bindings::{Node, TransactionStep};
+use super::bindings::TransactionStep;
 use super::interpreter::{Guest, HostState};
 use super::{Canceled, Database};
 
@@ -40,15 +40,15 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     database.func_wrap("prepare", |mut store, (query, types): (String, Vec<String>)| {
         serve(&mut store, |db| db.prepare(&query, &types)).map(|plan| (plan,))
     })?;
-    database.func_wrap("execute-plan", |mut store, (plan, params, limit): (u32, Vec<Node>, u64)| {
-        serve(&mut store, |db| db.execute_plan(plan, params, limit)).map(|rows| (rows,))
+    database.func_wrap("execute-plan", |mut store, (plan, params, limit): (u32, Vec<u8>, u64)| {
+        serve(&mut store, |db| db.execute_plan(plan, &params, limit)).map(|rows| (rows,))
     })?;
     database.func_wrap("free-plan", |store, (plan,): (u32,)| {
         store.data().database.free_plan(plan);
         Ok(())
     })?;
-    database.func_wrap("open-cursor", |mut store, (query, plan, params): (String, Option<u32>, Vec<Node>)| {
-        serve(&mut store, |db| db.open_cursor(&query, plan, params)).map(|cursor| (cursor,))
+    database.func_wrap("open-cursor", |mut store, (query, plan, params): (String, Option<u32>, Vec<u8>)| {
+        serve(&mut store, |db| db.open_cursor(&query, plan, &params)).map(|cursor| (cursor,))
     })?;
     database.func_wrap("fetch", |mut store, (cursor, count): (u32, u64)| {
         serve(&mut store, |db| db.fetch(cursor, count)).map(|rows| (rows,))

@@ -35,10 +35,10 @@ pub trait Database: Sync {
     /// plpy.prepare.
     fn prepare(&self, query: &str, types: &[String]) -> Result<Result<Plan, DbError>, Canceled>;
     /// plan.execute.
-    fn execute_plan(&self, plan: u32, params: Vec<Node>, limit: u64) -> Result<Result<Rows, DbError>, Canceled>;
+    fn execute_plan(&self, plan: u32, params: &[u8], limit: u64) -> Result<Result<Rows, DbError>, Canceled>;
     fn free_plan(&self, plan: u32);
     /// plpy.cursor, over a query or a prepared statement.
-    fn open_cursor(&self, query: &str, plan: Option<u32>, params: Vec<Node>) -> Result<Result<u32, DbError>, Canceled>;
+    fn open_cursor(&self, query: &str, plan: Option<u32>, params: &[u8]) -> Result<Result<u32, DbError>, Canceled>;
     fn fetch(&self, cursor: u32, count: u64) -> Result<Result<Rows, DbError>, Canceled>;
     fn close_cursor(&self, cursor: u32) -> Result<Result<(), DbError>, Canceled>;
     /// plpy.subtransaction(), plpy.commit(), plpy.rollback().

@@ -245,10 +245,10 @@ SET ROLE alice;
 -- Code that tampers with the guest's own runtime can only break its own results, cleanly.
 CREATE FUNCTION tamper_codec() RETURNS text LANGUAGE plpywasm AS $$
 import values
-from wit_world.imports.types import Node_Array, Node_Int, Shape_Int
-values._SCALAR_ENCODERS[Shape_Int] = lambda obj, out: out.append(Node_Array([4294967295] * 6))
+from wit_world.imports.types import Shape_Int
+values._SCALAR_ENCODERS[Shape_Int] = lambda obj, out: out.append((values._ARRAY, [4294967295] * 6))
 values._PLAIN_ENCODERS[Shape_Int] = lambda obj: [obj, obj]
-values._encode_array = lambda obj, out, *rest: out.extend([Node_Array([100000000]), Node_Int(1)])
+values._encode_array = lambda obj, out, *rest: out.extend([(values._ARRAY, [100000000]), 1])
 return "tampered"
 $$;
 SELECT tamper_codec();
@@ -256,6 +256,13 @@ CREATE FUNCTION after_tamper() RETURNS int LANGUAGE plpywasm AS $$ return "1" $$
 SELECT sqlstate_of($$SELECT after_tamper()$$);
 CREATE FUNCTION after_tamper_array() RETURNS text[] LANGUAGE plpywasm AS $$ return ["a"] $$;
 SELECT sqlstate_of($$SELECT after_tamper_array()$$);
+-- ... down to the bytes a result crosses as: an array whose dimensions claim two billion items.
+CREATE FUNCTION tamper_marshal() RETURNS int[] LANGUAGE plpywasm AS $$
+import app
+app._dump = lambda value: b"[\x01\x00\x00\x00(\x02\x00\x00\x00i\x11\x00\x00\x00[\xff\xff\xff\x7f"
+return [1]
+$$;
+SELECT sqlstate_of($$SELECT tamper_marshal()$$);
 SET ROLE bob;
 CREATE FUNCTION bob_int() RETURNS int LANGUAGE plpywasm AS $$ return 41 + 1 $$;
 SELECT bob_int();
