@@ -24,6 +24,7 @@ from componentize_py_types import Err
 from wit_world import exports
 
 _loads = marshal.loads
+_dumps = marshal.dumps
 _dump = values.dump
 
 # Compiled functions and open result sets, by handle. Module state, not instance state: the
@@ -72,7 +73,8 @@ class Guest(exports.Guest):
             return b""
 
     def call_scalar(self, args):
-        # The cheapest path: a plain result, marshalled (see wit/plpywasm.wit); `_arguments`, inline.
+        # The cheapest path: a plain result, marshalled (see wit/plpywasm.wit); `_arguments` and
+        # `_dump`, inline.
         try:
             argv = _loads(args)
             procedure = _procedures[argv.pop()]
@@ -83,7 +85,10 @@ class Guest(exports.Guest):
             result = procedure.call(argv) if procedure.wants_args else procedure.function(*argv)
             if type(result) is not procedure.exact:
                 result = procedure.plain(result)
-            return _dump(result)
+            try:
+                return _dumps(result, 2)
+            except ValueError:
+                raise values.no_room_for_result() from None
         except BaseException as exc:
             _failed(exc)
             return b""

@@ -473,25 +473,30 @@ def _is_dimension(obj, rows):
     return is_sequence(obj)
 
 
+# Packing checks the element types with builtins over the whole list, not a Python loop: a list
+# that passes is also flat, an array of one dimension.
+_NONE_TYPE = type(None)
+
+
 def _pack_ints(flat):
-    for item in flat:
-        if item is not None and (type(item) is not int or not _INT64_MIN <= item <= _INT64_MAX):
-            return None
+    kinds = set(map(type, flat))
+    if not kinds <= {int, _NONE_TYPE}:
+        return None
+    values = [item for item in flat if item is not None] if _NONE_TYPE in kinds else flat
+    if values and (min(values) < _INT64_MIN or max(values) > _INT64_MAX):
+        return None
     return (_INTS, flat)
 
 
 def _pack_floats(flat):
-    for item in flat:
-        if item is not None and type(item) is not float:
-            return None
-    return (_FLOATS, flat)
+    return (_FLOATS, flat) if set(map(type, flat)) <= {float, _NONE_TYPE} else None
 
 
 def _pack_texts(flat):
-    for item in flat:
-        if item is not None and (type(item) is not str or not item.isascii()):
-            # Anything but plain ASCII goes element by element, each checked.
-            return None
+    kinds = set(map(type, flat))
+    # Anything but plain ASCII goes element by element, each checked.
+    if not kinds <= {str, _NONE_TYPE} or not "".join(filter(None, flat)).isascii():
+        return None
     return (_TEXTS, flat)
 
 
@@ -522,6 +527,14 @@ def _encode_array(obj, out, element, rows, pack):
     if obj is None:
         out.append(_NULL)
         return
+    if type(obj) is list and pack is not None and obj:
+        # The common array: a list of plain values, packed as it is (a copy: a generator may
+        # change the list it yields before its row crosses).
+        packed = pack(list(obj))
+        if packed is not None:
+            out.append((_ARRAY, [len(obj)]))
+            out.append(packed)
+            return
     if isinstance(obj, _TEXT_AND_BYTES):
         # A sequence of characters (of ints, for bytes), as PL/Python has it: "hello" is {h,e,l,l,o}.
         obj = list(obj)
@@ -621,8 +634,12 @@ def dump(value):
     try:
         return marshal.dumps(value, 2)
     except ValueError:
-        # marshal reports a str it has no memory to encode as "unmarshallable object".
-        raise MemoryError("no memory left in the interpreter to pass the result (plpywasm.memory_limit)") from None
+        raise no_room_for_result() from None
+
+
+def no_room_for_result():
+    # marshal reports a str it has no memory to encode as "unmarshallable object".
+    return MemoryError("no memory left in the interpreter to pass the result (plpywasm.memory_limit)")
 
 
 # --- JSON --------------------------------------------------------------------------------------

@@ -179,6 +179,15 @@ SELECT n, (SELECT count(*) FROM array_rows(n, -1)) AS rows, (SELECT sum(a[2]) FR
 FROM unnest(ARRAY[0, 1, 127, 128, 129, 1000]) AS n;
 SELECT * FROM array_rows(1000, -1) LIMIT 2;
 SELECT sqlstate_of($$SELECT count(*) FROM array_rows(1000, 300)$$);
+-- A row read ahead is the row as it was yielded, though the generator changes it after.
+CREATE FUNCTION reused_row(n int) RETURNS TABLE (a int[], b text[]) LANGUAGE plpywasm AS $$
+ints, texts = [0, 0], ["é", None]
+for i in range(n):
+    ints[0] = i
+    texts[1] = str(i)
+    yield ints, texts
+$$;
+SELECT * FROM reused_row(3);
 CREATE FUNCTION rows_of_query() RETURNS TABLE (i int, t text) LANGUAGE plpywasm AS $$
 return plpy.execute("SELECT i, i::text AS t FROM generate_series(1, 2000) AS i")
 $$;
