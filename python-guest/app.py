@@ -4,6 +4,7 @@ Everything at module level runs once, at build time, and is frozen into the comp
 """
 
 import gc
+import struct
 
 import bundled_stdlib
 import hostio
@@ -137,20 +138,28 @@ class Guest(exports.Guest):
         if entry is None:
             return b""
         rows, encode = entry[0], entry[1]
-        out = []
+        # Each row marshalled on its own, and a batch framed as marshal's list of them: a batch
+        # of large rows stops at _READ_AHEAD_BYTES instead of being copied whole.
+        parts = []
+        size = 0
         try:
             for row in itertools.islice(rows, _READ_AHEAD_ROWS):
                 nodes = []
                 encode(row, nodes)
-                out.append(nodes)
-            if not out:
-                del _sets[iterator]
-                return b""
-            return _dump(out)
+                part = _dump(nodes)
+                parts.append(part)
+                size += len(part)
+                if size > _READ_AHEAD_BYTES:
+                    break
         except BaseException as exc:
             # The executor would have read on to this error, and the statement fails with it.
             _abandon(iterator, exc)
             return b""
+        if not parts:
+            del _sets[iterator]
+            return b""
+        parts.insert(0, _LIST_HEAD.pack(b"[", len(parts)))
+        return b"".join(parts)
 
     def next_plain(self, iterator):
         rows, _, exact, plain, ahead, whole = _sets[iterator]
@@ -200,6 +209,8 @@ _READ_AHEAD = 512
 # Rows that cross as nodes, of a `whole` set, read at a time (see next_rows).
 _READ_AHEAD_ROWS = 128
 _READ_AHEAD_BYTES = 1 << 20
+# marshal's list: its type code and length.
+_LIST_HEAD = struct.Struct("<ci")
 # Values whose conversion runs no Python code but ours.
 _INERT = frozenset({type(None), bool, int, float, str, decimal.Decimal})
 

@@ -66,15 +66,22 @@ $$;
 CREATE FUNCTION large_table() RETURNS TABLE (i int, t text) LANGUAGE plpywasm AS $$
 return [(i, c * (10 * 1024 * 1024)) for i, c in enumerate("abcd")]
 $$;
+-- So do rows that cross as nodes (arrays here), read ahead in FROM.
+CREATE FUNCTION large_arrays() RETURNS SETOF text[] LANGUAGE plpywasm AS $$
+return [[c * (10 * 1024 * 1024), c] for c in "abcd"]
+$$;
 RESET ROLE;
 CREATE ROLE large_rows;
 CREATE ROLE large_table;
+CREATE ROLE large_arrays;
 SET ROLE large_rows;
 SELECT left(x, 3), length(x) FROM large_rows() x;
 SET ROLE large_table;
 SELECT i, left(t, 3), length(t) FROM large_table();
+SET ROLE large_arrays;
+SELECT left(a[1], 3), length(a[1]), a[2] FROM large_arrays() a;
 RESET ROLE;
-DROP ROLE large_rows, large_table;
+DROP ROLE large_rows, large_table, large_arrays;
 SET ROLE alice;
 SELECT sqlstate_of($$SET plpywasm.memory_limit = '1GB'$$);
 
