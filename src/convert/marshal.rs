@@ -1,8 +1,9 @@
 //! Values in Python's `marshal` format: one byte string, which the guest reads and writes with
-//! `marshal`, instead of a node per value — far fewer steps through the bindings, which cost more
-//! than the conversions themselves. Arguments and query results always cross so (tagged as
-//! wit/plpywasm.wit's `decoding` says); results and set rows where they are plain scalars (json
-//! as its text) or rows of them.
+//! `marshal`, instead of a WIT node per value — far fewer steps through the bindings, which cost
+//! more than the conversions themselves. Arguments, a trigger's data and query results cross as
+//! the Python values, tagged where marshal has no type for them (wit/plpywasm.wit's `decoding`);
+//! results as the plain value where they are plain scalars (json as its text) or rows of them,
+//! else, like plan parameters, as a list of their nodes (wit/plpywasm.wit's `node`).
 
 use pgrx::pg_sys::Datum;
 use pgrx::PgSqlErrorCode;
