@@ -82,6 +82,7 @@ SELECT py_repr('{"a": [1, 2.5, null, true, "x"]}'::jsonb), py_repr('"str"'::json
 SELECT left(v::text, 40) AS v, id(v) = v AS same FROM unnest(ARRAY['{"a": {"b": [1, 2, {"c": null}]}}', '123456789012345678901234567890', '0.1000000000000000000001',
     '1e400', '[1.5, -0.0, 2.50]', '"ünïcödé ☃"', '{}', '[]', 'true', 'null']::jsonb[]) AS v;
 SELECT id('{"b": 1,  "a": [1,2]}'::json)::text;
+SELECT py_repr(E' \n{"a": [1.5]}\t'::json), py_repr(E'"x" '::json), py_repr(E'\r7'::json), py_repr(E'[ 0.1 ]'::json);
 CREATE FUNCTION to_jsonb(v text) RETURNS jsonb LANGUAGE plpywasm AS $$
 import decimal
 return eval(v)
