@@ -101,7 +101,7 @@ class Guest(exports.Guest):
 
     def call_trigger(self, handle, td, hidden):
         try:
-            return _dump(procedures.call_trigger(_procedures[handle], values.revive(_loads(td)), hidden))
+            return _dump(procedures.call_trigger(_procedures[handle], _loads(td), hidden))
         except BaseException as exc:
             raise Err(procedures.describe(exc))
 

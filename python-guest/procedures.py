@@ -195,9 +195,17 @@ def run_inline(body):
     return None
 
 
-def call_trigger(procedure, td, hidden):
+# TD's keys, in the order the host sends their values (wit/plpywasm.wit's call-trigger).
+_TD_KEYS = ("event", "when", "level", "name", "table_name", "table_schema", "relid", "args", "new", "old")
+
+
+def call_trigger(procedure, td_values, hidden):
     """Runs a trigger function with `TD`; returns its verdict and, for MODIFY, the new row's nodes.
     The `hidden` columns of the new row (generated ones, in a BEFORE trigger) are not in TD["new"]."""
+    td = dict(zip(_TD_KEYS, td_values))
+    # (Only the rows hold values marshal has no type for.)
+    values.revive(td["new"])
+    values.revive(td["old"])
     # Copies: the function may change TD in place.
     event = td["event"]
     original = None if td["new"] is None else dict(td["new"])

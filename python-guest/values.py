@@ -29,6 +29,9 @@ from wit_world.imports.types import (
     Shape_Int,
     Shape_Interval,
     Shape_Json,
+    Shape_Date,
+    Shape_Timestamp,
+    Shape_Timestamptz,
     Shape_Procedure,
     Shape_Text,
     Shape_Void,
@@ -155,15 +158,23 @@ _TAGGED = {
 
 
 def revive(value):
-    """A marshalled value with the values its tuples stand for (see wit/plpywasm.wit's decoding)."""
+    """A marshalled value with the values its tuples stand for (see wit/plpywasm.wit's decoding):
+    lists and dicts are changed in place, and plain values kept without a call each."""
     kind = type(value)
     if kind is tuple:
         return _TAGGED[value[0]](*value[1:])
     if kind is list:
-        return [revive(item) for item in value]
-    if kind is dict:
-        return {name: revive(item) for name, item in value.items()}
+        for position, item in enumerate(value):
+            if type(item) in _REVIVED:
+                value[position] = revive(item)
+    elif kind is dict:
+        for name, item in value.items():
+            if type(item) in _REVIVED:
+                value[name] = revive(item)
     return value
+
+
+_REVIVED = frozenset((tuple, list, dict))
 
 
 _DECODINGS = {
@@ -337,6 +348,9 @@ _SCALAR_ENCODERS = {
     Shape_Bytes: _encode_bytes,
     Shape_Json: _encode_json,
     Shape_Interval: _encode_interval,
+    Shape_Date: lambda obj, out: out.append(_plain_date(obj)),
+    Shape_Timestamp: lambda obj, out: out.append(_plain_timestamp(obj)),
+    Shape_Timestamptz: lambda obj, out: out.append(_plain_timestamptz(obj)),
 }
 
 
@@ -366,6 +380,34 @@ def _plain_float(obj):
     return obj if type(obj) is float else _plain_text(obj)
 
 
+_DATE = 9
+_TIMESTAMP = 12
+_TIMESTAMPTZ = 13
+_MICROSECOND = datetime.timedelta(microseconds=1)
+
+
+def _plain_date(obj):
+    """An exact date as its node (days since 2000-01-01); anything else as text."""
+    if type(obj) is datetime.date:
+        return (_DATE, obj.toordinal() - _EPOCH_ORDINAL)
+    return _plain_text(obj)
+
+
+def _plain_timestamp(obj):
+    """A naive datetime as its node (microseconds since 2000-01-01); anything else as text."""
+    if type(obj) is datetime.datetime and obj.tzinfo is None:
+        return (_TIMESTAMP, (obj - _EPOCH) // _MICROSECOND)
+    return _plain_text(obj)
+
+
+def _plain_timestamptz(obj):
+    """An aware datetime as its node (its instant); anything else as text, which PostgreSQL reads
+    in the session's time zone when it names none: what str() of a naive datetime is."""
+    if type(obj) is datetime.datetime and obj.utcoffset() is not None:
+        return (_TIMESTAMPTZ, (obj - _EPOCH_UTC) // _MICROSECOND, 0)
+    return _plain_text(obj)
+
+
 _PLAIN_ENCODERS = {
     Shape_Void: plain_void,
     Shape_Procedure: plain_procedure,
@@ -376,6 +418,9 @@ _PLAIN_ENCODERS = {
     Shape_Text: _plain_text,
     # JSON text, which the host parses: every object goes through here.
     Shape_Json: lambda obj: None if obj is None else _json_text(obj),
+    Shape_Date: _plain_date,
+    Shape_Timestamp: _plain_timestamp,
+    Shape_Timestamptz: _plain_timestamptz,
 }
 
 
@@ -391,7 +436,7 @@ _PLAIN_TYPES = {
 }
 
 
-_PLAIN_FIELDS = (Shape_Boolean, Shape_Int, Shape_Float, Shape_Text, Shape_Json)
+_PLAIN_FIELDS = (Shape_Boolean, Shape_Int, Shape_Float, Shape_Text, Shape_Json, Shape_Date, Shape_Timestamp, Shape_Timestamptz)
 
 
 def plain_encoder(shapes):
@@ -614,7 +659,7 @@ def encode_row(obj, out, names, fields, marks=_NODE_MARKS):
         return
     out.append(marks[2])
     kind = type(obj)
-    if kind is not tuple and kind is not list and isinstance(obj, Mapping):
+    if kind is dict or kind is not tuple and kind is not list and isinstance(obj, Mapping):
         for name, field in zip(names, fields):
             try:
                 value = obj[name]

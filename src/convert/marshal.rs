@@ -10,7 +10,7 @@ use pgrx::PgSqlErrorCode;
 
 use super::{malformed, unpack, ToGuest};
 use crate::error::PlError;
-use crate::runtime::{Decoding, Interval, Node, Shape};
+use crate::runtime::{Decoding, Interval, Node, Shape, Zoned};
 
 // marshal's type codes (CPython's Python/marshal.c); writers may set FLAG_REF on any of them.
 const FLAG_REF: u8 = 0x80;
@@ -86,7 +86,12 @@ pub fn decodings<'a>(converters: impl Iterator<Item = Option<&'a ToGuest>>) -> V
 /// Whether a result of this shape can come back in marshal's format: a plain scalar (json as its
 /// text), or a row of them (the guest decides by the same rule, in values.plain_encoder).
 pub fn is_plain_shape(shape: &[Shape]) -> bool {
-    let plain_field = |shape: &Shape| matches!(shape, Shape::Boolean | Shape::Int | Shape::Float | Shape::Text | Shape::Json);
+    let plain_field = |shape: &Shape| {
+        matches!(
+            shape,
+            Shape::Boolean | Shape::Int | Shape::Float | Shape::Text | Shape::Json | Shape::Date | Shape::Timestamp | Shape::Timestamptz
+        )
+    };
     match shape {
         [Shape::Void | Shape::Procedure] => true,
         [field] => plain_field(field),
@@ -134,13 +139,17 @@ unsafe fn write_value(convert: &ToGuest, datum: Option<Datum>, tagged: bool, nod
     write_node(head, &mut nodes, tagged, out);
 }
 
-/// A value's nodes (a row's, for a trigger's data) as the value marshal holds (see [`write_args`]).
-pub fn write_nodes(nodes: Vec<Node>, out: &mut Vec<u8>) {
+/// The values whose nodes follow one another, as a marshalled list of them.
+pub fn write_values(nodes: Vec<Node>, out: &mut Vec<u8>) {
+    let head = out.len();
+    write_list_head(0, out);
     let mut nodes = nodes.into_iter();
-    match nodes.next() {
-        Some(head) => write_node(head, &mut nodes, true, out),
-        None => out.push(NONE),
+    let mut count: i32 = 0;
+    while let Some(node) = nodes.next() {
+        write_node(node, &mut nodes, true, out);
+        count += 1;
     }
+    out[head + 1..head + 5].copy_from_slice(&count.to_le_bytes());
 }
 
 /// The value whose head is `node`, its parts taken from `rest`; `nested` in another (or tagged),
@@ -273,8 +282,18 @@ pub fn write_scalar(node: &Node, out: &mut Vec<u8>) {
             out.extend_from_slice(&f.to_le_bytes());
         }
         Node::Text(text) | Node::Decimal(text) | Node::Json(text) => {
-            out.push(UNICODE);
-            out.extend_from_slice(&(text.len() as i32).to_le_bytes());
+            // ASCII is copied as it is where UTF-8 would be decoded.
+            match (text.is_ascii(), u8::try_from(text.len())) {
+                (true, Ok(len)) => out.extend_from_slice(&[SHORT_ASCII, len]),
+                (true, Err(_)) => {
+                    out.push(ASCII);
+                    out.extend_from_slice(&(text.len() as i32).to_le_bytes());
+                }
+                (false, _) => {
+                    out.push(UNICODE);
+                    out.extend_from_slice(&(text.len() as i32).to_le_bytes());
+                }
+            }
             out.extend_from_slice(text.as_bytes());
         }
         Node::Bytes(bytes) => {
@@ -303,8 +322,8 @@ fn write_long(value: i64, out: &mut Vec<u8>) {
     }
 }
 
-/// The nodes of a plain result the guest marshalled: a scalar, or a row's list, whose head is an
-/// Ellipsis. The guest sends ints and strs as they are: an int beyond 64 bits comes back as its
+/// The nodes of a plain result the guest marshalled: a scalar (a date's or timestamp's as its
+/// tagged node), or a row's list, whose head is an Ellipsis. The guest sends ints and strs as they are: an int beyond 64 bits comes back as its
 /// digits, for the result type's input function to refuse as out of range, and a str with a lone
 /// surrogate (not UTF-8) is refused here.
 pub fn read_result(bytes: &[u8]) -> Result<Vec<Node>, PlError> {
@@ -315,7 +334,8 @@ pub fn read_result(bytes: &[u8]) -> Result<Vec<Node>, PlError> {
 }
 
 /// The rows of a set's `next-plain` (wit/plpywasm.wit): one result as [`read_result`] reads it, or
-/// a tuple of whether the set ends with them and several.
+/// a tuple of whether the set ends with them and several (a tagged value's tuple starts with its
+/// tag, a number, not a bool).
 pub fn read_rows(bytes: &[u8]) -> Result<(Vec<Vec<Node>>, bool), PlError> {
     let mut reader = Reader(bytes);
     let len = match reader.peek()? & !FLAG_REF {
@@ -326,9 +346,10 @@ pub fn read_rows(bytes: &[u8]) -> Result<(Vec<Vec<Node>>, bool), PlError> {
         }
         _ => return Ok((vec![read_result(bytes)?], false)),
     };
-    let ends = match reader.node()? {
-        Node::Boolean(ends) => ends,
-        _ => return Err(malformed()),
+    // A tuple that does not start with a bool is one result (a tagged value).
+    let ends = match reader.peek()? & !FLAG_REF {
+        TRUE | FALSE => reader.take(1)?[0] & !FLAG_REF == TRUE,
+        _ => return Ok((vec![read_result(bytes)?], false)),
     };
     // Every row is at least a byte: a longer tuple is a lie.
     if len == 0 || len > reader.0.len() + 1 {
@@ -384,9 +405,9 @@ impl<'a> Reader<'a> {
     /// One result: a scalar, or a row's list.
     fn result(&mut self) -> Result<Vec<Node>, PlError> {
         if self.peek()? & !FLAG_REF != LIST {
-            return Ok(vec![self.node()?]);
+            return Ok(vec![self.tagged()?]);
         }
-        self.list(Reader::node)
+        self.list(Reader::tagged)
     }
 
     /// A list, an item each as `item` reads it.
@@ -418,6 +439,13 @@ impl<'a> Reader<'a> {
         };
         let node = match (self.int()?, len) {
             (tag::JSON, 2) => Node::Json(self.string()?),
+            (tag::DATE, 2) => Node::Date(i32::try_from(self.int()?).map_err(|_| malformed())?),
+            (tag::TIMESTAMP, 2) => Node::Timestamp(self.int()?),
+            (tag::TIMESTAMPTZ, 3) => {
+                let microseconds = self.int()?;
+                let offset_seconds = i32::try_from(self.int()?).map_err(|_| malformed())?;
+                Node::Timestamptz(Zoned { microseconds, offset_seconds })
+            }
             (tag::INTERVAL, 3) => {
                 let days = i32::try_from(self.int()?).map_err(|_| malformed())?;
                 Node::Interval(Interval { days, microseconds: self.int()? })

@@ -252,6 +252,9 @@ enum Target {
     Bytea,
     Json,
     Interval,
+    Date,
+    Timestamp,
+    Timestamptz,
     Array(Box<array::ArrayOut>),
     Row(Box<row::RowOut>),
     /// Text only, parsed by the input function.
@@ -281,6 +284,10 @@ impl FromGuest {
             pg_sys::BYTEAOID => Target::Bytea,
             pg_sys::JSONOID | pg_sys::JSONBOID => Target::Json,
             pg_sys::INTERVALOID if typmod < 0 => Target::Interval,
+            // With a precision, the input function rounds (as it does for text).
+            pg_sys::DATEOID => Target::Date,
+            pg_sys::TIMESTAMPOID if typmod < 0 => Target::Timestamp,
+            pg_sys::TIMESTAMPTZOID if typmod < 0 => Target::Timestamptz,
             _ => {
                 if let Some(array) = array::ArrayOut::for_type(base) {
                     Target::Array(Box::new(array))
@@ -362,6 +369,9 @@ impl FromGuest {
             Target::Bytea => Shape::Bytes,
             Target::Json => Shape::Json,
             Target::Interval => Shape::Interval,
+            Target::Date => Shape::Date,
+            Target::Timestamp => Shape::Timestamp,
+            Target::Timestamptz => Shape::Timestamptz,
             Target::Array(array) => return array.shape(out),
             Target::Row(row) => return row.shape(out),
         };
@@ -411,6 +421,10 @@ impl FromGuest {
             (Target::Interval, Node::Interval(interval)) => {
                 datetime::interval_datum(interval.days, interval.microseconds)
             }
+            // Python's years 1 to 9999 are all within PostgreSQL's range.
+            (Target::Date, Node::Date(days)) => Datum::from(days),
+            (Target::Timestamp, Node::Timestamp(microseconds)) => Datum::from(microseconds),
+            (Target::Timestamptz, Node::Timestamptz(instant)) => Datum::from(instant.microseconds),
             (Target::Array(array), Node::Array(dims)) => array.decode(dims, nodes)?,
             (Target::Row(row), Node::Composite(_)) => row.decode(nodes)?,
             _ => return Err(malformed()),

@@ -14,7 +14,6 @@ use crate::interpreters::with_interpreter;
 use crate::procedure::Procedure;
 use crate::runtime::Node;
 
-const TD_KEYS: [&str; 10] = ["event", "when", "level", "name", "table_name", "table_schema", "relid", "args", "new", "old"];
 
 /// The trigger data a trigger function is called with; refused when it was called directly
 /// (`SELECT f()`).
@@ -84,7 +83,7 @@ pub unsafe fn call(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
     Ok(Datum::from(returned))
 }
 
-/// `TD` as a row, marshalled.
+/// `TD`'s values, marshalled.
 unsafe fn trigger_data(
     data: &pg_sys::TriggerData,
     new: pg_sys::HeapTuple,
@@ -96,7 +95,8 @@ unsafe fn trigger_data(
     let text = |s: &str| Node::Text(s.to_string());
     let cstr = |p: *const std::ffi::c_char| Node::Text(unsafe { server_cstr_to_string(p) });
 
-    let mut td = vec![Node::Composite(TD_KEYS.iter().map(|k| k.to_string()).collect())];
+    // TD's values in the order the WIT's `call-trigger` gives its keys.
+    let mut td = Vec::with_capacity(12);
     td.push(text(match event & pg_sys::TRIGGER_EVENT_OPMASK {
         pg_sys::TRIGGER_EVENT_INSERT => "INSERT",
         pg_sys::TRIGGER_EVENT_UPDATE => "UPDATE",
@@ -140,7 +140,7 @@ unsafe fn trigger_data(
         }
     }
     let mut marshalled = Vec::new();
-    marshal::write_nodes(td, &mut marshalled);
+    marshal::write_values(td, &mut marshalled);
     Ok(marshalled)
 }
 

@@ -38,6 +38,36 @@ SELECT py_repr('2024-02-29 13:14:15.5'::timestamp), py_repr('2024-07-01 12:00:00
 SET TimeZone = 'America/New_York';
 SELECT py_repr('2024-07-01 12:00:00+00'::timestamptz);
 SET TimeZone = 'Europe/Paris';
+-- Returned: a date, a naive datetime for timestamp, an aware one for timestamptz keep their value
+-- exactly; any other object is read from its str() (a naive datetime for timestamptz in the
+-- session's time zone, a datetime for a date by its date), as PL/Python reads everything.
+CREATE TYPE instants AS (d date, ts timestamp, tstz timestamptz, ts0 timestamptz(0));
+CREATE FUNCTION make_instants(kind text) RETURNS SETOF instants LANGUAGE plpywasm AS $$
+import datetime as dt
+tz = dt.timezone(dt.timedelta(hours=-3, minutes=-30, seconds=-15))
+if kind == "exact":
+    t = dt.datetime(2024, 2, 29, 23, 59, 59, 999999, tz)
+    return [(t.date(), t.replace(tzinfo=None), t, t),
+            (dt.date(1, 1, 1), dt.datetime(1, 1, 1), dt.datetime(1, 1, 1, 12, tzinfo=dt.timezone.utc), None),
+            (dt.date(9999, 12, 31), dt.datetime(9999, 12, 31, 23, 59, 59, 999999), dt.datetime(9999, 12, 31, 12, tzinfo=tz), None)]
+naive = dt.datetime(2024, 7, 1, 12, 30)
+return [(naive, naive.replace(tzinfo=tz), naive, "2024-07-01 12:00:00.6+02"), ("2024-01-01", "epoch", "infinity", "today")]
+$$;
+SELECT * FROM make_instants('exact');
+SELECT * FROM make_instants('text') LIMIT 1;
+SELECT d, ts, tstz FROM make_instants('text') OFFSET 1;
+CREATE FUNCTION instants(n int) RETURNS SETOF timestamptz LANGUAGE plpywasm AS $$
+import datetime as dt
+for i in range(n):
+    yield dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(days=i)
+$$;
+SELECT instants(2), (SELECT max(x) FROM instants(1000) x) AS whole;
+CREATE DOMAIN recent AS timestamptz CHECK (VALUE > '2000-01-01');
+CREATE FUNCTION old_instant() RETURNS recent LANGUAGE plpywasm AS $$
+import datetime as dt
+return dt.datetime(1999, 1, 1, tzinfo=dt.timezone.utc)
+$$;
+SELECT sqlstate_of($$SELECT old_instant()$$);
 -- Values Python cannot hold cross as their PostgreSQL text, and come back unchanged.
 SELECT py_repr('infinity'::date), py_repr('-infinity'::timestamp), py_repr('infinity'::timestamptz), py_repr('24:00:00'::time);
 SELECT py_repr('0044-03-15 BC'::date), py_repr('10000-01-01'::timestamp), py_repr('294276-12-31 23:59:59'::timestamptz);
