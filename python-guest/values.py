@@ -25,15 +25,15 @@ from wit_world.imports.types import (
     Shape_Boolean,
     Shape_Bytes,
     Shape_Composite,
+    Shape_Date,
     Shape_Float,
     Shape_Int,
     Shape_Interval,
     Shape_Json,
-    Shape_Date,
-    Shape_Timestamp,
-    Shape_Timestamptz,
     Shape_Procedure,
     Shape_Text,
+    Shape_Timestamp,
+    Shape_Timestamptz,
     Shape_Void,
 )
 
@@ -141,19 +141,37 @@ def _interval(days, microseconds):
     return _timedelta(days, 0, microseconds)
 
 
-# What a tuple in a marshalled value stands for, by its tag: the node's case number.
+# The case numbers of nodes marshal has no type for, which tag the tuples that stand for them.
+_DECIMAL = 6
+_JSON = 7
+_UUID = 8
+_DATE = 9
+_TIME = 10
+_TIMETZ = 11
+_TIMESTAMP = 12
+_TIMESTAMPTZ = 13
+_INTERVAL = 14
+_INET = 15
+_CIDR = 16
+_ARRAY = 17
+_INTS = 18
+_FLOATS = 19
+_TEXTS = 20
+_COMPOSITE = 21
+
+# What a tuple in a marshalled value stands for, by its tag.
 _TAGGED = {
-    6: decimal.Decimal,
-    7: _json_value,
-    8: _uuid,
-    9: _date,
-    10: _time,
-    11: _timetz,
-    12: _timestamp,
-    13: _timestamptz,
-    14: _interval,
-    15: _inet,
-    16: ipaddress.ip_network,
+    _DECIMAL: decimal.Decimal,
+    _JSON: _json_value,
+    _UUID: _uuid,
+    _DATE: _date,
+    _TIME: _time,
+    _TIMETZ: _timetz,
+    _TIMESTAMP: _timestamp,
+    _TIMESTAMPTZ: _timestamptz,
+    _INTERVAL: _interval,
+    _INET: _inet,
+    _CIDR: ipaddress.ip_network,
 }
 
 
@@ -225,15 +243,8 @@ def _row_maker(names):
 # --- Python → SQL ------------------------------------------------------------------------------
 
 # What the nodes of a result are, as marshal takes them (see wit/plpywasm.wit's `node`): a
-# scalar's value, or a tuple of the node's case number and its fields.
+# scalar's value, or a tuple of the node's case number (below) and its fields.
 _NULL = None
-_JSON = 7
-_INTERVAL = 14
-_ARRAY = 17
-_INTS = 18
-_FLOATS = 19
-_TEXTS = 20
-_COMPOSITE = 21
 _INT64_MIN = -(1 << 63)
 _INT64_MAX = (1 << 63) - 1
 _MAXDIM = 6
@@ -380,9 +391,6 @@ def _plain_float(obj):
     return obj if type(obj) is float else _plain_text(obj)
 
 
-_DATE = 9
-_TIMESTAMP = 12
-_TIMESTAMPTZ = 13
 _MICROSECOND = datetime.timedelta(microseconds=1)
 
 
