@@ -57,8 +57,8 @@ class Guest(exports.Guest):
         if procedure is not None:
             procedure.release()
 
-    # The per-call exports (call, call_scalar, next_row, next_plain) return an empty list where
-    # they would raise: the bindings build an `Ok` object around every value a `result` export
+    # The per-call exports (call, call_scalar, next_row, next_rows, next_plain) return an empty
+    # byte string where they would raise: the bindings build an `Ok` object around every value a `result` export
     # returns, which costs more than a scalar call's own work. `take_error` hands over what was
     # raised.
 

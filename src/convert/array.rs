@@ -61,8 +61,12 @@ impl ArrayIn {
             let (mut values, mut nulls, mut count) = (std::ptr::null_mut(), std::ptr::null_mut(), 0);
             let e = &self.element;
             pg_sys::deconstruct_array(array, e.type_oid, e.len as i32, e.by_value, e.align, &mut values, &mut nulls, &mut count);
-            let elements = (0..count as usize).map(|i| (!*nulls.add(i)).then(|| *values.add(i)));
-            self.convert.encode_all(elements, out);
+            for i in 0..count as usize {
+                match *nulls.add(i) {
+                    true => out.push(Node::Null),
+                    false => self.convert.encode(*values.add(i), out),
+                }
+            }
             pg_sys::pfree(values.cast());
             pg_sys::pfree(nulls.cast());
         }

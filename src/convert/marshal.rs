@@ -8,7 +8,7 @@
 use pgrx::pg_sys::Datum;
 use pgrx::PgSqlErrorCode;
 
-use super::{malformed, unpack, ToGuest};
+use super::{malformed, ToGuest};
 use crate::error::PlError;
 use crate::runtime::{Decoding, Interval, Node, Shape, Zoned};
 
@@ -224,28 +224,16 @@ pub fn write_list_head(len: usize, out: &mut Vec<u8>) {
 }
 
 /// An array whose head node had these dimensions, as nested lists; its elements follow in
-/// `rest`, row-major: packed in one node, or a value each.
+/// `rest`, a value each, row-major.
 fn write_array(dims: &[u32], rest: &mut impl Iterator<Item = Node>, out: &mut Vec<u8>) {
     if dims.is_empty() {
         return write_list_head(0, out);
     }
-    match rest.next() {
-        Some(packed @ (Node::Ints(_) | Node::Floats(_) | Node::Texts(_))) => {
-            let mut elements = unpack(packed).unwrap_or_default().into_iter();
-            write_nested(dims, &mut |out| write_scalar(&elements.next().unwrap_or(Node::Null), out), out);
-        }
-        first => {
-            let mut first = first;
-            write_nested(
-                dims,
-                &mut |out| {
-                    let element = first.take().or_else(|| rest.next()).unwrap_or(Node::Null);
-                    write_node(element, rest, true, out)
-                },
-                out,
-            );
-        }
-    }
+    let mut element = |out: &mut Vec<u8>| {
+        let node = rest.next().unwrap_or(Node::Null);
+        write_node(node, rest, true, out)
+    };
+    write_nested(dims, &mut element, out);
 }
 
 /// Nested lists of these dimensions, whose elements `element` writes in row-major order.

@@ -126,59 +126,6 @@ impl ToGuest {
     }
 }
 
-/// Values that cross all in one node: a Python list of ints, floats or strs, not a node each.
-#[derive(Clone, Copy)]
-enum Packing {
-    Ints,
-    Floats,
-    Texts,
-}
-
-impl ToGuest {
-    fn packing(&self) -> Option<Packing> {
-        match self {
-            ToGuest::Int2 | ToGuest::Int4 | ToGuest::Int8 | ToGuest::Oid => Some(Packing::Ints),
-            ToGuest::Float4 | ToGuest::Float8 => Some(Packing::Floats),
-            ToGuest::Text | ToGuest::Name => Some(Packing::Texts),
-            _ => None,
-        }
-    }
-
-    /// Appends the nodes of many values of this type (an array's elements, a result's column):
-    /// packed into one node when the type allows, else a node each. Nothing for no values.
-    ///
-    /// # Safety
-    /// The Datums must be valid values of the type this converter was made for.
-    pub unsafe fn encode_all(&self, values: impl ExactSizeIterator<Item = Option<Datum>>, out: &mut Vec<Node>) {
-        let packing = self.packing().filter(|_| values.len() > 0);
-        let Some(packing) = packing else {
-            for value in values {
-                match value {
-                    Some(datum) => unsafe { self.encode(datum, out) },
-                    None => out.push(Node::Null),
-                }
-            }
-            return;
-        };
-        let mut scratch = Vec::with_capacity(1);
-        let mut one = |datum: Datum| {
-            unsafe { self.encode(datum, &mut scratch) };
-            scratch.pop().expect("a scalar converter makes one node")
-        };
-        out.push(match packing {
-            Packing::Ints => Node::Ints(
-                values.map(|v| v.map(|d| match one(d) { Node::Int(i) => i, _ => unreachable!("an integer converter") })).collect(),
-            ),
-            Packing::Floats => Node::Floats(
-                values.map(|v| v.map(|d| match one(d) { Node::Float(f) => f, _ => unreachable!("a float converter") })).collect(),
-            ),
-            Packing::Texts => Node::Texts(
-                values.map(|v| v.map(|d| match one(d) { Node::Text(t) => t, _ => unreachable!("a text converter") })).collect(),
-            ),
-        });
-    }
-}
-
 /// The bytes a non-null Datum of a type `typlen` long takes once detoasted, read from its header.
 ///
 /// # Safety
@@ -218,7 +165,8 @@ pub fn type_exists(type_oid: Oid) -> bool {
     }
 }
 
-/// The values of a packed node, a node each; none if `node` is not packed.
+/// The values of a packed node (an array's elements from the guest), a node each; none if `node`
+/// is not packed.
 fn unpack(node: Node) -> Option<Vec<Node>> {
     Some(match node {
         Node::Ints(values) => values.into_iter().map(|v| v.map_or(Node::Null, Node::Int)).collect(),

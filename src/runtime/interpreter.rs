@@ -362,7 +362,7 @@ impl<'a> Guest<'a> {
         plpywasm_engine::MAX_WASM_STACK.saturating_sub(used)
     }
 
-    /// Runs a per-call export, which returns an empty list instead of raising (see the WIT): then
+    /// Runs a per-call export, which returns nothing instead of raising (see the WIT): then
     /// `take-error` tells what it raised, or none at the end of a set.
     fn run_listing<T>(
         &mut self,
