@@ -243,7 +243,7 @@ def _row_maker(names):
 # --- Python → SQL ------------------------------------------------------------------------------
 
 # What the nodes of a result are, as marshal takes them (see wit/plpywasm.wit's `node`): a
-# scalar's value, or a tuple of the node's case number (below) and its fields.
+# scalar's value, or a tuple of the node's case number (_JSON … _COMPOSITE above) and its fields.
 _NULL = None
 _INT64_MIN = -(1 << 63)
 _INT64_MAX = (1 << 63) - 1

@@ -47,7 +47,8 @@ enum Arg {
     Polymorphic(RefCell<Option<(Oid, Rc<ToGuest>)>>),
 }
 
-/// The converter for the type a call passes a polymorphic argument as, kept while calls pass that type.
+/// The converter for the type a call passes a polymorphic argument as, kept while calls pass
+/// that type.
 ///
 /// # Safety
 /// `fcinfo` must be the live call info of a call to the function the argument is of.

@@ -311,9 +311,10 @@ fn write_long(value: i64, out: &mut Vec<u8>) {
 }
 
 /// The nodes of a plain result the guest marshalled: a scalar (a date's or timestamp's as its
-/// tagged node), or a row's list, whose head is an Ellipsis. The guest sends ints and strs as they are: an int beyond 64 bits comes back as its
-/// digits, for the result type's input function to refuse as out of range, and a str with a lone
-/// surrogate (not UTF-8) is refused here.
+/// tagged node), or a row's list, whose head is an Ellipsis. The guest sends ints and strs as
+/// they are: an int beyond 64 bits comes back as its digits, for the result type's input
+/// function to refuse as out of range, and a str with a lone surrogate (not UTF-8) is refused
+/// here.
 pub fn read_result(bytes: &[u8]) -> Result<Vec<Node>, PlError> {
     let mut reader = Reader(bytes);
     let nodes = reader.result()?;
