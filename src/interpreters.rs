@@ -387,9 +387,14 @@ fn limits(nested: bool) -> Limits {
     }
 }
 
-/// A query cancel or a backend termination is pending (set by PostgreSQL's signal handlers).
+/// A query cancel or a backend termination is pending (set by PostgreSQL's signal handlers). The
+/// ticker's thread asks too: volatile reads of two `sig_atomic_t`, as a signal handler's are.
 fn cancel_pending() -> bool {
-    unsafe { pg_sys::QueryCancelPending != 0 || pg_sys::ProcDiePending != 0 }
+    // SAFETY: reads of two variables that exist for the backend's life.
+    unsafe {
+        std::ptr::read_volatile(std::ptr::addr_of!(pg_sys::QueryCancelPending)) != 0
+            || std::ptr::read_volatile(std::ptr::addr_of!(pg_sys::ProcDiePending)) != 0
+    }
 }
 
 fn guest_path() -> PathBuf {

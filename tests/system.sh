@@ -37,7 +37,7 @@ select.select([], [], [], 1e9)
 $$;
 SQL
 
-# 1. Helper threads (the epoch ticker, wasmtime-wasi's Tokio workers) block every signal, so
+# 1. Helper threads (the ticker, wasmtime-wasi's Tokio workers) block every signal, so
 #    PostgreSQL's signals always reach the backend's main thread.
 masks=$(q <<'SQL' 2>&1
 SET ROLE alice;

@@ -1,6 +1,9 @@
 //! Compiles the guest component to native code: `plpywasm-precompile <guest.wasm> <out.cwasm>`.
+//! The guest gets its stop checks first (see `stop_checks`).
 
 use std::process::ExitCode;
+
+mod stop_checks;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
@@ -26,7 +29,9 @@ fn precompile(input: &str, output: &str) -> wasmtime::Result<()> {
     }
     let engine = wasmtime::Engine::new(&config)?;
     let wasm = std::fs::read(input)?;
-    let compiled = engine.precompile_component(&wasm)?;
+    let checked = stop_checks::add(&wasm, plpywasm_engine::STOP_FLAG).map_err(wasmtime::Error::msg)?;
+    eprintln!("plpywasm-precompile: {} stop checks added", checked.checks);
+    let compiled = engine.precompile_component(&checked.wasm)?;
     std::fs::write(output, compiled)?;
     Ok(())
 }

@@ -16,3 +16,8 @@ pub use exports::plpywasm::runtime::guest::{Guest as GuestExports, Node, PythonE
 pub use plpywasm::runtime::types::{DbError, Decoding, Interval, Rows, Zoned};
 pub use plpywasm::runtime::database::{Plan, TransactionStep};
 pub use plpywasm::runtime::{host, types};
+
+/// Interface names as the component spells them, the WIT package's version included: for the
+/// interfaces linked or called by hand.
+pub const DATABASE_INTERFACE: &str = "plpywasm:runtime/database@0.14.0";
+pub const GUEST_INTERFACE: &str = "plpywasm:runtime/guest@0.14.0";

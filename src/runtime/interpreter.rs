@@ -1,12 +1,13 @@
 //! One Python interpreter: a guest instance in its own Store, with its limits and collected output.
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{AsContextMut, Engine, ResourceLimiter, Store, StoreContextMut, Trap, UpdateDeadline};
+use wasmtime::{AsContextMut, Engine, ResourceLimiter, Store, StoreContextMut, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::{host, types, Decoding, GuestExports, PlpywasmPre, PythonError, Shape};
+use super::bindings::{host, types, Decoding, GuestExports, Plpywasm, PlpywasmPre, PythonError, Shape};
 use super::Database;
 use super::output::{Output, Stream};
+use super::stop::StopFlag;
 use super::ticker::{Ticker, TICK};
 use std::cell::Cell;
 use std::time::{Duration, Instant};
@@ -32,7 +33,8 @@ pub struct Limits {
     pub nested: bool,
     /// Most bytes of stdout + stderr kept per call.
     pub output: usize,
-    /// Polled on every epoch tick while guest code runs; `true` stops the guest.
+    /// Polled on every tick while guest code runs, on the ticker's thread too (so it must only read
+    /// memory); `true` stops the guest.
     pub should_stop: fn() -> bool,
     pub database: &'static dyn Database,
 }
@@ -48,6 +50,8 @@ pub struct HostState {
     pub(super) database: &'static dyn Database,
     /// Set once the instance exists (cloned for each call: it is a few function handles).
     exports: Option<GuestExports>,
+    /// Set once the instance exists; raised by the ticker.
+    stop: Option<StopFlag>,
     ticker: &'static Ticker,
     generation: u64,
     /// Who may borrow the store while it is lent (the backend's role).
@@ -225,6 +229,7 @@ impl Interpreter {
             should_stop: limits.should_stop,
             database: limits.database,
             exports: None,
+            stop: None,
             ticker,
             generation: GENERATIONS.with(|g| {
                 g.set(g.get() + 1);
@@ -237,20 +242,16 @@ impl Interpreter {
         };
         let mut store = Store::new(engine, state);
         store.limiter(|state| &mut state.limiter);
-        let should_stop = limits.should_stop;
-        store.epoch_deadline_callback(move |_| {
-            if should_stop() {
-                Err(Trap::Interrupt.into())
-            } else {
-                Ok(UpdateDeadline::Continue(1))
-            }
-        });
-        store.set_epoch_deadline(1);
-        let exports = {
-            let _running = ticker.running();
-            pre.instantiate(&mut store).map_err(|err| GuestError::Trap(trap(err, false)))?
+        let instantiate = |store: &mut Store<HostState>| {
+            let instance = pre.instance_pre().instantiate(&mut *store)?;
+            let exports = Plpywasm::new(&mut *store, &instance)?;
+            Ok((exports, StopFlag::find(&mut *store, &instance)?))
         };
-        store.data_mut().exports = Some(exports.plpywasm_runtime_guest().clone());
+        let (exports, stop) = instantiate(&mut store).map_err(|err| GuestError::Trap(trap(err, false, false)))?;
+        let state = store.data_mut();
+        state.exports = Some(exports.plpywasm_runtime_guest().clone());
+        state.stop = Some(stop);
+        ticker.watch(state.generation, stop, limits.should_stop);
         Ok(Interpreter { store })
     }
 
@@ -262,6 +263,14 @@ impl Interpreter {
     /// (the snapshot's pages are shared until written), which it keeps until it is dropped.
     pub fn grown_memory(&self) -> usize {
         self.store.data().limiter.grown()
+    }
+}
+
+impl Drop for Interpreter {
+    fn drop(&mut self) {
+        let state = self.store.data();
+        // Before the memory the flag lies in goes.
+        state.ticker.forget(state.generation);
     }
 }
 
@@ -392,13 +401,15 @@ impl<'a> Guest<'a> {
         state.entered += 1;
         let mut grown_before = 0;
         if outermost {
+            if let Some(stop) = state.stop {
+                ticker.lower(stop);
+            }
             state.entry_stack = stack_address();
             let limiter = &mut state.limiter;
             grown_before = limiter.grown();
             limiter.refused = false;
             limiter.running = limiter.nested;
         }
-        self.store.set_epoch_deadline(1);
         let _running = ticker.running();
         let result = f(&exports, &mut self.store);
         let state = self.store.data_mut();
@@ -416,7 +427,7 @@ impl<'a> Guest<'a> {
                 // A call nested in this one that trapped ends this one too, and says why.
                 let kind = match state.trapped.clone() {
                     Some(kind) => kind,
-                    None => trap(err, state.limiter.near_limit()),
+                    None => trap(err, state.limiter.near_limit(), state.stop.is_some_and(StopFlag::is_raised)),
                 };
                 state.trapped = Some(kind.clone());
                 Err(GuestError::Trap(kind))
@@ -440,9 +451,11 @@ fn no_result() -> GuestError {
 
 /// What a trap means. A guest that aborts with its memory at the limit ran out of it: CPython and
 /// its bindings abort (an `unreachable` trap) when an allocation fails where they cannot raise.
-fn trap(err: wasmtime::Error, memory_exhausted: bool) -> TrapKind {
+/// A stop check traps with `unreachable` too, once the flag is raised.
+fn trap(err: wasmtime::Error, memory_exhausted: bool, stop_raised: bool) -> TrapKind {
     match err.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => TrapKind::Interrupted,
+        Some(Trap::UnreachableCodeReached) if stop_raised => TrapKind::Interrupted,
         Some(Trap::StackOverflow) => TrapKind::StackOverflow,
         Some(Trap::AllocationTooLarge) => TrapKind::OutOfMemory,
         _ if memory_exhausted => TrapKind::OutOfMemory,

@@ -12,12 +12,9 @@ use std::cell::RefCell;
 use wasmtime::component::Linker;
 use wasmtime::{AsContextMut, StoreContextMut, Trap};
 
-use super::bindings::TransactionStep;
+use super::bindings::{TransactionStep, DATABASE_INTERFACE};
 use super::interpreter::{Guest, HostState};
 use super::{Canceled, Database};
-
-/// The WIT interface of the queries (see `wit/plpywasm.wit`).
-const DATABASE_INTERFACE: &str = "plpywasm:runtime/database@0.13.0";
 
 struct Loan {
     owner: u32,

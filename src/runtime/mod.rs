@@ -9,6 +9,7 @@ mod interpreter;
 mod lending;
 mod output;
 mod poll;
+mod stop;
 mod ticker;
 
 use std::path::Path;
@@ -103,8 +104,8 @@ impl Runtime {
             message: format!("could not link the plpywasm guest: {err:#}"),
             hint: REBUILD_HINT,
         })?;
-        let ticker = Ticker::start(engine.clone()).map_err(|err| LoadError {
-            message: format!("could not start the plpywasm epoch thread: {err}"),
+        let ticker = Ticker::start().map_err(|err| LoadError {
+            message: format!("could not start the plpywasm ticker thread: {err}"),
             hint: "The server may be out of threads or memory.",
         })?;
         // wasmtime-wasi serves some WASI calls from a Tokio runtime with worker threads, started on

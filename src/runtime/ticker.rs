@@ -1,15 +1,19 @@
-//! Advances the engine's epoch while guest code runs, so that running Python notices a cancel.
+//! Stops running guests when the backend is asked to: every tick while guest code runs, the
+//! ticker asks whether to stop and, if so, raises the stop flag of every interpreter it watches.
 //!
-//! One helper thread per backend. It never calls PostgreSQL, is created with every signal blocked (so
-//! PostgreSQL's signals always reach the backend's own thread), and parks whenever no guest code runs,
-//! so an idle backend costs no wakeups.
+//! One helper thread per backend. It never calls PostgreSQL (whether to stop is a read of the
+//! backend's interrupt flags), is created with every signal blocked (so PostgreSQL's signals always
+//! reach the backend's own thread), and parks whenever no guest code runs, so an idle backend
+//! costs no wakeups.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::thread::{self, Thread};
 use std::time::Duration;
 
-use wasmtime::Engine;
+use parking_lot::Mutex;
+
+use super::stop::StopFlag;
 
 /// How often running guest code checks for a pending cancel.
 pub const TICK: Duration = Duration::from_millis(10);
@@ -24,15 +28,29 @@ struct State {
     /// Guest calls in progress (calls nest when a guest reaches the database that calls a guest).
     running: AtomicUsize,
     idle: AtomicBool,
+    /// The live interpreters' flags, by generation. An interpreter leaves before its memory goes,
+    /// and the ticker raises flags only while it holds the lock.
+    watched: Mutex<Vec<Watched>>,
+}
+
+struct Watched {
+    generation: u64,
+    flag: StopFlag,
+    /// Must only read memory: it runs on the ticker's thread.
+    should_stop: fn() -> bool,
 }
 
 impl Ticker {
-    pub fn start(engine: Engine) -> std::io::Result<Ticker> {
+    pub fn start() -> std::io::Result<Ticker> {
         let state = Arc::new(State::default());
         let shared = state.clone();
-        let handle = spawn_with_signals_blocked("plpywasm-epoch", move || loop {
+        let handle = spawn_with_signals_blocked("plpywasm-ticker", move || loop {
             thread::sleep(TICK);
-            engine.increment_epoch();
+            for watched in shared.watched.lock().iter() {
+                if (watched.should_stop)() {
+                    watched.flag.raise();
+                }
+            }
             if shared.running.load(SeqCst) == 0 {
                 shared.idle.store(true, SeqCst);
                 // Re-check after publishing `idle`: a call that started in between either saw
@@ -46,7 +64,24 @@ impl Ticker {
         Ok(Ticker { state, thread: handle.thread().clone() })
     }
 
-    /// Keeps the epoch moving until the returned guard is dropped.
+    /// Raises `flag` whenever `should_stop` says so while guest code runs, until `forget`.
+    pub fn watch(&self, generation: u64, flag: StopFlag, should_stop: fn() -> bool) {
+        self.state.watched.lock().push(Watched { generation, flag, should_stop });
+    }
+
+    pub fn forget(&self, generation: u64) {
+        self.state.watched.lock().retain(|watched| watched.generation != generation);
+    }
+
+    /// Lowers the flag of an interpreter about to run: the ticker raises every watched flag, so
+    /// it may have been raised while the interpreter was idle, for a cancel handled since. Under
+    /// the lock, so that the flag is raised again only for a cancel that is pending after this.
+    pub fn lower(&self, flag: StopFlag) {
+        let _watched = self.state.watched.lock();
+        flag.clear();
+    }
+
+    /// Keeps the ticker checking until the returned guard is dropped.
     pub fn running(&self) -> Running<'_> {
         self.state.running.fetch_add(1, SeqCst);
         if self.state.idle.load(SeqCst) {

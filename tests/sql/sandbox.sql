@@ -120,6 +120,38 @@ except plpy.SPIError as e:
 return "finished"
 $$;
 SELECT sleepy();
+-- Loops inside C code stop too.
+DO $$
+import itertools
+sum(itertools.repeat(1))
+$$ LANGUAGE plpywasm;
+DO $$
+import collections, itertools
+collections.deque(itertools.count(), maxlen=0)
+$$ LANGUAGE plpywasm;
+DO $$ import math; math.factorial(10**6) $$ LANGUAGE plpywasm;
+-- A call nested in a query of a function stops with it.
+CREATE FUNCTION spin_nested() RETURNS int LANGUAGE plpywasm AS $$
+return plpy.execute("SELECT spin() AS s")[0]["s"]
+$$;
+SELECT spin_nested();
+-- A stop reaches only the interpreters that run: another role's, idle meanwhile, keeps its GD.
+RESET ROLE;
+SET ROLE bob;
+CREATE FUNCTION count_calls() RETURNS int LANGUAGE plpywasm AS $$
+GD["calls"] = GD.get("calls", 0) + 1
+return GD["calls"]
+$$;
+SELECT count_calls();
+RESET ROLE;
+SET ROLE alice;
+SELECT spin();
+RESET ROLE;
+SET ROLE bob;
+SELECT count_calls();
+DROP FUNCTION count_calls();
+RESET ROLE;
+SET ROLE alice;
 RESET statement_timeout;
 SELECT ok();
 
@@ -245,7 +277,7 @@ except plpy.SPIError as e:
 $$;
 SELECT huge_result();
 SELECT json_depth((repeat('[', 200) || '1' || repeat(']', 200))::jsonb);
-SELECT sqlstate_of($$SELECT json_depth((repeat('[', 5000) || '1' || repeat(']', 5000))::jsonb)$$);
+SELECT sqlstate_of($$SELECT json_depth((repeat('[', 12000) || '1' || repeat(']', 12000))::jsonb)$$);
 SELECT ok();
 SET ROLE alice;
 
