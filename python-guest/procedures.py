@@ -196,21 +196,22 @@ def run_inline(body):
 
 
 # TD's keys, in the order the host sends their values (wit/plpywasm.wit's call-trigger).
-_TD_KEYS = ("event", "when", "level", "name", "table_name", "table_schema", "relid", "args", "new", "old")
-
-
 def call_trigger(procedure, td_values, hidden):
     """Runs a trigger function with `TD`; returns its verdict and, for MODIFY, the new row's nodes.
     The `hidden` columns of the new row (generated ones, in a BEFORE trigger) are not in TD["new"]."""
-    td = dict(zip(_TD_KEYS, td_values))
+    event, when, level, name, table_name, table_schema, relid, args, new, old = td_values
     # (Only the rows hold values marshal has no type for.)
-    values.revive(td["new"])
-    values.revive(td["old"])
+    values.revive(new)
+    values.revive(old)
     # Copies: the function may change TD in place.
-    event = td["event"]
-    original = None if td["new"] is None else dict(td["new"])
-    for name in hidden:
-        del td["new"][name]
+    original = None if new is None else dict(new)
+    for column in hidden:
+        del new[column]
+    # A display, not dict(zip(keys, td_values)): no tuple per key.
+    td = {
+        "event": event, "when": when, "level": level, "name": name, "table_name": table_name,
+        "table_schema": table_schema, "relid": relid, "args": args, "new": new, "old": old,
+    }
     procedure.namespace["TD"] = td
     verdict = procedure.call([])
     if verdict is None:
@@ -244,6 +245,15 @@ def _modified_row(procedure, td, original, hidden):
     # (A statement-level trigger has no row to modify: TD["new"] is None.)
     if not isinstance(new, dict) or original is None:
         raise values.ConversionError("22000", 'TD["new"] is not a dictionary')
+    if not new.keys() <= original.keys() or not new.keys().isdisjoint(hidden):
+        _refuse_modified_keys(new, original, hidden)
+    out = []
+    procedure.encode({**original, **new}, out)
+    return out
+
+
+def _refuse_modified_keys(new, original, hidden):
+    """Says which key of TD["new"] is not one of the row's columns the function may set."""
     for key in new:
         if not isinstance(key, str):
             raise values.ConversionError("22000", 'TD["new"] dictionary key at ordinal position %d is not a string' % list(new).index(key))
@@ -253,9 +263,6 @@ def _modified_row(procedure, td, original, hidden):
             )
         if key in hidden:
             raise values.ConversionError("39P01", 'cannot set generated column "%s"' % key)
-    out = []
-    procedure.encode({**original, **new}, out)
-    return out
 
 
 def iterate(result):

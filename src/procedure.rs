@@ -78,8 +78,9 @@ enum ResultPlan {
     /// Replaced when a row type in it is altered.
     Fixed(RefCell<Rc<Resolved>>),
     PerCall(RefCell<Option<Rc<Resolved>>>),
-    /// A trigger function's "MODIFY" returns a row of the table that fired it.
-    Trigger(RefCell<Option<Rc<Resolved>>>),
+    /// A trigger function's "MODIFY" returns a row of the table that fired it; TD's rows cross
+    /// with `rows`, which keeps their layout from one call to the next.
+    Trigger { modified: RefCell<Option<Rc<Resolved>>>, rows: ToGuest },
     /// Event trigger functions return nothing.
     None,
 }
@@ -256,7 +257,7 @@ impl Procedure {
                 return Ok(rebuilt);
             }
             ResultPlan::PerCall(cache) => cache,
-            ResultPlan::Trigger(_) | ResultPlan::None => {
+            ResultPlan::Trigger { .. } | ResultPlan::None => {
                 return Err(PlError::unsupported("trigger functions can only be called as triggers"))
             }
         };
@@ -288,7 +289,7 @@ impl Procedure {
 
 impl Procedure {
     pub fn is_trigger(&self) -> bool {
-        matches!(self.result, ResultPlan::Trigger(_))
+        matches!(self.result, ResultPlan::Trigger { .. })
     }
 
     /// The converter for rows of the table a trigger fired on (for "MODIFY").
@@ -296,7 +297,7 @@ impl Procedure {
     /// # Safety
     /// `relation` must be the open relation of the firing trigger.
     pub unsafe fn trigger_row(&self, relation: pg_sys::Relation) -> Rc<Resolved> {
-        let ResultPlan::Trigger(cache) = &self.result else { unreachable!("checked by is_trigger") };
+        let ResultPlan::Trigger { modified: cache, .. } = &self.result else { unreachable!("checked by is_trigger") };
         let tupdesc = unsafe { (*relation).rd_att };
         let type_oid = unsafe { (*(*relation).rd_rel).reltype };
         let resolved = match current(cache) {
@@ -305,6 +306,12 @@ impl Procedure {
         };
         *cache.borrow_mut() = Some(resolved.clone());
         resolved
+    }
+
+    /// The converter of a trigger's rows into TD.
+    pub fn trigger_rows(&self) -> &ToGuest {
+        let ResultPlan::Trigger { rows, .. } = &self.result else { unreachable!("checked by is_trigger") };
+        rows
     }
 }
 
@@ -372,7 +379,7 @@ impl ProcRow {
     fn result_plan(&self) -> ResultPlan {
         let return_type = self.form().prorettype;
         match return_type {
-            pg_sys::TRIGGEROID => ResultPlan::Trigger(RefCell::new(None)),
+            pg_sys::TRIGGEROID => ResultPlan::Trigger { modified: RefCell::new(None), rows: ToGuest::any_row() },
             pg_sys::EVENT_TRIGGEROID => ResultPlan::None,
             t if is_polymorphic(t) => ResultPlan::PerCall(RefCell::new(None)),
             pg_sys::VOIDOID if self.is_procedure() => {

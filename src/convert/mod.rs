@@ -55,6 +55,12 @@ pub enum ToGuest {
 }
 
 impl ToGuest {
+    /// A converter for rows of any row type: it reads each row's layout from the row, and keeps
+    /// the last one it read.
+    pub fn any_row() -> ToGuest {
+        ToGuest::Row(Box::new(row::RowIn::new()))
+    }
+
     /// The converter for arguments of `type_oid` (a domain converts as its base type).
     pub fn for_type(type_oid: Oid) -> ToGuest {
         let base = unsafe { pg_sys::getBaseType(type_oid) };
@@ -80,7 +86,7 @@ impl ToGuest {
                 } else if let Some(array) = array::ArrayIn::for_type(base) {
                     ToGuest::Array(Box::new(array))
                 } else if unsafe { pg_sys::type_is_rowtype(base) } {
-                    ToGuest::Row(Box::new(row::RowIn::new()))
+                    ToGuest::any_row()
                 } else {
                     ToGuest::Io(IoFunction::output(base))
                 }

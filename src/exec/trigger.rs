@@ -48,7 +48,7 @@ pub unsafe fn call(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
     let unchanged = if operation == pg_sys::TRIGGER_EVENT_UPDATE { data.tg_newtuple } else { data.tg_trigtuple };
 
     let row_shape = unsafe { procedure.trigger_row(data.tg_relation) };
-    let td = unsafe { trigger_data(data, new, old) }?;
+    let td = unsafe { trigger_data(data, new, old, procedure.trigger_rows()) }?;
     let before = event & pg_sys::TRIGGER_EVENT_TIMINGMASK == pg_sys::TRIGGER_EVENT_BEFORE;
     let hidden = if before && !new.is_null() { unsafe { generated_columns(data.tg_relation) } } else { Vec::new() };
     let nodes = finish(with_interpreter(procedure.oid, true, |session| {
@@ -88,6 +88,7 @@ unsafe fn trigger_data(
     data: &pg_sys::TriggerData,
     new: pg_sys::HeapTuple,
     old: pg_sys::HeapTuple,
+    rows: &ToGuest,
 ) -> Result<Vec<u8>, PlError> {
     let event = data.tg_event;
     let relation = data.tg_relation;
@@ -126,7 +127,6 @@ unsafe fn trigger_data(
         td.push(Node::Null);
     }
     let tupdesc = unsafe { (*relation).rd_att };
-    let row = ToGuest::for_type(unsafe { (*(*relation).rd_rel).reltype });
     let mut size = 0;
     for tuple in [new, old] {
         if tuple.is_null() {
@@ -136,7 +136,7 @@ unsafe fn trigger_data(
             let datum = unsafe { pg_sys::heap_copy_tuple_as_datum(tuple, tupdesc) };
             size += unsafe { input_size(datum, -1) };
             check_fits(size, "the trigger's rows")?;
-            unsafe { row.encode(datum, &mut td) };
+            unsafe { rows.encode(datum, &mut td) };
         }
     }
     let mut marshalled = Vec::new();
