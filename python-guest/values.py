@@ -61,7 +61,6 @@ _EPOCH_UTC = _EPOCH.replace(tzinfo=datetime.timezone.utc)
 _EPOCH_ORDINAL = _EPOCH.date().toordinal()
 _DAY_US = 86_400_000_000
 _zones = {0: datetime.timezone.utc}
-_zone_epochs = {}
 _timedelta = datetime.timedelta
 
 
@@ -122,22 +121,17 @@ def _timetz(microseconds, offset_seconds):
     return _time(microseconds, _zone(offset_seconds))
 
 
-# (timedelta's arguments by position: by keyword, they cost more than the rest of a conversion.)
+# Timestamps come with their calendar fields (a timestamptz's as its offset shows them): a
+# `datetime` made of those costs a fourth of an epoch plus a `timedelta`.
+_timestamp = datetime.datetime
 
 
-def _timestamp(microseconds):
-    return _EPOCH + _timedelta(0, 0, microseconds)
-
-
-def _timestamptz(microseconds, offset_seconds):
-    # The epoch as the zone shows it, plus the time since: no conversion between zones per value.
-    epoch = _zone_epochs.get(offset_seconds)
-    if epoch is None:
-        epoch = _zone_epochs[offset_seconds] = _EPOCH_UTC.astimezone(_zone(offset_seconds))
-    return epoch + _timedelta(0, 0, microseconds)
+def _timestamptz(year, month, day, hour, minute, second, microsecond, offset_seconds):
+    return datetime.datetime(year, month, day, hour, minute, second, microsecond, _zone(offset_seconds))
 
 
 def _interval(days, microseconds):
+    # (By position: by keyword, timedelta's arguments cost more than the rest of a conversion.)
     return _timedelta(days, 0, microseconds)
 
 

@@ -147,6 +147,25 @@ fn in_python_range(microseconds: i64) -> bool {
     (FIRST_DAY * DAY_US..(LAST_DAY + 1) * DAY_US).contains(&microseconds)
 }
 
+/// The calendar fields of a timestamp (microseconds since 2000-01-01): year, month, day, hour,
+/// minute, second and microsecond, in the proleptic Gregorian calendar, as `datetime` takes them.
+pub fn fields(microseconds: i64) -> [i64; 7] {
+    let (days, time) = (microseconds.div_euclid(DAY_US), microseconds.rem_euclid(DAY_US));
+    // Days since 0000-03-01, in 400-year eras that start on a March 1st, so that a leap day ends
+    // its year (H. Hinnant's `civil_from_days`).
+    let since_march = days + 730_425;
+    let era = since_march.div_euclid(146_097);
+    let day_of_era = since_march.rem_euclid(146_097);
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 { month_from_march + 3 } else { month_from_march - 9 };
+    let year = era * 400 + year_of_era + i64::from(month <= 2);
+    let seconds = time / 1_000_000;
+    [year, month, day, seconds / 3600, seconds / 60 % 60, seconds % 60, time % 1_000_000]
+}
+
 /// The session time zone's offset east of UTC, in seconds, at `timestamp`; none if it is infinite.
 fn session_offset(timestamp: i64) -> Option<i32> {
     if !in_python_range(timestamp) {

@@ -8,7 +8,7 @@
 use pgrx::pg_sys::Datum;
 use pgrx::PgSqlErrorCode;
 
-use super::{malformed, ToGuest};
+use super::{datetime, malformed, ToGuest};
 use crate::error::PlError;
 use crate::runtime::{Decoding, Interval, Node, Shape, Zoned};
 
@@ -168,11 +168,15 @@ fn write_node(node: Node, rest: &mut impl Iterator<Item = Node>, nested: bool, o
             &[Node::Int(tag::TIMETZ), Node::Int(zoned.microseconds), Node::Int(zoned.offset_seconds.into())],
             out,
         ),
-        Node::Timestamp(microseconds) => write_tuple(&[Node::Int(tag::TIMESTAMP), Node::Int(microseconds)], out),
-        Node::Timestamptz(zoned) => write_tuple(
-            &[Node::Int(tag::TIMESTAMPTZ), Node::Int(zoned.microseconds), Node::Int(zoned.offset_seconds.into())],
-            out,
-        ),
+        // Timestamps reach the guest as their calendar fields (a timestamptz's in its offset):
+        // `datetime` makes one of those at a fourth of what adding a `timedelta` to an epoch costs.
+        Node::Timestamp(microseconds) => {
+            write_fields(tag::TIMESTAMP, datetime::fields(microseconds), None, out)
+        }
+        Node::Timestamptz(zoned) => {
+            let local = zoned.microseconds + i64::from(zoned.offset_seconds) * 1_000_000;
+            write_fields(tag::TIMESTAMPTZ, datetime::fields(local), Some(zoned.offset_seconds), out)
+        }
         Node::Interval(interval) => write_tuple(
             &[Node::Int(tag::INTERVAL), Node::Int(interval.days.into()), Node::Int(interval.microseconds)],
             out,
@@ -190,6 +194,16 @@ fn write_node(node: Node, rest: &mut impl Iterator<Item = Node>, nested: bool, o
             out.push(NULL);
         }
         node => write_scalar(&node, out),
+    }
+}
+
+/// A timestamp's tuple: its tag, its fields and, for a timestamptz, its offset.
+fn write_fields(tag: i64, fields: [i64; 7], offset_seconds: Option<i32>, out: &mut Vec<u8>) {
+    out.push(SMALL_TUPLE);
+    out.push(8 + u8::from(offset_seconds.is_some()));
+    write_scalar(&Node::Int(tag), out);
+    for field in fields.into_iter().chain(offset_seconds.map(i64::from)) {
+        write_scalar(&Node::Int(field), out);
     }
 }
 

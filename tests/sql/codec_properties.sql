@@ -37,6 +37,28 @@ UNION ALL
 SELECT 'uuid', count(*) FILTER (WHERE rt(v) IS DISTINCT FROM v), count(*)
 FROM (SELECT md5(random()::text)::uuid AS v FROM generate_series(1, 3000)) AS s;
 
+-- Timestamps reach Python as their calendar fields (a timestamptz's as the session's zone shows
+-- them): PostgreSQL's own, at any instant of years 2 to 9998, before time zones too.
+CREATE FUNCTION py_fields(t timestamp) RETURNS text LANGUAGE plpywasm AS $$
+return "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (t.year, t.month, t.day, t.hour, t.minute, t.second, t.microsecond)
+$$;
+CREATE FUNCTION py_fields(t timestamptz) RETURNS text LANGUAGE plpywasm AS $$
+return "%04d-%02d-%02d %02d:%02d:%02d.%06d %d" % (
+    t.year, t.month, t.day, t.hour, t.minute, t.second, t.microsecond, t.utcoffset().total_seconds())
+$$;
+SET TimeZone = 'America/New_York';
+SELECT 'timestamp' AS t, count(*) FILTER (WHERE py_fields(v) <> to_char(v, 'YYYY-MM-DD HH24:MI:SS.US')) AS differ,
+       count(*) FILTER (WHERE rt(v) IS DISTINCT FROM v) AS changed, count(*) AS n
+FROM (SELECT '0002-01-01'::timestamp + random() * interval '3651692 days' AS v FROM generate_series(1, 3000)) AS s
+UNION ALL
+SELECT 'timestamptz', count(*) FILTER (WHERE py_fields(v) <> to_char(v, 'YYYY-MM-DD HH24:MI:SS.US') || ' ' || extract(timezone FROM v)),
+       count(*) FILTER (WHERE rt(v) IS DISTINCT FROM v), count(*)
+FROM (SELECT '0002-01-01'::timestamptz + random() * interval '3651692 days' AS v FROM generate_series(1, 3000)) AS s;
+SELECT py_fields('0001-01-01 00:00'::timestamp), py_fields('9999-12-31 23:59:59.999999'::timestamp),
+       py_fields('2000-02-29 12:00'::timestamp), py_fields('1900-03-01 00:00'::timestamp),
+       py_fields('2024-03-10 03:00:00.5'::timestamptz), py_fields('1850-06-01 12:00'::timestamptz);
+RESET TimeZone;
+
 -- Nested values generated in Python, then sent back and forth: random JSON documents (deep,
 -- unicode, big ints, exact decimals), random multi-dimensional arrays with NULLs, random rows.
 CREATE FUNCTION random_docs(seed int, n int) RETURNS SETOF jsonb LANGUAGE plpywasm AS $$
