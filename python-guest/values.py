@@ -56,9 +56,7 @@ class ConversionError(Exception):
 
 # --- SQL → Python ------------------------------------------------------------------------------
 
-_EPOCH = datetime.datetime(2000, 1, 1)
-_EPOCH_UTC = _EPOCH.replace(tzinfo=datetime.timezone.utc)
-_EPOCH_ORDINAL = _EPOCH.date().toordinal()
+_EPOCH_ORDINAL = datetime.date(2000, 1, 1).toordinal()
 _DAY_US = 86_400_000_000
 _zones = {0: datetime.timezone.utc}
 _timedelta = datetime.timedelta
@@ -385,7 +383,11 @@ def _plain_float(obj):
     return obj if type(obj) is float else _plain_text(obj)
 
 
-_MICROSECOND = datetime.timedelta(microseconds=1)
+# A datetime's pickled state: its fields in ten bytes, which the host reads (convert::datetime).
+_datetime_state = datetime.datetime.__reduce__
+# The offsets of fixed zones (datetime.timezone), by zone: utcoffset() and reading the timedelta
+# it returns cost more than the rest of a conversion.
+_offsets = {}
 
 
 def _plain_date(obj):
@@ -396,18 +398,30 @@ def _plain_date(obj):
 
 
 def _plain_timestamp(obj):
-    """A naive datetime as its node (microseconds since 2000-01-01); anything else as text."""
+    """A naive datetime as its fields (see wit/plpywasm.wit); anything else as text."""
     if type(obj) is datetime.datetime and obj.tzinfo is None:
-        return (_TIMESTAMP, (obj - _EPOCH) // _MICROSECOND)
+        return (_TIMESTAMP, _datetime_state(obj)[1][0])
     return _plain_text(obj)
 
 
 def _plain_timestamptz(obj):
-    """An aware datetime as its node (its instant); anything else as text, which PostgreSQL reads
-    in the session's time zone when it names none: what str() of a naive datetime is."""
-    if type(obj) is datetime.datetime and obj.utcoffset() is not None:
-        return (_TIMESTAMPTZ, (obj - _EPOCH_UTC) // _MICROSECOND, 0)
-    return _plain_text(obj)
+    """An aware datetime as its fields and UTC offset; anything else as text, which PostgreSQL
+    reads in the session's time zone when it names none: what str() of a naive datetime is."""
+    if type(obj) is not datetime.datetime:
+        return _plain_text(obj)
+    zone = obj.tzinfo
+    fixed = type(zone) is datetime.timezone
+    offset = _offsets.get(zone) if fixed else None
+    if offset is None:
+        delta = obj.utcoffset()
+        if delta is None:
+            return _plain_text(obj)
+        offset = (delta.days * 86400 + delta.seconds, delta.microseconds)
+        if fixed:
+            if len(_offsets) > 256:
+                _offsets.clear()
+            _offsets[zone] = offset
+    return (_TIMESTAMPTZ, _datetime_state(obj)[1][0], *offset)
 
 
 _PLAIN_ENCODERS = {

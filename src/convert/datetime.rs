@@ -166,6 +166,44 @@ pub fn fields(microseconds: i64) -> [i64; 7] {
     [year, month, day, seconds / 3600, seconds / 60 % 60, seconds % 60, time % 1_000_000]
 }
 
+/// The timestamp (microseconds since 2000-01-01) of a `datetime`'s pickled state: its year (two
+/// bytes, big-endian), month, day, hour, minute, second and microsecond (three bytes). `None` if
+/// those are not a `datetime`'s.
+pub fn from_state(state: &[u8]) -> Option<i64> {
+    let &[y1, y0, month, day, hour, minute, second, u2, u1, u0] = state else { return None };
+    let year = i64::from(u16::from_be_bytes([y1, y0]));
+    let (month, day) = (i64::from(month), i64::from(day));
+    let microsecond = i64::from(u32::from_be_bytes([0, u2, u1, u0]));
+    let valid = (1..=9999).contains(&year)
+        && (1..=12).contains(&month)
+        && (1..=days_in_month(year, month)).contains(&day)
+        && hour < 24
+        && minute < 60
+        && second < 60
+        && microsecond < 1_000_000;
+    let seconds = i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second);
+    valid.then(|| (days_from_civil(year, month, day) * 86_400 + seconds) * 1_000_000 + microsecond)
+}
+
+/// Days from 2000-01-01 to a date of the proleptic Gregorian calendar (the inverse of `fields`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = year - i64::from(month <= 2);
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 730_425
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
 /// The session time zone's offset east of UTC, in seconds, at `timestamp`; none if it is infinite.
 fn session_offset(timestamp: i64) -> Option<i32> {
     if !in_python_range(timestamp) {

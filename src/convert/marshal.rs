@@ -443,11 +443,16 @@ impl<'a> Reader<'a> {
         let node = match (self.int()?, len) {
             (tag::JSON, 2) => Node::Json(self.string()?),
             (tag::DATE, 2) => Node::Date(i32::try_from(self.int()?).map_err(|_| malformed())?),
-            (tag::TIMESTAMP, 2) => Node::Timestamp(self.int()?),
-            (tag::TIMESTAMPTZ, 3) => {
-                let microseconds = self.int()?;
-                let offset_seconds = i32::try_from(self.int()?).map_err(|_| malformed())?;
-                Node::Timestamptz(Zoned { microseconds, offset_seconds })
+            (tag::TIMESTAMP, 2) => Node::Timestamp(self.datetime()?),
+            (tag::TIMESTAMPTZ, 4) => {
+                let local = self.datetime()?;
+                let (seconds, microseconds) = (self.int()?, self.int()?);
+                // A `utcoffset()` is under a day.
+                if seconds.abs() >= 86_400 || microseconds.abs() >= 1_000_000 {
+                    return Err(malformed());
+                }
+                let instant = local - (seconds * 1_000_000 + microseconds);
+                Node::Timestamptz(Zoned { microseconds: instant, offset_seconds: 0 })
             }
             (tag::INTERVAL, 3) => {
                 let days = i32::try_from(self.int()?).map_err(|_| malformed())?;
@@ -474,6 +479,14 @@ impl<'a> Reader<'a> {
     fn int(&mut self) -> Result<i64, PlError> {
         match self.node()? {
             Node::Int(i) => Ok(i),
+            _ => Err(malformed()),
+        }
+    }
+
+    /// A `datetime`'s pickled state, as the timestamp of its fields.
+    fn datetime(&mut self) -> Result<i64, PlError> {
+        match self.node()? {
+            Node::Bytes(state) => datetime::from_state(&state).ok_or_else(malformed),
             _ => Err(malformed()),
         }
     }

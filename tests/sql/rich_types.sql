@@ -56,6 +56,24 @@ $$;
 SELECT * FROM make_instants('exact');
 SELECT * FROM make_instants('text') LIMIT 1;
 SELECT d, ts, tstz FROM make_instants('text') OFFSET 1;
+-- An aware datetime's offset may hold microseconds, or depend on the datetime; one whose zone
+-- gives no offset is naive (read in the session's zone, Paris here).
+CREATE FUNCTION odd_zones() RETURNS TABLE (fixed timestamptz, custom timestamptz, no_offset timestamptz) LANGUAGE plpywasm AS $$
+import datetime as dt
+class Custom(dt.tzinfo):
+    def utcoffset(self, d):
+        return dt.timedelta(hours=-3 if d.month < 6 else 2)
+    def dst(self, d):
+        return None
+class NoOffset(dt.tzinfo):
+    def utcoffset(self, d):
+        return None
+fixed = dt.timezone(dt.timedelta(hours=5, microseconds=250))
+for month in (5, 7):
+    t = dt.datetime(2024, month, 6, 7, 8, 9, 500)
+    yield t.replace(tzinfo=fixed), t.replace(tzinfo=Custom()), t.replace(tzinfo=NoOffset())
+$$;
+SELECT fixed AT TIME ZONE 'UTC' AS fixed, custom AT TIME ZONE 'UTC' AS custom, no_offset AT TIME ZONE 'UTC' AS no_offset FROM odd_zones();
 CREATE FUNCTION instants(n int) RETURNS SETOF timestamptz LANGUAGE plpywasm AS $$
 import datetime as dt
 for i in range(n):

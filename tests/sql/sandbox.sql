@@ -302,6 +302,22 @@ app._dump = lambda value: b"[\x01\x00\x00\x00(\x02\x00\x00\x00i\x11\x00\x00\x00[
 return [1]
 $$;
 SELECT sqlstate_of($$SELECT tamper_marshal()$$);
+-- ... and the fields of timestamps: February 30th, a short state, an offset of a day.
+CREATE FUNCTION tamper_timestamps() RETURNS text LANGUAGE plpywasm AS $$
+import values
+from wit_world.imports.types import Shape_Timestamp, Shape_Timestamptz
+values._PLAIN_ENCODERS[Shape_Timestamp] = lambda obj: (values._TIMESTAMP, obj)
+values._PLAIN_ENCODERS[Shape_Timestamptz] = lambda obj: (values._TIMESTAMPTZ, obj[0], obj[1], 0)
+return "tampered"
+$$;
+SELECT tamper_timestamps();
+CREATE FUNCTION forged_timestamp(state bytea) RETURNS timestamp LANGUAGE plpywasm AS $$ return state $$;
+CREATE FUNCTION forged_timestamptz(state bytea, seconds int) RETURNS timestamptz LANGUAGE plpywasm AS $$ return (state, seconds) $$;
+SELECT sqlstate_of($$SELECT forged_timestamp('\x07e8021e000000000000')$$) AS feb_30;
+SELECT sqlstate_of($$SELECT forged_timestamp('\x07e80201')$$) AS short;
+SELECT forged_timestamp('\x07e8021d173b3b0f423f') AS feb_29;
+SELECT sqlstate_of($$SELECT forged_timestamptz('\x270f0c1f173b3b0f423f', 86400)$$) AS a_day;
+SELECT forged_timestamptz('\x270f0c1f173b3b0f423f', -86399) AT TIME ZONE 'UTC' AS past_9999;
 SET ROLE bob;
 CREATE FUNCTION bob_int() RETURNS int LANGUAGE plpywasm AS $$ return 41 + 1 $$;
 SELECT bob_int();
