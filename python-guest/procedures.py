@@ -25,7 +25,10 @@ _serial = itertools.count(1)
 
 
 class Procedure:
-    __slots__ = ("name", "function", "namespace", "filename", "wants_args", "running", "decoders", "encode", "exact", "plain")
+    __slots__ = (
+        "name", "function", "namespace", "filename", "wants_args", "running", "decoders", "encode", "exact", "plain",
+        "shape", "encode_modified",
+    )
 
     def __init__(self, name, function, namespace, filename):
         self.name = name
@@ -43,10 +46,15 @@ class Procedure:
         self.encode = None
         self.exact = None
         self.plain = None
+        # A trigger's: for rows returned with "MODIFY" (values.modified_row_encoder), made on use.
+        self.shape = None
+        self.encode_modified = None
 
     def reshape(self, shape):
         self.encode = values.encoder(shape)
         self.exact, self.plain = values.plain_encoder(shape)
+        self.shape = shape
+        self.encode_modified = None
 
     def reshaped(self, shape):
         """A copy for results of `shape`. A copy, since the call that asks may be nested in a call
@@ -247,8 +255,10 @@ def _modified_row(procedure, td, original, hidden):
         raise values.ConversionError("22000", 'TD["new"] is not a dictionary')
     if not new.keys() <= original.keys() or not new.keys().isdisjoint(hidden):
         _refuse_modified_keys(new, original, hidden)
+    if procedure.encode_modified is None:
+        procedure.encode_modified = values.modified_row_encoder(procedure.shape)
     out = []
-    procedure.encode({**original, **new}, out)
+    procedure.encode_modified({**original, **new}, original, out)
     return out
 
 

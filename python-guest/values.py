@@ -150,6 +150,7 @@ _INTS = 18
 _FLOATS = 19
 _TEXTS = 20
 _COMPOSITE = 21
+_KEEP = 22
 
 # What a tuple in a marshalled value stands for, by its tag.
 _TAGGED = {
@@ -498,6 +499,37 @@ def encoder(shapes):
     """A function `encode(obj, out)` that appends the nodes of `obj` as a value of this shape."""
     rest = iter(shapes)
     return _encoder(next(rest), rest)
+
+
+def modified_row_encoder(shapes):
+    """For a trigger's row shape, a function `encode(row, original, out)` that appends the nodes
+    of the dict `row` (every attribute's name a key), and a keep node for each value that is the
+    one `original` had, where that value cannot have changed in place."""
+    rest = iter(shapes)
+    names = next(rest).value
+    fields = [_encoder(next(rest), rest) for _ in names]
+    head = _NODE_MARKS[2]
+
+    def encode(row, original, out):
+        out.append(head)
+        for name, field in zip(names, fields):
+            value = row[name]
+            if value is original[name] and type(value) in _IMMUTABLE:
+                out.append(_KEPT)
+            else:
+                field(value, out)
+
+    return encode
+
+
+# The types of values a trigger's row may hold that never change in place.
+_IMMUTABLE = frozenset((
+    type(None), bool, int, float, str, bytes, decimal.Decimal, uuid.UUID,
+    datetime.date, datetime.datetime, datetime.time, datetime.timedelta,
+    ipaddress.IPv4Address, ipaddress.IPv6Address, ipaddress.IPv4Interface, ipaddress.IPv6Interface,
+    ipaddress.IPv4Network, ipaddress.IPv6Network,
+))
+_KEPT = (_KEEP,)
 
 
 def _encoder(shape, rest):

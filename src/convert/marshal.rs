@@ -56,6 +56,7 @@ mod tag {
     pub const FLOATS: i64 = 19;
     pub const TEXTS: i64 = 20;
     pub const COMPOSITE: i64 = 21;
+    pub const KEEP: i64 = 22;
 }
 
 impl ToGuest {
@@ -463,6 +464,7 @@ impl<'a> Reader<'a> {
             (tag::FLOATS, 2) => Node::Floats(self.list(|r| r.optional(Reader::float))?),
             (tag::TEXTS, 2) => Node::Texts(self.list(|r| r.optional(Reader::string))?),
             (tag::COMPOSITE, 2) => Node::Composite(self.list(Reader::string)?),
+            (tag::KEEP, 1) => Node::Keep,
             _ => return Err(malformed()),
         };
         Ok(node)

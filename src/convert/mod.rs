@@ -359,6 +359,15 @@ impl FromGuest {
         Ok((datum, is_null))
     }
 
+    /// The row at the head of `nodes`, a trigger function's "MODIFY": its attributes marked to
+    /// keep their value take it from `kept` (the row as it was, deformed).
+    pub fn decode_modified(&self, nodes: &mut Nodes, kept: &[(Datum, bool)]) -> Result<Datum, PlError> {
+        match (&self.target, nodes.next()) {
+            (Target::Row(row), Some(Node::Composite(_))) => row.decode(nodes, Some(kept)),
+            _ => Err(malformed()),
+        }
+    }
+
     fn convert(&self, node: Node, nodes: &mut Nodes) -> Result<Datum, PlError> {
         Ok(match (&self.target, node) {
             (Target::Void { .. }, _) => return Err(malformed()),
@@ -380,7 +389,7 @@ impl FromGuest {
             (Target::Timestamp, Node::Timestamp(microseconds)) => Datum::from(microseconds),
             (Target::Timestamptz, Node::Timestamptz(instant)) => Datum::from(instant.microseconds),
             (Target::Array(array), Node::Array(dims)) => array.decode(dims, nodes)?,
-            (Target::Row(row), Node::Composite(_)) => row.decode(nodes)?,
+            (Target::Row(row), Node::Composite(_)) => row.decode(nodes, None)?,
             _ => return Err(malformed()),
         })
     }

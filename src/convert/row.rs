@@ -140,12 +140,18 @@ impl RowOut {
         }
     }
 
-    /// The row whose attributes are the next nodes.
-    pub fn decode(&self, nodes: &mut Nodes) -> Result<Datum, PlError> {
+    /// The row whose attributes are the next nodes. An attribute may keep its value from `kept`
+    /// (by attribute number), where there is one.
+    pub fn decode(&self, nodes: &mut Nodes, kept: Option<&[(Datum, bool)]>) -> Result<Datum, PlError> {
         let mut values = Vec::with_capacity(self.attributes.len());
         let mut nulls = Vec::with_capacity(self.attributes.len());
-        for attribute in &self.attributes {
+        for (i, attribute) in self.attributes.iter().enumerate() {
+            let keep = matches!(nodes.as_slice().first(), Some(Node::Keep));
             let (value, is_null) = match attribute {
+                Some(_) if keep => {
+                    nodes.next();
+                    *kept.and_then(|kept| kept.get(i)).ok_or_else(malformed)?
+                }
                 Some(convert) => convert.decode(nodes)?,
                 None => (Datum::null(), true),
             };

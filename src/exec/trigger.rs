@@ -71,12 +71,9 @@ pub unsafe fn call(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
             unchanged
         }
         "MODIFY" if row_level => {
-            let (datum, is_null) = making(TRIGGER_ROW, || row_shape.convert.decode(&mut nodes))?;
-            if is_null {
-                std::ptr::null_mut()
-            } else {
-                unsafe { tuple_of(datum) }
-            }
+            let kept = unsafe { deform(unchanged, (*data.tg_relation).rd_att) };
+            let datum = making(TRIGGER_ROW, || row_shape.convert.decode_modified(&mut nodes, &kept))?;
+            unsafe { tuple_of(datum) }
         }
         _ => unchanged,
     };
@@ -155,6 +152,15 @@ unsafe fn generated_columns(relation: pg_sys::Relation) -> Vec<String> {
         .filter(|attribute| !attribute.attisdropped && attribute.attgenerated != 0)
         .map(attribute_name)
         .collect()
+}
+
+/// A row's attributes by number: each value and whether it is NULL.
+unsafe fn deform(tuple: pg_sys::HeapTuple, tupdesc: pg_sys::TupleDesc) -> Vec<(Datum, bool)> {
+    let natts = unsafe { (*tupdesc).natts } as usize;
+    let mut values = vec![Datum::null(); natts];
+    let mut nulls = vec![false; natts];
+    unsafe { pg_sys::heap_deform_tuple(tuple, tupdesc, values.as_mut_ptr(), nulls.as_mut_ptr()) };
+    values.into_iter().zip(nulls).collect()
 }
 
 /// The heap tuple of a composite Datum, as a trigger returns it.

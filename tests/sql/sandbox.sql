@@ -318,6 +318,17 @@ SELECT sqlstate_of($$SELECT forged_timestamp('\x07e80201')$$) AS short;
 SELECT forged_timestamp('\x07e8021d173b3b0f423f') AS feb_29;
 SELECT sqlstate_of($$SELECT forged_timestamptz('\x270f0c1f173b3b0f423f', 86400)$$) AS a_day;
 SELECT forged_timestamptz('\x270f0c1f173b3b0f423f', -86399) AT TIME ZONE 'UTC' AS past_9999;
+-- ... and a "keep" node outside a trigger's row.
+CREATE FUNCTION tamper_keep() RETURNS text LANGUAGE plpywasm AS $$
+import values
+from wit_world.imports.types import Shape_Text
+values._SCALAR_ENCODERS[Shape_Text] = lambda obj, out: out.append(values._KEPT)
+return "tampered"
+$$;
+SELECT tamper_keep();
+CREATE TYPE text_and_ints AS (t text, a int[]);
+CREATE FUNCTION forged_keep() RETURNS text_and_ints LANGUAGE plpywasm AS $$ return ("x", [1]) $$;
+SELECT sqlstate_of($$SELECT forged_keep()$$) AS keep_outside_trigger;
 SET ROLE bob;
 CREATE FUNCTION bob_int() RETURNS int LANGUAGE plpywasm AS $$ return 41 + 1 $$;
 SELECT bob_int();

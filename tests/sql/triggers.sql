@@ -161,6 +161,25 @@ INSERT INTO data_int DEFAULT VALUES;
 SELECT data + 1 AS data_plus_one FROM data_int;
 DROP TABLE data_int;
 
+-- "MODIFY" keeps the values the function left as they were, without converting them back; what
+-- it changed, in place too (a list, a dict), crosses converted. An UPDATE keeps its new values.
+CREATE DOMAIN short_code AS text CHECK (length(VALUE) <= 3);
+CREATE TABLE kept (id int, big text, tags text[], doc jsonb, code short_code, at timestamptz, n numeric);
+CREATE FUNCTION touch_kept() RETURNS trigger LANGUAGE plpywasm AS $$
+new = TD["new"]
+new["tags"].append(TD["event"].lower())
+new["doc"]["seen"] = new["doc"].get("seen", 0) + 1
+if TD["event"] == "INSERT":
+    new["id"] = new["id"] * 10
+return "MODIFY"
+$$;
+CREATE TRIGGER touch_kept BEFORE INSERT OR UPDATE ON kept FOR EACH ROW EXECUTE FUNCTION touch_kept();
+INSERT INTO kept VALUES (1, repeat('x', 100000), '{a}', '{"k": [1, 2.50]}', 'abc', '2024-03-31 02:30:00+01', 1.10);
+UPDATE kept SET code = 'xyz', n = 2.200;
+SELECT id, length(big), md5(big) = md5(repeat('x', 100000)) AS big_intact, tags, doc, code, at, n FROM kept;
+DROP TABLE kept;
+DROP DOMAIN short_code;
+
 -- A trigger function called directly is refused, before it runs (no context line, as in PL/Python).
 SELECT sqlstate_of($$SELECT show_td()$$);
 SELECT show_td();
