@@ -36,11 +36,9 @@ impl StopFlag {
         let probe = instance.get_typed_func::<(), (MemoryBase,)>(&mut store, probe)?;
         let (MemoryBase { base, len },) = probe.call(&mut store, ())?;
         let at = plpywasm_engine::STOP_FLAG as usize;
-        if at + 4 > len || (base + at) % 4 != 0 {
-            return Err(wasmtime::Error::msg("the guest's memory has no room for the stop flag"));
-        }
-        // SAFETY: inside the memory, aligned; the memory is mapped read-write while the store lives.
-        Ok(StopFlag(NonNull::new((base + at) as *mut AtomicU32).expect("memory is mapped")))
+        let flag = NonNull::new((base + at) as *mut AtomicU32).filter(|flag| at + 4 <= len && flag.is_aligned());
+        // Inside the memory and aligned: the memory is mapped read-write while the store lives.
+        flag.map(StopFlag).ok_or_else(|| wasmtime::Error::msg("the guest's memory has no room for the stop flag"))
     }
 
     pub fn raise(self) {
