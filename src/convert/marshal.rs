@@ -449,7 +449,7 @@ impl<'a> Reader<'a> {
                 let local = self.datetime()?;
                 let (seconds, microseconds) = (self.int()?, self.int()?);
                 // A `utcoffset()` is under a day.
-                if seconds.abs() >= 86_400 || microseconds.abs() >= 1_000_000 {
+                if seconds.unsigned_abs() >= 86_400 || microseconds.unsigned_abs() >= 1_000_000 {
                     return Err(malformed());
                 }
                 let instant = local - (seconds * 1_000_000 + microseconds);

@@ -317,6 +317,8 @@ SELECT sqlstate_of($$SELECT forged_timestamp('\x07e8021e000000000000')$$) AS feb
 SELECT sqlstate_of($$SELECT forged_timestamp('\x07e80201')$$) AS short;
 SELECT forged_timestamp('\x07e8021d173b3b0f423f') AS feb_29;
 SELECT sqlstate_of($$SELECT forged_timestamptz('\x270f0c1f173b3b0f423f', 86400)$$) AS a_day;
+CREATE FUNCTION forged_offset() RETURNS timestamptz LANGUAGE plpywasm AS $$ return (b"\x07\xe8\x02\x1d\x17\x3b\x3b\x0f\x42\x3f", -2**63) $$;
+SELECT sqlstate_of($$SELECT forged_offset()$$) AS most_negative_offset;
 SELECT forged_timestamptz('\x270f0c1f173b3b0f423f', -86399) AT TIME ZONE 'UTC' AS past_9999;
 -- ... and a "keep" node outside a trigger's row.
 CREATE FUNCTION tamper_keep() RETURNS text LANGUAGE plpywasm AS $$
