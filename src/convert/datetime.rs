@@ -11,6 +11,9 @@ use super::io::IoFunction;
 use crate::runtime::{Node, Zoned};
 
 const DAY_US: i64 = 86_400_000_000;
+/// Days from 0000-03-01 to 2000-01-01: the calendar arithmetic below counts from a March 1st, so
+/// that a leap day ends its year (H. Hinnant's `civil_from_days` and `days_from_civil`).
+const MARCH_0000: i64 = 730_425;
 /// Python's `date` spans years 1 to 9999: these are their first and last days after 2000-01-01.
 const FIRST_DAY: i64 = -730_119;
 const LAST_DAY: i64 = 2_921_939;
@@ -151,9 +154,8 @@ fn in_python_range(microseconds: i64) -> bool {
 /// minute, second and microsecond, in the proleptic Gregorian calendar, as `datetime` takes them.
 pub fn fields(microseconds: i64) -> [i64; 7] {
     let (days, time) = (microseconds.div_euclid(DAY_US), microseconds.rem_euclid(DAY_US));
-    // Days since 0000-03-01, in 400-year eras that start on a March 1st, so that a leap day ends
-    // its year (H. Hinnant's `civil_from_days`).
-    let since_march = days + 730_425;
+    // In 400-year eras from 0000-03-01.
+    let since_march = days + MARCH_0000;
     let era = since_march.div_euclid(146_097);
     let day_of_era = since_march.rem_euclid(146_097);
     let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
@@ -182,7 +184,7 @@ pub fn from_state(state: &[u8]) -> Option<i64> {
         && second < 60
         && microsecond < 1_000_000;
     let seconds = i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second);
-    valid.then(|| (days_from_civil(year, month, day) * 86_400 + seconds) * 1_000_000 + microsecond)
+    valid.then(|| days_from_civil(year, month, day) * DAY_US + seconds * 1_000_000 + microsecond)
 }
 
 /// Days from 2000-01-01 to a date of the proleptic Gregorian calendar (the inverse of `fields`).
@@ -192,7 +194,7 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     let year_of_era = year - era * 400;
     let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
     let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 730_425
+    era * 146_097 + day_of_era - MARCH_0000
 }
 
 fn days_in_month(year: i64, month: i64) -> i64 {

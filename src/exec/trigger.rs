@@ -14,7 +14,6 @@ use crate::interpreters::with_interpreter;
 use crate::procedure::Procedure;
 use crate::runtime::Node;
 
-
 /// The trigger data a trigger function is called with; refused when it was called directly
 /// (`SELECT f()`).
 ///
