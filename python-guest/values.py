@@ -19,6 +19,8 @@ import uuid
 from collections.abc import Mapping, Sequence
 from json.encoder import encode_basestring
 
+from plpywasm import Multirange, Range
+
 from wit_world.imports.types import (
     Decoding,
     Shape_Array,
@@ -133,6 +135,24 @@ def _interval(days, microseconds):
     return _timedelta(days, 0, microseconds)
 
 
+_RANGE_BOUNDS = ("()", "[)", "(]", "[]")
+
+
+def _range(flags, lower, upper):
+    # The flags are PostgreSQL's (wit/plpywasm.wit's `range`); bounds may be tagged values.
+    if flags & 1:
+        return Range(empty=True)
+    if type(lower) in _REVIVED:
+        lower = revive(lower)
+    if type(upper) in _REVIVED:
+        upper = revive(upper)
+    return Range(lower, upper, _RANGE_BOUNDS[(flags >> 1) & 3])
+
+
+def _multirange(ranges):
+    return Multirange(map(revive, ranges))
+
+
 # The case numbers of nodes marshal has no type for, which tag the tuples that stand for them.
 _DECIMAL = 6
 _JSON = 7
@@ -151,6 +171,8 @@ _FLOATS = 19
 _TEXTS = 20
 _COMPOSITE = 21
 _KEEP = 22
+_RANGE = 23
+_MULTIRANGE = 24
 
 # What a tuple in a marshalled value stands for, by its tag.
 _TAGGED = {
@@ -165,6 +187,8 @@ _TAGGED = {
     _INTERVAL: _interval,
     _INET: _inet,
     _CIDR: ipaddress.ip_network,
+    _RANGE: _range,
+    _MULTIRANGE: _multirange,
 }
 
 

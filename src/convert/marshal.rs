@@ -57,6 +57,8 @@ mod tag {
     pub const TEXTS: i64 = 20;
     pub const COMPOSITE: i64 = 21;
     pub const KEEP: i64 = 22;
+    pub const RANGE: i64 = 23;
+    pub const MULTIRANGE: i64 = 24;
 }
 
 impl ToGuest {
@@ -65,9 +67,13 @@ impl ToGuest {
         match self {
             ToGuest::Numeric(_) => Some(Decoding::Decimal),
             ToGuest::Json(_) => Some(Decoding::Json),
-            ToGuest::Uuid | ToGuest::DateTime(_) | ToGuest::Inet(_) | ToGuest::Cidr(_) | ToGuest::Row(_) => {
-                Some(Decoding::Tagged)
-            }
+            ToGuest::Uuid
+            | ToGuest::DateTime(_)
+            | ToGuest::Inet(_)
+            | ToGuest::Cidr(_)
+            | ToGuest::Range(_)
+            | ToGuest::Multirange(_)
+            | ToGuest::Row(_) => Some(Decoding::Tagged),
             // Numeric and json elements are tagged too.
             ToGuest::Array(array) => array.element().decoding().map(|_| Decoding::Tagged),
             _ => None,
@@ -185,6 +191,18 @@ fn write_node(node: Node, rest: &mut impl Iterator<Item = Node>, nested: bool, o
         Node::Inet(text) => write_tuple(&[Node::Int(tag::INET), Node::Text(text)], out),
         Node::Cidr(text) => write_tuple(&[Node::Int(tag::CIDR), Node::Text(text)], out),
         Node::Array(dims) => write_array(&dims, rest, out),
+        Node::Range(flags) => write_range(flags, rest, out),
+        Node::Multirange(count) => {
+            out.extend_from_slice(&[SMALL_TUPLE, 2]);
+            write_scalar(&Node::Int(tag::MULTIRANGE), out);
+            write_list_head(count as usize, out);
+            for _ in 0..count {
+                match rest.next() {
+                    Some(Node::Range(flags)) => write_range(flags, rest, out),
+                    _ => out.push(NONE),
+                }
+            }
+        }
         Node::Composite(names) => {
             out.push(DICT);
             for name in names {
@@ -195,6 +213,26 @@ fn write_node(node: Node, rest: &mut impl Iterator<Item = Node>, nested: bool, o
             out.push(NULL);
         }
         node => write_scalar(&node, out),
+    }
+}
+
+/// A range's tuple: its tag, its flags, and its lower and upper bounds (None where there is none),
+/// which follow in `rest` where they are finite.
+fn write_range(flags: u8, rest: &mut impl Iterator<Item = Node>, out: &mut Vec<u8>) {
+    const EMPTY: u8 = 0x01;
+    const LOWER_INFINITE: u8 = 0x08;
+    const UPPER_INFINITE: u8 = 0x10;
+    out.extend_from_slice(&[SMALL_TUPLE, 4]);
+    write_scalar(&Node::Int(tag::RANGE), out);
+    write_scalar(&Node::Int(flags.into()), out);
+    for infinite in [LOWER_INFINITE, UPPER_INFINITE] {
+        match flags & (EMPTY | infinite) {
+            0 => {
+                let bound = rest.next().unwrap_or(Node::Null);
+                write_node(bound, rest, true, out)
+            }
+            _ => out.push(NONE),
+        }
     }
 }
 

@@ -3,13 +3,14 @@
 //! as numbers; a type without a Python mapping crosses as text made by its own output function and
 //! comes back through its input function, so no type is refused.
 //!
-//! One file per type family: `datetime`, `array`, `row`; `io` holds the text fallback and the
+//! One file per type family: `datetime`, `array`, `range`, `row`; `io` holds the text fallback and the
 //! server-encoding helpers every family shares.
 
 mod array;
 mod datetime;
 mod io;
 pub mod marshal;
+mod range;
 mod row;
 
 use std::cell::Cell;
@@ -49,6 +50,8 @@ pub enum ToGuest {
     Cidr(IoFunction),
     DateTime(datetime::DateTimeIn),
     Array(Box<array::ArrayIn>),
+    Range(Box<range::RangeIn>),
+    Multirange(Box<range::MultirangeIn>),
     Row(Box<row::RowIn>),
     /// Any other type: its text form.
     Io(IoFunction),
@@ -85,6 +88,10 @@ impl ToGuest {
                     ToGuest::DateTime(datetime)
                 } else if let Some(array) = array::ArrayIn::for_type(base) {
                     ToGuest::Array(Box::new(array))
+                } else if let Some(range) = range::RangeIn::for_type(base) {
+                    ToGuest::Range(Box::new(range))
+                } else if let Some(multirange) = range::MultirangeIn::for_type(base) {
+                    ToGuest::Multirange(Box::new(multirange))
                 } else if unsafe { pg_sys::type_is_rowtype(base) } {
                     ToGuest::any_row()
                 } else {
@@ -125,6 +132,8 @@ impl ToGuest {
             ToGuest::Cidr(output) => Node::Cidr(unsafe { output.to_text(datum) }),
             ToGuest::DateTime(datetime) => unsafe { datetime.encode(datum) },
             ToGuest::Array(array) => return unsafe { array.encode(datum, out) },
+            ToGuest::Range(range) => return unsafe { range.encode(datum, out) },
+            ToGuest::Multirange(multirange) => return unsafe { multirange.encode(datum, out) },
             ToGuest::Row(row) => return unsafe { row.encode(datum, out) },
             ToGuest::Io(output) => Node::Text(unsafe { output.to_text(datum) }),
         };

@@ -155,10 +155,45 @@ SELECT id(v) = v AS same FROM unnest(ARRAY['192.168.0.1', '192.168.0.1/24', '::f
 CREATE FUNCTION next_host(a inet) RETURNS inet LANGUAGE plpywasm AS $$ return a.ip + 1 $$;
 SELECT next_host('10.1.2.3/16');
 
+-- Ranges and multiranges: psycopg 3's Range and Multirange (from the guest's module plpywasm), their
+-- bounds converted as values of the element type; str() of them is the literal PostgreSQL reads.
+SELECT py_repr('[1,5)'::int4range), py_repr('[1,5]'::int4range), py_repr('empty'::int8range), py_repr('(,)'::int4range), py_repr('(3,)'::numrange);
+SELECT py_repr('[1.50,2.25]'::numrange), py_repr('[2020-01-01,2020-02-01)'::daterange), py_repr('(,2020-01-01 10:00]'::tsrange);
+SELECT py_repr('[2020-06-01 10:00+02,infinity)'::tstzrange), py_repr('{[1,3), [5,7)}'::int4multirange), py_repr('{}'::datemultirange);
+SELECT py_repr(ARRAY['[1,2)'::int4range, NULL, 'empty']), py_repr(ROW('[1.5,2)'::numrange, '{[2020-01-01,2020-01-05)}'::datemultirange));
+SELECT v, id(v) = v AS same FROM unnest(ARRAY['[1,5)', 'empty', '(,)', '[-2147483648,2147483647)']::int4range[]) AS v;
+SELECT id('[2020-06-01 10:00+02,2021-01-01)'::tstzrange), id('{[1,3), [5,7)}'::int4multirange), id('{}'::nummultirange), id(ARRAY['[2020-01-01,2020-01-03]'::daterange]);
+CREATE TYPE textrange AS RANGE (subtype = text);
+SELECT py_repr(textrange('a b', 'z"\')), id(textrange('a b', 'z"\')) = textrange('a b', 'z"\') AS quoted,
+       id(textrange('', 'a,)')) = textrange('', 'a,)') AS empty_bound;
+CREATE FUNCTION make_range(v text) RETURNS int4range LANGUAGE plpywasm AS $$ from plpywasm import Range; return eval(v) $$;
+SELECT make_range('Range(1, 5)'), make_range('Range(1, 5, "[]")'), make_range('Range(None, 3, "(]")'), make_range('Range()'),
+       make_range('Range(empty=True)'), make_range('"[3,4]"');
+SELECT sqlstate_of($$SELECT make_range('Range(5, 1)')$$), sqlstate_of($$SELECT make_range('Range("a", 1)')$$),
+       sqlstate_of($$SELECT make_range('Range(1, 2, "<>")')$$), sqlstate_of($$SELECT make_range('"nonsense"')$$);
+CREATE FUNCTION range_api() RETURNS SETOF text LANGUAGE plpywasm AS $$
+from plpywasm import Multirange, Range
+r = plpy.execute("SELECT int4range(1, 10) AS r, '{[1,2), [4,8)}'::int4multirange AS m")[0]
+yield repr(r)
+yield repr((5 in r["r"], 10 in r["r"], 0 in Range(None, 1), 1 in Range(None, 1, "(]"), 1 in Range(empty=True)))
+yield repr((r["r"].lower, r["r"].upper, r["r"].bounds, r["r"].lower_inc, r["r"].upper_inc, r["r"].lower_inf, r["r"].upper_inf))
+yield repr((Range(1, None, "[]").bounds, Range(empty=True).bounds, bool(Range(empty=True)), Range(empty=True).isempty))
+yield repr((Range(1, 5) == Range(1, 5), len({Range(1, 5), Range(1, 5)}), Range(1, 5) == Range(1, 5, "[]"), Range(1, 5) == "[1,5)"))
+yield repr(sorted([Range(3, 4), Range(empty=True), Range(1, 2), Range(None, 2), Range(1, None)]))
+yield repr((r["m"] == [Range(1, 2), Range(4, 8)], isinstance(r["m"], list), str(Multirange([Range(1, 2), Range(empty=True)]))))
+plan = plpy.prepare("SELECT $1 * $2 AS x, $3 AS y", ["int4range", "int4range", "datemultirange"])
+yield repr(plan.execute([Range(1, 5), Range(3, None), Multirange()])[0])
+try:
+    r["r"].lower = 0
+except AttributeError as e:
+    yield "AttributeError: %s" % e
+$$;
+SELECT range_api();
+
 -- Every other type crosses as its text form, and comes back through its input function.
 CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
-SELECT py_repr('happy'::mood), py_repr('[1,5)'::int4range), py_repr('$1.50'::money), py_repr('(1,2)'::point), py_repr('a'::"char");
-SELECT id('happy'::mood), id('[1,5)'::int4range), id('$1.50'::money), id('(1,2)'::point)::text, id('a'::"char"), id(42::oid), id(B'101'::bit(3));
+SELECT py_repr('happy'::mood), py_repr('$1.50'::money), py_repr('(1,2)'::point), py_repr('a'::"char");
+SELECT id('happy'::mood), id('$1.50'::money), id('(1,2)'::point)::text, id('a'::"char"), id(42::oid), id(B'101'::bit(3));
 CREATE FUNCTION bad_mood() RETURNS mood LANGUAGE plpywasm AS $$ return "furious" $$;
 SELECT sqlstate_of($$SELECT bad_mood()$$);
 RESET ROLE;

@@ -1,0 +1,122 @@
+"""Classes of the values plpywasm gives Python that neither Python nor PL/Python has a class for:
+ranges and multiranges, as psycopg 3 gives them (psycopg.types.range): `Range(lower, upper,
+bounds="[)", empty=False)` and `Multirange([range, …])`. Their `str()` is the literal PostgreSQL
+reads, which is how a returned one reaches the database: by the type's input function, its bounds
+by their own `str()`."""
+
+_BOUNDS = ("[)", "(]", "()", "[]")
+# What makes PostgreSQL quote a bound (rangetypes.c, range_bound_escape).
+_SPECIAL = frozenset('"\\()[],')
+
+
+class Range:
+    """A range; `None` for a bound is no bound (-infinity / infinity). Immutable and hashable."""
+
+    __slots__ = ("_lower", "_upper", "_bounds")
+
+    def __init__(self, lower=None, upper=None, bounds="[)", empty=False):
+        if empty:
+            lower = upper = bounds = None
+        else:
+            if bounds not in _BOUNDS:
+                raise ValueError("bound flags not valid: %r" % (bounds,))
+            # No bound is never inclusive, as PostgreSQL has it.
+            bounds = ("(" if lower is None else bounds[0]) + (")" if upper is None else bounds[1])
+        object.__setattr__(self, "_lower", lower)
+        object.__setattr__(self, "_upper", upper)
+        object.__setattr__(self, "_bounds", bounds)
+
+    def __setattr__(self, name, value):
+        raise AttributeError("Range is immutable")
+
+    lower = property(lambda self: self._lower, doc="The lower bound, or None.")
+    upper = property(lambda self: self._upper, doc="The upper bound, or None.")
+    bounds = property(lambda self: self._bounds, doc='"[)", "(]", "()" or "[]"; None if empty.')
+    isempty = property(lambda self: self._bounds is None)
+    lower_inf = property(lambda self: self._bounds is not None and self._lower is None)
+    upper_inf = property(lambda self: self._bounds is not None and self._upper is None)
+    lower_inc = property(lambda self: self._bounds is not None and self._bounds[0] == "[")
+    upper_inc = property(lambda self: self._bounds is not None and self._bounds[1] == "]")
+
+    def __contains__(self, x):
+        if self._bounds is None:
+            return False
+        lower, upper = self._lower, self._upper
+        if lower is not None and (x < lower if self._bounds[0] == "[" else x <= lower):
+            return False
+        if upper is not None and (x > upper if self._bounds[1] == "]" else x >= upper):
+            return False
+        return True
+
+    def __bool__(self):
+        return self._bounds is not None
+
+    def _key(self):
+        return (self._lower, self._upper, self._bounds)
+
+    def __eq__(self, other):
+        if not isinstance(other, Range):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self):
+        return hash(self._key())
+
+    def __lt__(self, other):
+        """Ordered by lower bound, then upper bound, then bounds; None (no bound, or empty)
+        first."""
+        if not isinstance(other, Range):
+            return NotImplemented
+        for mine, theirs in zip(self._key(), other._key()):
+            if mine == theirs:
+                continue
+            if mine is None or theirs is None:
+                return mine is None
+            return mine < theirs
+        return False
+
+    def __le__(self, other):
+        return self == other or self < other
+
+    def __gt__(self, other):
+        if not isinstance(other, Range):
+            return NotImplemented
+        return other < self
+
+    def __ge__(self, other):
+        return self == other or self > other
+
+    def __repr__(self):
+        if self._bounds is None:
+            return "%s(empty=True)" % type(self).__name__
+        return "%s(%r, %r, %r)" % (type(self).__name__, self._lower, self._upper, self._bounds)
+
+    def __str__(self):
+        if self._bounds is None:
+            return "empty"
+        return "%s%s,%s%s" % (self._bounds[0], _bound_text(self._lower), _bound_text(self._upper), self._bounds[1])
+
+    def __reduce__(self):
+        if self._bounds is None:
+            return (type(self), (None, None, "[)", True))
+        return (type(self), self._key())
+
+
+def _bound_text(value):
+    """A bound as range_out writes it: quoted if empty or holding what delimits a bound."""
+    if value is None:
+        return ""
+    text = str(value)
+    if text and not any(c in _SPECIAL or c.isspace() for c in text):
+        return text
+    return '"%s"' % text.replace("\\", "\\\\").replace('"', '""')
+
+
+class Multirange(list):
+    """A multirange: a list of Ranges."""
+
+    def __repr__(self):
+        return "%s(%s)" % (type(self).__name__, list.__repr__(self))
+
+    def __str__(self):
+        return "{%s}" % ",".join(map(str, self))
