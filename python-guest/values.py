@@ -16,7 +16,7 @@ import marshal
 import math
 import sys
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence, Set
 from json.encoder import encode_basestring
 
 from plpywasm import Multirange, Range
@@ -32,6 +32,7 @@ from wit_world.imports.types import (
     Shape_Int,
     Shape_Interval,
     Shape_Json,
+    Shape_Multirange,
     Shape_Procedure,
     Shape_Text,
     Shape_Timestamp,
@@ -379,6 +380,7 @@ _SCALAR_ENCODERS = {
     Shape_Date: lambda obj, out: out.append(_plain_date(obj)),
     Shape_Timestamp: lambda obj, out: out.append(_plain_timestamp(obj)),
     Shape_Timestamptz: lambda obj, out: out.append(_plain_timestamptz(obj)),
+    Shape_Multirange: lambda obj, out: out.append(_plain_multirange(obj)),
 }
 
 
@@ -449,6 +451,13 @@ def _plain_timestamptz(obj):
     return (_TIMESTAMPTZ, _datetime_state(obj)[1][0], *offset)
 
 
+def _plain_multirange(obj):
+    """A sequence of ranges (not a str) as the literal of their multirange; anything else as text."""
+    if obj is None or isinstance(obj, (str, Multirange)) or not isinstance(obj, (Sequence, Set, Iterator)):
+        return _plain_text(obj)
+    return _plain_text(Multirange(obj))
+
+
 _PLAIN_ENCODERS = {
     Shape_Void: plain_void,
     Shape_Procedure: plain_procedure,
@@ -462,6 +471,7 @@ _PLAIN_ENCODERS = {
     Shape_Date: _plain_date,
     Shape_Timestamp: _plain_timestamp,
     Shape_Timestamptz: _plain_timestamptz,
+    Shape_Multirange: _plain_multirange,
 }
 
 
@@ -477,7 +487,17 @@ _PLAIN_TYPES = {
 }
 
 
-_PLAIN_FIELDS = (Shape_Boolean, Shape_Int, Shape_Float, Shape_Text, Shape_Json, Shape_Date, Shape_Timestamp, Shape_Timestamptz)
+_PLAIN_FIELDS = (
+    Shape_Boolean,
+    Shape_Int,
+    Shape_Float,
+    Shape_Text,
+    Shape_Json,
+    Shape_Date,
+    Shape_Timestamp,
+    Shape_Timestamptz,
+    Shape_Multirange,
+)
 
 
 def plain_encoder(shapes):
@@ -561,10 +581,11 @@ def _encoder(shape, rest):
     if kind is Shape_Array:
         element_shape = next(rest)
         element = _encoder(element_shape, rest)
-        # Where elements are rows, a tuple is a row, not a dimension (as in PL/Python).
-        rows = type(element_shape) is Shape_Composite
+        # Where elements are rows, a tuple is a row, not a dimension (as in PL/Python); where
+        # they are multiranges, a Multirange is one.
+        atoms = _ATOMS.get(type(element_shape), ())
         pack = _PACKERS.get(type(element_shape))
-        return lambda obj, out: _encode_array(obj, out, element, rows, pack)
+        return lambda obj, out: _encode_array(obj, out, element, atoms, pack)
     if kind is Shape_Composite:
         names = shape.value
         fields = [_encoder(next(rest), rest) for _ in names]
@@ -598,8 +619,12 @@ def is_sequence(obj):
     return known
 
 
-def _is_dimension(obj, rows):
-    if rows and isinstance(obj, tuple):
+# The sequences that are an element of an array, not a dimension of it, by element shape.
+_ATOMS = {Shape_Composite: (tuple,), Shape_Multirange: (Multirange,)}
+
+
+def _is_dimension(obj, atoms):
+    if atoms and isinstance(obj, atoms):
         return False
     return is_sequence(obj)
 
@@ -654,7 +679,7 @@ def _null_or_literal(obj, out, marks=_NODE_MARKS):
     return True
 
 
-def _encode_array(obj, out, element, rows, pack):
+def _encode_array(obj, out, element, atoms, pack):
     if obj is None:
         out.append(_NULL)
         return
@@ -669,7 +694,7 @@ def _encode_array(obj, out, element, rows, pack):
     if isinstance(obj, _TEXT_AND_BYTES):
         # A sequence of characters (of ints, for bytes), as PL/Python has it: "hello" is {h,e,l,l,o}.
         obj = list(obj)
-    if not _is_dimension(obj, rows):
+    if not _is_dimension(obj, atoms):
         raise ConversionError(
             "42804",
             "return value of function with array return type is not a Python sequence",
@@ -677,7 +702,7 @@ def _encode_array(obj, out, element, rows, pack):
         )
     dims = []
     inner = obj
-    while _is_dimension(inner, rows):
+    while _is_dimension(inner, atoms):
         if len(dims) == _MAXDIM:
             raise ConversionError(
                 "54000", "number of array dimensions exceeds the maximum allowed (%d)" % _MAXDIM
@@ -687,7 +712,7 @@ def _encode_array(obj, out, element, rows, pack):
             break
         inner = inner[0]
     flat = []
-    _flatten(obj, flat, rows, dims, 0)
+    _flatten(obj, flat, atoms, dims, 0)
     out.append((_ARRAY, dims))
     packed = pack(flat) if pack is not None and flat else None
     if packed is not None:
@@ -697,7 +722,7 @@ def _encode_array(obj, out, element, rows, pack):
             element(item, out)
 
 
-def _flatten(seq, flat, rows, dims, depth):
+def _flatten(seq, flat, atoms, dims, depth):
     """Appends the elements of nested sequences, checking that they are as deep and as long as `dims`."""
     if type(seq) is not list and type(seq) is not tuple:
         seq = items(seq)
@@ -709,18 +734,18 @@ def _flatten(seq, flat, rows, dims, depth):
         )
     if depth == len(dims) - 1:
         for item in seq:
-            if _is_dimension(item, rows):
+            if _is_dimension(item, atoms):
                 raise ConversionError(
                     "22P02", "multidimensional arrays must have array expressions with matching dimensions"
                 )
         flat.extend(seq)
         return
     for item in seq:
-        if not _is_dimension(item, rows):
+        if not _is_dimension(item, atoms):
             raise ConversionError(
                 "22P02", "multidimensional arrays must have array expressions with matching dimensions"
             )
-        _flatten(item, flat, rows, dims, depth + 1)
+        _flatten(item, flat, atoms, dims, depth + 1)
 
 
 def encode_row(obj, out, names, fields, marks=_NODE_MARKS):

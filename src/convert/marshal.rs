@@ -96,7 +96,15 @@ pub fn is_plain_shape(shape: &[Shape]) -> bool {
     let plain_field = |shape: &Shape| {
         matches!(
             shape,
-            Shape::Boolean | Shape::Int | Shape::Float | Shape::Text | Shape::Json | Shape::Date | Shape::Timestamp | Shape::Timestamptz
+            Shape::Boolean
+                | Shape::Int
+                | Shape::Float
+                | Shape::Text
+                | Shape::Json
+                | Shape::Date
+                | Shape::Timestamp
+                | Shape::Timestamptz
+                | Shape::Multirange
         )
     };
     match shape {

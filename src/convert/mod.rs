@@ -220,6 +220,9 @@ enum Target {
     Timestamptz,
     Array(Box<array::ArrayOut>),
     Row(Box<row::RowOut>),
+    /// Text only, parsed by the input function; the guest writes a sequence of ranges as the
+    /// multirange of them.
+    Multirange,
     /// Text only, parsed by the input function.
     Io,
 }
@@ -256,6 +259,8 @@ impl FromGuest {
                     Target::Array(Box::new(array))
                 } else if unsafe { pg_sys::type_is_rowtype(base) } && base != pg_sys::RECORDOID {
                     Target::Row(Box::new(row::RowOut::for_type(base, typmod)))
+                } else if unsafe { pg_sys::type_is_multirange(base) } {
+                    Target::Multirange
                 } else {
                     Target::Io
                 }
@@ -332,6 +337,7 @@ impl FromGuest {
             Target::Bytea => Shape::Bytes,
             Target::Json => Shape::Json,
             Target::Interval => Shape::Interval,
+            Target::Multirange => Shape::Multirange,
             Target::Date => Shape::Date,
             Target::Timestamp => Shape::Timestamp,
             Target::Timestamptz => Shape::Timestamptz,

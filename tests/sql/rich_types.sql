@@ -171,6 +171,22 @@ SELECT make_range('Range(1, 5)'), make_range('Range(1, 5, "[]")'), make_range('R
        make_range('Range(empty=True)'), make_range('"[3,4]"');
 SELECT sqlstate_of($$SELECT make_range('Range(5, 1)')$$), sqlstate_of($$SELECT make_range('Range("a", 1)')$$),
        sqlstate_of($$SELECT make_range('Range(1, 2, "<>")')$$), sqlstate_of($$SELECT make_range('"nonsense"')$$);
+-- A multirange result takes any sequence of ranges or of their literals, as an array takes lists.
+CREATE FUNCTION make_multirange(v text) RETURNS datemultirange LANGUAGE plpywasm AS $$
+import datetime
+from plpywasm import Multirange, Range
+d = datetime.date
+return eval(v)
+$$;
+SELECT make_multirange('Multirange([Range(d(2020, 1, 1), d(2020, 2, 1)), Range(d(2020, 1, 15), d(2020, 3, 1))])'),
+       make_multirange('[Range(d(2021, 1, 1), None)]'), make_multirange('(Range(None, d(2000, 1, 1)), "[2001-01-01,2001-01-02]")'),
+       make_multirange('[]'), make_multirange('"{[2020-01-01,2020-01-02)}"'), make_multirange('{Range(empty=True)}');
+SELECT sqlstate_of($$SELECT make_multirange('[1, 2]')$$), sqlstate_of($$SELECT make_multirange('Range(d(2020, 1, 1), None)')$$);
+CREATE FUNCTION multirange_fields() RETURNS TABLE (m int4multirange, ms int4multirange[]) LANGUAGE plpywasm AS $$
+from plpywasm import Multirange, Range
+return [([Range(1, 2), Range(5, 6)], [Multirange([Range(1, 2)]), "{}", None])]
+$$;
+SELECT * FROM multirange_fields();
 CREATE FUNCTION range_api() RETURNS SETOF text LANGUAGE plpywasm AS $$
 from plpywasm import Multirange, Range
 r = plpy.execute("SELECT int4range(1, 10) AS r, '{[1,2), [4,8)}'::int4multirange AS m")[0]
