@@ -36,6 +36,7 @@ demo: setup install
 
 # Run the test suite against a real, throwaway PostgreSQL cluster.
 test: setup install
+    cargo test --release --locked -p plpywasm-precompile
     bash tests/run.sh
 
 # Benchmark plpywasm against plpython3u (plpgsql and SQL as a floor); writes BENCHMARKS.md and BENCHMARKS.png.

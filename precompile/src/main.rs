@@ -1,8 +1,10 @@
 //! Compiles the guest component to native code: `plpywasm-precompile <guest.wasm> <out.cwasm>`.
-//! The guest gets its stop checks first (see `stop_checks`).
+//! The guest's constant globals are folded into its code first (see `constant_globals`), then it
+//! gets its stop checks (see `stop_checks`).
 
 use std::process::ExitCode;
 
+mod constant_globals;
 mod stop_checks;
 
 fn main() -> ExitCode {
@@ -29,7 +31,9 @@ fn precompile(input: &str, output: &str) -> wasmtime::Result<()> {
     }
     let engine = wasmtime::Engine::new(&config)?;
     let wasm = std::fs::read(input)?;
-    let checked = stop_checks::add(&wasm, plpywasm_engine::STOP_FLAG).map_err(wasmtime::Error::msg)?;
+    let folded = constant_globals::fold(&wasm).map_err(wasmtime::Error::msg)?;
+    eprintln!("plpywasm-precompile: {} reads of constant globals folded", folded.folds);
+    let checked = stop_checks::add(&folded.wasm, plpywasm_engine::STOP_FLAG).map_err(wasmtime::Error::msg)?;
     eprintln!("plpywasm-precompile: {} stop checks added", checked.checks);
     let compiled = engine.precompile_component(&checked.wasm)?;
     std::fs::write(output, compiled)?;
