@@ -99,11 +99,13 @@ class Guest(exports.Guest):
         error, _error = _error, None
         return error
 
-    def call_trigger(self, handle, td, hidden):
+    def call_trigger(self, handle, td):
         try:
-            return _dump(procedures.call_trigger(_procedures[handle], _loads(td), hidden))
+            return _dump(procedures.call_trigger(_procedures[handle], _loads(td)))
         except BaseException as exc:
-            raise Err(procedures.describe(exc))
+            # (A trigger's conversion errors say what they were making themselves.)
+            _failed(exc, making=None)
+            return b""
 
     def call_set(self, args, whole):
         try:
@@ -309,10 +311,10 @@ def _abandon(iterator, exc):
     _failed(exc)
 
 
-def _failed(exc):
-    """Keeps what a per-call export raised, for `take_error`; a conversion failed on its result."""
+def _failed(exc, making=procedures.RETURN_VALUE):
+    """Keeps what a per-call export raised, for `take_error`; a conversion failed on `making`."""
     global _error
-    _error = procedures.describe(exc, making=procedures.RETURN_VALUE)
+    _error = procedures.describe(exc, making=making)
 
 
 def _close(rows):

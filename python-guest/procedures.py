@@ -203,11 +203,12 @@ def run_inline(body):
     return None
 
 
-def call_trigger(procedure, td_values, hidden):
+def call_trigger(procedure, td_values):
     """Runs a trigger function with `TD`; returns its verdict and, for MODIFY, the new row's nodes.
     The `hidden` columns of the new row (generated ones, in a BEFORE trigger) are not in TD["new"]."""
     # In the order the host sends them (wit/plpywasm.wit's call-trigger).
-    event, when, level, name, table_name, table_schema, relid, args, new, old = td_values
+    event, when, level, name, table_name, table_schema, relid, args, new, old, hidden = td_values
+    hidden = hidden or ()
     # (Only the rows hold values marshal has no type for.)
     values.revive(new)
     values.revive(old)

@@ -292,8 +292,8 @@ impl Session<'_> {
         self.check_trap(result)
     }
 
-    pub fn call_trigger(&mut self, handle: u32, td: &[u8], hidden: &[String]) -> Result<Vec<u8>, PlError> {
-        let result = self.guest.call_trigger(handle, td, hidden);
+    pub fn call_trigger(&mut self, handle: u32, td: &[u8]) -> Result<Vec<u8>, PlError> {
+        let result = self.guest.call_trigger(handle, td);
         self.check_trap(result)
     }
 

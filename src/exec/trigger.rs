@@ -47,13 +47,13 @@ pub unsafe fn call(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
     let unchanged = if operation == pg_sys::TRIGGER_EVENT_UPDATE { data.tg_newtuple } else { data.tg_trigtuple };
 
     let row_shape = unsafe { procedure.trigger_row(data.tg_relation) };
-    let td = unsafe { trigger_data(data, new, old, procedure.trigger_rows()) }?;
     let before = event & pg_sys::TRIGGER_EVENT_TIMINGMASK == pg_sys::TRIGGER_EVENT_BEFORE;
     let hidden = if before && !new.is_null() { unsafe { generated_columns(data.tg_relation) } } else { Vec::new() };
+    let td = unsafe { trigger_data(data, new, old, procedure.trigger_rows(), hidden) }?;
     let nodes = finish(with_interpreter(procedure.oid, true, |session| {
         crate::spi::use_trigger_data((data as *const pg_sys::TriggerData).cast_mut());
         let handle = session.handle(procedure, &row_shape.shape)?;
-        marshal::read_nodes(&session.call_trigger(handle, &td, &hidden)?)
+        marshal::read_nodes(&session.call_trigger(handle, &td)?)
     }))?;
 
     let mut nodes = nodes.into_iter();
@@ -79,12 +79,13 @@ pub unsafe fn call(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
     Ok(Datum::from(returned))
 }
 
-/// `TD`'s values, marshalled.
+/// `TD`'s values, then the `hidden` columns of the new row, marshalled.
 unsafe fn trigger_data(
     data: &pg_sys::TriggerData,
     new: pg_sys::HeapTuple,
     old: pg_sys::HeapTuple,
     rows: &ToGuest,
+    hidden: Vec<String>,
 ) -> Result<Vec<u8>, PlError> {
     let event = data.tg_event;
     let relation = data.tg_relation;
@@ -134,6 +135,12 @@ unsafe fn trigger_data(
             check_fits(size, "the trigger's rows")?;
             unsafe { rows.encode(datum, &mut td) };
         }
+    }
+    if hidden.is_empty() {
+        td.push(Node::Null);
+    } else {
+        td.push(Node::Array(vec![hidden.len() as u32]));
+        td.extend(hidden.into_iter().map(Node::Text));
     }
     let mut marshalled = Vec::new();
     marshal::write_values(td, &mut marshalled);

@@ -312,8 +312,8 @@ impl<'a> Guest<'a> {
         self.run_listing(|guest, store| guest.call_call_scalar(store, args))?.ok_or_else(no_result)
     }
 
-    pub fn call_trigger(&mut self, handle: u32, td: &[u8], hidden: &[String]) -> Result<Vec<u8>, GuestError> {
-        self.run(|guest, store| guest.call_call_trigger(store, handle, td, hidden))
+    pub fn call_trigger(&mut self, handle: u32, td: &[u8]) -> Result<Vec<u8>, GuestError> {
+        self.run_listing(|guest, store| guest.call_call_trigger(store, handle, td))?.ok_or_else(no_result)
     }
 
     pub fn call_set(&mut self, args: &[u8], whole: bool) -> Result<u32, GuestError> {
