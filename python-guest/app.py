@@ -57,10 +57,10 @@ class Guest(exports.Guest):
         if procedure is not None:
             procedure.release()
 
-    # The per-call exports (call, call_scalar, next_row, next_rows, next_plain) return an empty
-    # byte string where they would raise: the bindings build an `Ok` object around every value a `result` export
-    # returns, which costs more than a scalar call's own work. `take_error` hands over what was
-    # raised.
+    # The per-call exports (call, call_scalar, call_trigger, next_row, next_rows, next_plain)
+    # return an empty byte string where they would raise: the bindings build an `Ok` object
+    # around every value a `result` export returns, which costs more than a scalar call's own
+    # work. `take_error` hands over what was raised.
 
     def call(self, args):
         # The per-call path: no more than the conversions and the call itself.
@@ -77,13 +77,13 @@ class Guest(exports.Guest):
         # The cheapest path: a plain result, marshalled (see wit/plpywasm.wit); `_arguments` and
         # `_dump`, inline.
         try:
-            argv = _loads(args)
-            procedure = _procedures[argv.pop()]
-            if procedure.decoders:
-                for position, decode in procedure.decoders:
-                    if argv[position] is not None:
-                        argv[position] = decode(argv[position])
-            result = procedure.call(argv) if procedure.wants_args else procedure.function(*argv)
+            handle, argv = _loads(args)
+            procedure = _procedures[handle]
+            if procedure.decoders or procedure.wants_args:
+                argv = _decoded(procedure, argv)
+                result = procedure.call(argv)
+            else:
+                result = procedure.function(*argv)
             if type(result) is not procedure.exact:
                 result = procedure.plain(result)
             try:
@@ -199,13 +199,21 @@ _END = object()
 
 
 def _arguments(args):
-    """The procedure a call's marshalled arguments are for (their last item), and their values."""
-    argv = _loads(args)
-    procedure = _procedures[argv.pop()]
+    """The procedure a call's marshalled arguments are for, and their values."""
+    handle, argv = _loads(args)
+    procedure = _procedures[handle]
+    if procedure.decoders or procedure.wants_args:
+        argv = _decoded(procedure, argv)
+    return procedure, argv
+
+
+def _decoded(procedure, argv):
+    """The arguments as a list (what `args` is), decoded."""
+    argv = list(argv)
     for position, decode in procedure.decoders:
         if argv[position] is not None:
             argv[position] = decode(argv[position])
-    return procedure, argv
+    return argv
 
 
 # Results whose rows are read ahead, and how many at a time.

@@ -115,20 +115,27 @@ pub fn is_plain_shape(shape: &[Shape]) -> bool {
     }
 }
 
-/// The arguments as a marshalled list (which becomes `args` as it is), then a place for the
-/// function's handle, which the interpreter that runs the call fills in with [`set_handle`]. An
-/// argument whose converter is `tagged` is written as if nested in another value.
+/// A call's marshalled pair: a place for the function's handle, which the interpreter that runs
+/// the call fills in with [`set_handle`], and the tuple of the arguments (a tuple, which a call
+/// with `*args` takes as it is). An argument whose converter is `tagged` is written as if nested
+/// in another value.
 ///
 /// # Safety
 /// Each Datum must be a valid value of its converter's type.
 pub unsafe fn write_args<'a>(args: impl ExactSizeIterator<Item = (&'a ToGuest, bool, Option<Datum>)>, out: &mut Vec<u8>) {
-    write_list_head(args.len() + 1, out);
+    out.extend_from_slice(&[SMALL_TUPLE, 2, INT]);
+    out.extend_from_slice(&0u32.to_le_bytes());
+    match u8::try_from(args.len()) {
+        Ok(len) => out.extend_from_slice(&[SMALL_TUPLE, len]),
+        Err(_) => {
+            out.push(TUPLE);
+            out.extend_from_slice(&(args.len() as i32).to_le_bytes());
+        }
+    }
     let mut nodes = Vec::with_capacity(1);
     for (convert, tagged, datum) in args {
         unsafe { write_value(convert, datum, tagged, &mut nodes, out) };
     }
-    out.push(INT);
-    out.extend_from_slice(&0u32.to_le_bytes());
 }
 
 /// A query result's column, as a marshalled list.
@@ -308,10 +315,9 @@ fn write_nested(dims: &[u32], element: &mut impl FnMut(&mut Vec<u8>), out: &mut 
     }
 }
 
-/// Sets the handle of the function that a list from [`write_args`] calls: its last item.
+/// Sets the handle of the function that a pair from [`write_args`] calls.
 pub fn set_handle(args: &mut [u8], handle: u32) {
-    let at = args.len() - 4;
-    args[at..].copy_from_slice(&(handle as i32).to_le_bytes());
+    args[3..7].copy_from_slice(&(handle as i32).to_le_bytes());
 }
 
 /// A plain scalar (bool, int, float, string, bytes; NULL for any other node).

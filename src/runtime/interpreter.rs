@@ -303,7 +303,7 @@ impl<'a> Guest<'a> {
         self.run(|guest, store| guest.call_forget(store, handle).map(Ok))
     }
 
-    /// `args` is a marshalled list whose last item is the handle (see the WIT).
+    /// `args` is a marshalled pair of the handle and the arguments (see the WIT).
     pub fn call(&mut self, args: &[u8]) -> Result<Vec<u8>, GuestError> {
         self.run_listing(|guest, store| guest.call_call(store, args))?.ok_or_else(no_result)
     }
