@@ -3,8 +3,8 @@
 //! as numbers; a type without a Python mapping crosses as text made by its own output function and
 //! comes back through its input function, so no type is refused.
 //!
-//! One file per type family: `datetime`, `array`, `range`, `row`; `io` holds the text fallback and the
-//! server-encoding helpers every family shares.
+//! One file per type family: `datetime`, `array`, `range`, `row`; `io` holds the text fallback
+//! and the server-encoding helpers every family shares.
 
 mod array;
 mod datetime;
