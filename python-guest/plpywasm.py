@@ -7,10 +7,14 @@ by their own `str()`."""
 _BOUNDS = ("[)", "(]", "()", "[]")
 # What makes PostgreSQL quote a bound (rangetypes.c, range_bound_escape).
 _SPECIAL = frozenset('"\\()[],')
+# And a row's field (rowtypes.c, record_out).
+_ROW_SPECIAL = frozenset('"\\(),')
 
 
 class Range:
-    """A range; `None` for a bound is no bound (-infinity / infinity). Immutable and hashable."""
+    """A range; `None` for a bound is no bound (-infinity / infinity). Immutable and hashable.
+    A bound that is a row (of a range over a composite type) is a tuple or a dict in column
+    order."""
 
     __slots__ = ("_lower", "_upper", "_bounds")
 
@@ -104,10 +108,20 @@ class Range:
 
 def _bound_text(value):
     """A bound as range_out writes it: quoted if empty or holding what delimits a bound."""
-    if value is None:
-        return ""
-    text = str(value)
-    if text and not any(c in _SPECIAL or c.isspace() for c in text):
+    return "" if value is None else _quoted(_text(value), _SPECIAL)
+
+
+def _text(value):
+    """A value's literal: its str(), or for a row (a tuple, or a dict in column order) the row
+    literal record_out would write."""
+    if isinstance(value, (tuple, dict)):
+        fields = value.values() if isinstance(value, dict) else value
+        return "(%s)" % ",".join("" if field is None else _quoted(_text(field), _ROW_SPECIAL) for field in fields)
+    return str(value)
+
+
+def _quoted(text, special):
+    if text and not any(c in special or c.isspace() for c in text):
         return text
     return '"%s"' % text.replace("\\", "\\\\").replace('"', '""')
 

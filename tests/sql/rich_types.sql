@@ -166,6 +166,17 @@ SELECT id('[2020-06-01 10:00+02,2021-01-01)'::tstzrange), id('{[1,3), [5,7)}'::i
 CREATE TYPE textrange AS RANGE (subtype = text);
 SELECT py_repr(textrange('a b', 'z"\')), id(textrange('a b', 'z"\')) = textrange('a b', 'z"\') AS quoted,
        id(textrange('', 'a,)')) = textrange('', 'a,)') AS empty_bound;
+-- A range over a composite type: its bounds are rows, dicts in Python, and a tuple or a dict in
+-- column order makes one.
+CREATE TYPE point2 AS (x int, label text);
+CREATE TYPE point2range AS RANGE (subtype = point2);
+SELECT py_repr(point2range(ROW(1, 'a b')::point2, ROW(2, NULL)::point2)),
+       id(point2range(ROW(1, 'a "b", (c)')::point2, ROW(2, NULL)::point2)) = point2range(ROW(1, 'a "b", (c)')::point2, ROW(2, NULL)::point2) AS same;
+CREATE FUNCTION make_point2range() RETURNS point2range LANGUAGE plpywasm AS $$
+from plpywasm import Range
+return Range((1, 'x\\y'), {"x": 2, "label": ""}, "[]")
+$$;
+SELECT make_point2range(), lower(make_point2range()) = ROW(1, 'x\y')::point2 AS lower_ok, upper(make_point2range()) = ROW(2, '')::point2 AS upper_ok;
 CREATE FUNCTION make_range(v text) RETURNS int4range LANGUAGE plpywasm AS $$ from plpywasm import Range; return eval(v) $$;
 SELECT make_range('Range(1, 5)'), make_range('Range(1, 5, "[]")'), make_range('Range(None, 3, "(]")'), make_range('Range()'),
        make_range('Range(empty=True)'), make_range('"[3,4]"');
@@ -196,6 +207,8 @@ yield repr((r["r"].lower, r["r"].upper, r["r"].bounds, r["r"].lower_inc, r["r"].
 yield repr((Range(1, None, "[]").bounds, Range(empty=True).bounds, bool(Range(empty=True)), Range(empty=True).isempty))
 yield repr((Range(1, 5) == Range(1, 5), len({Range(1, 5), Range(1, 5)}), Range(1, 5) == Range(1, 5, "[]"), Range(1, 5) == "[1,5)"))
 yield repr(sorted([Range(3, 4), Range(empty=True), Range(1, 2), Range(None, 2), Range(1, None)]))
+import copy, pickle
+yield repr((pickle.loads(pickle.dumps(r["r"])) == r["r"], copy.copy(Range(empty=True)), copy.deepcopy(r["m"]) == r["m"]))
 yield repr((r["m"] == [Range(1, 2), Range(4, 8)], isinstance(r["m"], list), str(Multirange([Range(1, 2), Range(empty=True)]))))
 plan = plpy.prepare("SELECT $1 * $2 AS x, $3 AS y", ["int4range", "int4range", "datemultirange"])
 yield repr(plan.execute([Range(1, 5), Range(3, None), Multirange()])[0])
