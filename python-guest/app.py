@@ -57,10 +57,10 @@ class Guest(exports.Guest):
         if procedure is not None:
             procedure.release()
 
-    # The per-call exports (call, call_scalar, call_trigger, next_row, next_rows, next_plain)
-    # return an empty byte string where they would raise: the bindings build an `Ok` object
-    # around every value a `result` export returns, which costs more than a scalar call's own
-    # work. `take_error` hands over what was raised.
+    # The per-call exports (call, call_scalar, call_trigger, call_set, next_row, next_rows,
+    # next_plain) return an empty byte string (or handle 0) where they would raise: the bindings
+    # build an `Ok` object around every value a `result` export returns, which costs more than a
+    # scalar call's own work. `take_error` hands over what was raised.
 
     def call(self, args):
         # The per-call path: no more than the conversions and the call itself.
@@ -113,7 +113,8 @@ class Guest(exports.Guest):
             result = procedure.call(argv)
             rows = procedures.iterate(result)
         except BaseException as exc:
-            raise Err(procedures.describe(exc))
+            _failed(exc, making=None)
+            return 0
         iterator = next(_handles)
         # The result's converters as they are now: a nested call may reshape the procedure. Rows of
         # a sequence already made are read ahead (no code runs to produce them); a generator's are

@@ -317,7 +317,10 @@ impl<'a> Guest<'a> {
     }
 
     pub fn call_set(&mut self, args: &[u8], whole: bool) -> Result<u32, GuestError> {
-        self.run(|guest, store| guest.call_call_set(store, args, whole))
+        let handle = |guest: &GuestExports, store: &mut StoreContextMut<'a, HostState>| {
+            Ok(Some(guest.call_call_set(store, args, whole)?).filter(|&handle| handle != 0))
+        };
+        self.run_or_taken(handle)?.ok_or_else(no_result)
     }
 
     pub fn next_row(&mut self, iterator: u32) -> Result<Option<Vec<u8>>, GuestError> {
@@ -371,18 +374,24 @@ impl<'a> Guest<'a> {
         plpywasm_engine::MAX_WASM_STACK.saturating_sub(used)
     }
 
-    /// Runs a per-call export, which returns nothing instead of raising (see the WIT): then
-    /// `take-error` tells what it raised, or none at the end of a set.
+    /// Runs a per-call export that returns a list, empty instead of raising (see
+    /// [`Self::run_or_taken`]).
     fn run_listing<T>(
         &mut self,
         f: impl FnOnce(&GuestExports, &mut StoreContextMut<'a, HostState>) -> wasmtime::Result<Vec<T>>,
     ) -> Result<Option<Vec<T>>, GuestError> {
-        self.run(|guest, store| {
-            let list = f(guest, store)?;
-            if !list.is_empty() {
-                return Ok(Ok(Some(list)));
-            }
-            Ok(guest.call_take_error(store)?.map_or(Ok(None), Err))
+        self.run_or_taken(|guest, store| Ok(Some(f(guest, store)?).filter(|list| !list.is_empty())))
+    }
+
+    /// Runs a per-call export, which returns nothing (`f` gives None) instead of raising (see the
+    /// WIT): then `take-error` tells what it raised, or none at the end of a set.
+    fn run_or_taken<T>(
+        &mut self,
+        f: impl FnOnce(&GuestExports, &mut StoreContextMut<'a, HostState>) -> wasmtime::Result<Option<T>>,
+    ) -> Result<Option<T>, GuestError> {
+        self.run(|guest, store| match f(guest, store)? {
+            Some(value) => Ok(Ok(Some(value))),
+            None => Ok(guest.call_take_error(store)?.map_or(Ok(None), Err)),
         })
     }
 
