@@ -81,7 +81,7 @@ class Guest(exports.Guest):
             procedure = _procedures[handle]
             if procedure.decoders or procedure.wants_args:
                 argv = _decoded(procedure, argv)
-                result = procedure.call(argv)
+                result = procedure.call(argv) if procedure.wants_args else procedure.function(*argv)
             else:
                 result = procedure.function(*argv)
             if type(result) is not procedure.exact:

@@ -399,11 +399,12 @@ def _valid_text(text):
 def _plain_text(obj):
     if obj is None:
         return obj
-    if type(obj) is str:
-        return _valid_text(obj)
-    text = str(obj)
+    text = obj if type(obj) is str else str(obj)
     # marshal takes exact strs only; __str__ may return a subclass.
-    return _valid_text(text if type(text) is str else str.__str__(text))
+    if type(text) is not str:
+        text = str.__str__(text)
+    # (ASCII, such as a number's text, needs no check: inline, without a call.)
+    return text if text.isascii() else _valid_text(text)
 
 
 def _plain_float(obj):
