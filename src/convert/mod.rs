@@ -25,7 +25,7 @@ pub use io::{
     in_server_encoding, message_from_server, message_in_server_encoding, server_cstr_to_string, text_to_string, type_name,
 };
 use io::IoFunction;
-pub use row::{attribute_name, attributes_of};
+pub use row::{attribute_name, attributes_of, deform};
 
 /// The nodes of a guest result, consumed in prefix order.
 pub type Nodes = std::vec::IntoIter<Node>;

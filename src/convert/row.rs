@@ -48,25 +48,22 @@ impl RowIn {
             }
             let layout = layout.as_ref().expect("set above");
 
-            let natts = (*tupdesc).natts as usize;
             let mut tuple = pg_sys::HeapTupleData {
                 t_len: pgrx::varlena::varsize(header.cast()) as u32,
                 t_self: std::mem::zeroed(),
                 t_tableOid: Oid::INVALID,
                 t_data: header,
             };
-            let mut values = vec![Datum::null(); natts];
-            let mut nulls = vec![false; natts];
-            pg_sys::heap_deform_tuple(&mut tuple, tupdesc, values.as_mut_ptr(), nulls.as_mut_ptr());
+            let row = deform(&mut tuple, tupdesc);
             pg_sys::DecrTupleDescRefCount(tupdesc);
 
             out.push(Node::Composite(layout.names.clone()));
-            for (i, attribute) in layout.attributes.iter().enumerate() {
+            for (attribute, &(value, is_null)) in layout.attributes.iter().zip(&row) {
                 let Some(convert) = attribute else { continue };
-                if nulls[i] {
+                if is_null {
                     out.push(Node::Null);
                 } else {
-                    convert.encode(values[i], out);
+                    convert.encode(value, out);
                 }
             }
         }
@@ -203,6 +200,18 @@ pub unsafe fn attributes_of<'a>(tupdesc: pg_sys::TupleDesc) -> &'a [pg_sys::Form
 /// An attribute's name, in UTF-8.
 pub fn attribute_name(attribute: &pg_sys::FormData_pg_attribute) -> String {
     unsafe { super::server_cstr_to_string(attribute.attname.data.as_ptr()) }
+}
+
+/// A row's attributes by number: each value and whether it is NULL.
+///
+/// # Safety
+/// `tuple` must be a valid tuple of `tupdesc`.
+pub unsafe fn deform(tuple: pg_sys::HeapTuple, tupdesc: pg_sys::TupleDesc) -> Vec<(Datum, bool)> {
+    let natts = unsafe { (*tupdesc).natts } as usize;
+    let mut values = vec![Datum::null(); natts];
+    let mut nulls = vec![false; natts];
+    unsafe { pg_sys::heap_deform_tuple(tuple, tupdesc, values.as_mut_ptr(), nulls.as_mut_ptr()) };
+    values.into_iter().zip(nulls).collect()
 }
 
 /// Changes whenever a named row type is altered; `record` types never change. A dropped type

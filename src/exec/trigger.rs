@@ -8,7 +8,9 @@ use pgrx::pg_sys::{self, Datum};
 use pgrx::{warning, PgSqlErrorCode};
 
 use super::finish;
-use crate::convert::{attribute_name, attributes_of, check_fits, input_size, marshal, server_cstr_to_string, ToGuest};
+use crate::convert::{
+    attribute_name, attributes_of, check_fits, deform, input_size, marshal, server_cstr_to_string, ToGuest,
+};
 use crate::error::{making, PlError, TRIGGER_ROW};
 use crate::interpreters::with_interpreter;
 use crate::procedure::Procedure;
@@ -158,15 +160,6 @@ unsafe fn generated_columns(relation: pg_sys::Relation) -> Vec<String> {
         .filter(|attribute| !attribute.attisdropped && attribute.attgenerated != 0)
         .map(attribute_name)
         .collect()
-}
-
-/// A row's attributes by number: each value and whether it is NULL.
-unsafe fn deform(tuple: pg_sys::HeapTuple, tupdesc: pg_sys::TupleDesc) -> Vec<(Datum, bool)> {
-    let natts = unsafe { (*tupdesc).natts } as usize;
-    let mut values = vec![Datum::null(); natts];
-    let mut nulls = vec![false; natts];
-    unsafe { pg_sys::heap_deform_tuple(tuple, tupdesc, values.as_mut_ptr(), nulls.as_mut_ptr()) };
-    values.into_iter().zip(nulls).collect()
 }
 
 /// The heap tuple of a composite Datum, as a trigger returns it.
