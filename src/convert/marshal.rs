@@ -5,7 +5,7 @@
 //! results as the plain value where they are plain scalars (json as its text) or rows of them,
 //! else, like plan parameters, as a list of their nodes (wit/plpywasm.wit's `node`).
 
-use pgrx::pg_sys::Datum;
+use pgrx::pg_sys::{self, Datum};
 use pgrx::PgSqlErrorCode;
 
 use super::{datetime, malformed, ToGuest};
@@ -234,14 +234,11 @@ fn write_node(node: Node, rest: &mut impl Iterator<Item = Node>, nested: bool, o
 /// A range's tuple: its tag, its flags, and its lower and upper bounds (None where there is none),
 /// which follow in `rest` where they are finite.
 fn write_range(flags: u8, rest: &mut impl Iterator<Item = Node>, out: &mut Vec<u8>) {
-    const EMPTY: u8 = 0x01;
-    const LOWER_INFINITE: u8 = 0x08;
-    const UPPER_INFINITE: u8 = 0x10;
     out.extend_from_slice(&[SMALL_TUPLE, 4]);
     write_scalar(&Node::Int(tag::RANGE), out);
     write_scalar(&Node::Int(flags.into()), out);
-    for infinite in [LOWER_INFINITE, UPPER_INFINITE] {
-        match flags & (EMPTY | infinite) {
+    for infinite in [pg_sys::RANGE_LB_INF, pg_sys::RANGE_UB_INF] {
+        match u32::from(flags) & (pg_sys::RANGE_EMPTY | infinite) {
             0 => {
                 let bound = rest.next().unwrap_or(Node::Null);
                 write_node(bound, rest, true, out)

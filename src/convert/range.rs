@@ -37,7 +37,12 @@ impl RangeIn {
         let (mut lower, mut upper, mut empty) = (pg_sys::RangeBound::default(), pg_sys::RangeBound::default(), false);
         unsafe { pg_sys::range_deserialize(self.typcache, range, &mut lower, &mut upper, &mut empty) };
         // Only the flags of the value itself (not RANGE_CONTAIN_EMPTY, an index's).
-        let flags = unsafe { pg_sys::range_get_flags(range) } as u8 & 0x1f;
+        let own = pg_sys::RANGE_EMPTY
+            | pg_sys::RANGE_LB_INC
+            | pg_sys::RANGE_UB_INC
+            | pg_sys::RANGE_LB_INF
+            | pg_sys::RANGE_UB_INF;
+        let flags = (unsafe { pg_sys::range_get_flags(range) } as u8 as u32 & own) as u8;
         out.push(Node::Range(flags));
         for bound in [lower, upper] {
             if !empty && !bound.infinite {
