@@ -36,6 +36,17 @@ _handles = itertools.count(1)
 # What the last per-call export raised, until `take_error`.
 _error = None
 
+# The exchange (see wit/plpywasm.wit): a per-call export's input is written by the host into a
+# bytearray (the view pins it: one with an exported buffer cannot be resized, so it stays where the
+# host found it), and its output is a bytes object the host reads in place, put in `_output[0]`.
+_EXCHANGE_SIZE = 1 << 16
+_MARK = b"plpywasm exchange"
+_exchange = bytearray(_MARK.ljust(_EXCHANGE_SIZE, b"\0"))
+_pinned = memoryview(_exchange)
+_output = [None]
+# An input too large for the exchange, given by `stage` for the next per-call export.
+_staged = None
+
 
 class Guest(exports.Guest):
     def compile(self, name, params, body, shape, decodings):
@@ -57,27 +68,20 @@ class Guest(exports.Guest):
         if procedure is not None:
             procedure.release()
 
-    # The per-call exports (call, call_scalar, call_trigger, call_set, next_row, next_rows,
-    # next_plain) return an empty byte string (or handle 0) where they would raise: the bindings
-    # build an `Ok` object around every value a `result` export returns, which costs more than a
-    # scalar call's own work. `take_error` hands over what was raised.
+    # The per-call exports (call, call_scalar, call_trigger, next_row, next_rows, next_plain)
+    # take their input from the exchange and put their output there (see wit/plpywasm.wit): the
+    # bindings' conversion of a parameter or result costs more than a scalar call's own work. An
+    # output that is empty (or None), or call_set's handle 0, says the call raised, or that a set
+    # ended; `take_error` hands over what was raised.
 
-    def call(self, args):
-        # The per-call path: no more than the conversions and the call itself.
-        try:
-            procedure, argv = _arguments(args)
-            out = []
-            procedure.encode(procedure.call(argv), out)
-            return _dump(out)
-        except BaseException as exc:
-            _failed(exc)
-            return b""
+    def call(self):
+        _output[0] = _call(_input())
 
-    def call_scalar(self, args):
-        # The cheapest path: a plain result, marshalled (see wit/plpywasm.wit); `_arguments` and
-        # `_dump`, inline.
+    def call_scalar(self):
+        # The cheapest path: a plain result, marshalled (see wit/plpywasm.wit); `_input`,
+        # `_arguments` and `_dump`, inline.
         try:
-            handle, argv = _loads(args)
+            handle, argv = _loads(_exchange if _staged is None else _unstage())
             procedure = _procedures[handle]
             if procedure.decoders or procedure.wants_args:
                 argv = _decoded(procedure, argv)
@@ -87,99 +91,33 @@ class Guest(exports.Guest):
             if type(result) is not procedure.exact:
                 result = procedure.plain(result)
             try:
-                return _dumps(result, 2)
+                output = _dumps(result, 2)
             except ValueError:
                 raise values.no_room_for_result() from None
         except BaseException as exc:
             _failed(exc)
-            return b""
+            output = None
+        _output[0] = output
 
     def take_error(self):
         global _error
         error, _error = _error, None
         return error
 
-    def call_trigger(self, handle, td):
-        try:
-            return _dump(procedures.call_trigger(_procedures[handle], _loads(td)))
-        except BaseException as exc:
-            # (A trigger's conversion errors say what they were making themselves.)
-            _failed(exc, making=None)
-            return b""
+    def call_trigger(self, handle):
+        _output[0] = _call_trigger(handle, _input())
 
-    def call_set(self, args, whole):
-        try:
-            procedure, argv = _arguments(args)
-            result = procedure.call(argv)
-            rows = procedures.iterate(result)
-        except BaseException as exc:
-            _failed(exc, making=None)
-            return 0
-        iterator = next(_handles)
-        # The result's converters as they are now: a nested call may reshape the procedure. Rows of
-        # a sequence already made are read ahead (no code runs to produce them); a generator's are
-        # produced one per row the executor asks for, as in PL/Python, unless it asks for all of
-        # them before it uses any (`whole`), when nothing can tell.
-        ahead = _READ_AHEAD if whole or type(result) in _MATERIALIZED else 1
-        _sets[iterator] = (rows, procedure.encode, procedure.exact, procedure.plain, ahead, whole)
-        return iterator
+    def call_set(self, whole):
+        return _call_set(_input(), whole)
 
     def next_row(self, iterator):
-        row = _advance(iterator)
-        if row is _END:
-            return b""
-        try:
-            out = []
-            _sets[iterator][1](row, out)
-            return _dump(out)
-        except BaseException as exc:
-            _abandon(iterator, exc)
-            return b""
+        _output[0] = _next_row(iterator)
 
     def next_rows(self, iterator):
-        entry = _sets.get(iterator)
-        if entry is None:
-            return b""
-        rows, encode = entry[0], entry[1]
-        # Each row marshalled on its own, and a batch framed as marshal's list of them: a batch
-        # of large rows stops at _READ_AHEAD_BYTES instead of being copied whole.
-        parts = []
-        size = 0
-        try:
-            for row in itertools.islice(rows, _READ_AHEAD_ROWS):
-                nodes = []
-                encode(row, nodes)
-                part = _dump(nodes)
-                parts.append(part)
-                size += len(part)
-                if size > _READ_AHEAD_BYTES:
-                    break
-        except BaseException as exc:
-            # The executor would have read on to this error, and the statement fails with it.
-            _abandon(iterator, exc)
-            return b""
-        if not parts:
-            del _sets[iterator]
-            return b""
-        parts.insert(0, _LIST_HEAD.pack(b"[", len(parts)))
-        return b"".join(parts)
+        _output[0] = _next_rows(iterator)
 
     def next_plain(self, iterator):
-        rows, _, exact, plain, ahead, whole = _sets[iterator]
-        if ahead > 1:
-            try:
-                return _read_ahead(iterator, rows, exact, plain, ahead, whole)
-            except BaseException as exc:
-                _abandon(iterator, exc)
-                return b""
-        row = _advance(iterator)
-        if row is _END:
-            return b""
-        try:
-            return _dump(row if type(row) is exact else plain(row))
-        except BaseException as exc:
-            _abandon(iterator, exc)
-            return b""
+        _output[0] = _next_plain(iterator)
 
     def close_sets(self, iterators):
         for iterator in iterators:
@@ -195,8 +133,127 @@ class Guest(exports.Guest):
     def memory_probe(self):
         return b""
 
+    def exchange(self):
+        # Addresses of objects (CPython's id), whose fields the host reads.
+        return (id(_exchange), id(_output), id(_MARK))
+
+    def stage(self, input):
+        global _staged
+        _staged = input
+
 
 _END = object()
+
+
+def _call(args):
+    # The per-call path: no more than the conversions and the call itself.
+    try:
+        procedure, argv = _arguments(args)
+        out = []
+        procedure.encode(procedure.call(argv), out)
+        return _dump(out)
+    except BaseException as exc:
+        _failed(exc)
+        return b""
+
+
+def _call_trigger(handle, td):
+    try:
+        return _dump(procedures.call_trigger(_procedures[handle], _loads(td)))
+    except BaseException as exc:
+        # (A trigger's conversion errors say what they were making themselves.)
+        _failed(exc, making=None)
+        return b""
+
+
+def _call_set(args, whole):
+    try:
+        procedure, argv = _arguments(args)
+        result = procedure.call(argv)
+        rows = procedures.iterate(result)
+    except BaseException as exc:
+        _failed(exc, making=None)
+        return 0
+    iterator = next(_handles)
+    # The result's converters as they are now: a nested call may reshape the procedure. Rows of
+    # a sequence already made are read ahead (no code runs to produce them); a generator's are
+    # produced one per row the executor asks for, as in PL/Python, unless it asks for all of
+    # them before it uses any (`whole`), when nothing can tell.
+    ahead = _READ_AHEAD if whole or type(result) in _MATERIALIZED else 1
+    _sets[iterator] = (rows, procedure.encode, procedure.exact, procedure.plain, ahead, whole)
+    return iterator
+
+
+def _next_row(iterator):
+    row = _advance(iterator)
+    if row is _END:
+        return b""
+    try:
+        out = []
+        _sets[iterator][1](row, out)
+        return _dump(out)
+    except BaseException as exc:
+        _abandon(iterator, exc)
+        return b""
+
+
+def _next_rows(iterator):
+    entry = _sets.get(iterator)
+    if entry is None:
+        return b""
+    rows, encode = entry[0], entry[1]
+    # Each row marshalled on its own, and a batch framed as marshal's list of them: a batch
+    # of large rows stops at _READ_AHEAD_BYTES instead of being copied whole.
+    parts = []
+    size = 0
+    try:
+        for row in itertools.islice(rows, _READ_AHEAD_ROWS):
+            nodes = []
+            encode(row, nodes)
+            part = _dump(nodes)
+            parts.append(part)
+            size += len(part)
+            if size > _READ_AHEAD_BYTES:
+                break
+    except BaseException as exc:
+        # The executor would have read on to this error, and the statement fails with it.
+        _abandon(iterator, exc)
+        return b""
+    if not parts:
+        del _sets[iterator]
+        return b""
+    parts.insert(0, _LIST_HEAD.pack(b"[", len(parts)))
+    return b"".join(parts)
+
+
+def _next_plain(iterator):
+    rows, _, exact, plain, ahead, whole = _sets[iterator]
+    if ahead > 1:
+        try:
+            return _read_ahead(iterator, rows, exact, plain, ahead, whole)
+        except BaseException as exc:
+            _abandon(iterator, exc)
+            return b""
+    row = _advance(iterator)
+    if row is _END:
+        return b""
+    try:
+        return _dump(row if type(row) is exact else plain(row))
+    except BaseException as exc:
+        _abandon(iterator, exc)
+        return b""
+
+
+def _unstage():
+    """The input `stage` gave."""
+    global _staged
+    input, _staged = _staged, None
+    return input
+
+
+def _input():
+    """A per-call export's input: the exchange's, or what `stage` gave."""
+    return _exchange if _staged is None else _unstage()
 
 
 def _arguments(args):

@@ -6,6 +6,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{host, types, Decoding, GuestExports, Plpywasm, PlpywasmPre, PythonError, Shape};
 use super::Database;
+use super::exchange::{Beyond, Exchange};
+use super::memory::Probe;
 use super::output::{Output, Stream};
 use super::stop::StopFlag;
 use super::ticker::{Ticker, TICK};
@@ -52,6 +54,9 @@ pub struct HostState {
     exports: Option<GuestExports>,
     /// Set once the instance exists; raised by the ticker.
     stop: Option<StopFlag>,
+    /// Set once the instance exists.
+    exchange: Option<Exchange>,
+    probe: Option<Probe>,
     ticker: &'static Ticker,
     generation: u64,
     /// Who may borrow the store while it is lent (the backend's role).
@@ -230,6 +235,8 @@ impl Interpreter {
             database: limits.database,
             exports: None,
             stop: None,
+            exchange: None,
+            probe: None,
             ticker,
             generation: GENERATIONS.with(|g| {
                 g.set(g.get() + 1);
@@ -244,13 +251,20 @@ impl Interpreter {
         store.limiter(|state| &mut state.limiter);
         let instantiate = |store: &mut Store<HostState>| {
             let instance = pre.instance_pre().instantiate(&mut *store)?;
-            let exports = Plpywasm::new(&mut *store, &instance)?;
-            Ok((exports, StopFlag::find(&mut *store, &instance)?))
+            let exports = Plpywasm::new(&mut *store, &instance)?.plpywasm_runtime_guest().clone();
+            let probe = Probe::new(&mut *store, &instance)?;
+            let memory = probe.memory(&mut *store)?;
+            let stop = StopFlag::find(memory).ok_or_else(|| wasmtime::Error::msg("the guest's memory has no room for the stop flag"))?;
+            let exchange = exports.call_exchange(&mut *store)?;
+            let exchange = Exchange::find(memory, exchange).ok_or_else(|| wasmtime::Error::msg("the guest's exchange is not where it says"))?;
+            wasmtime::Result::Ok((exports, stop, exchange, probe))
         };
-        let (exports, stop) = instantiate(&mut store).map_err(|err| GuestError::Trap(trap(err, false, false)))?;
+        let (exports, stop, exchange, probe) = instantiate(&mut store).map_err(|err| GuestError::Trap(trap(err, false, false)))?;
         let state = store.data_mut();
-        state.exports = Some(exports.plpywasm_runtime_guest().clone());
+        state.exports = Some(exports);
         state.stop = Some(stop);
+        state.exchange = Some(exchange);
+        state.probe = Some(probe);
         ticker.watch(state.generation, stop, limits.should_stop);
         Ok(Interpreter { store })
     }
@@ -305,34 +319,38 @@ impl<'a> Guest<'a> {
 
     /// `args` is a marshalled pair of the handle and the arguments (see the WIT).
     pub fn call(&mut self, args: &[u8]) -> Result<Vec<u8>, GuestError> {
-        self.run_listing(|guest, store| guest.call_call(store, args))?.ok_or_else(no_result)
+        self.put(args)?;
+        self.run_exchanging(|guest, store| guest.call_call(store))?.ok_or_else(no_result)
     }
 
     pub fn call_scalar(&mut self, args: &[u8]) -> Result<Vec<u8>, GuestError> {
-        self.run_listing(|guest, store| guest.call_call_scalar(store, args))?.ok_or_else(no_result)
+        self.put(args)?;
+        self.run_exchanging(|guest, store| guest.call_call_scalar(store))?.ok_or_else(no_result)
     }
 
     pub fn call_trigger(&mut self, handle: u32, td: &[u8]) -> Result<Vec<u8>, GuestError> {
-        self.run_listing(|guest, store| guest.call_call_trigger(store, handle, td))?.ok_or_else(no_result)
+        self.put(td)?;
+        self.run_exchanging(|guest, store| guest.call_call_trigger(store, handle))?.ok_or_else(no_result)
     }
 
     pub fn call_set(&mut self, args: &[u8], whole: bool) -> Result<u32, GuestError> {
+        self.put(args)?;
         let handle = |guest: &GuestExports, store: &mut StoreContextMut<'a, HostState>| {
-            Ok(Some(guest.call_call_set(store, args, whole)?).filter(|&handle| handle != 0))
+            Ok(Some(guest.call_call_set(store, whole)?).filter(|&handle| handle != 0))
         };
         self.run_or_taken(handle)?.ok_or_else(no_result)
     }
 
     pub fn next_row(&mut self, iterator: u32) -> Result<Option<Vec<u8>>, GuestError> {
-        self.run_listing(|guest, store| guest.call_next_row(store, iterator))
+        self.run_exchanging(|guest, store| guest.call_next_row(store, iterator))
     }
 
     pub fn next_rows(&mut self, iterator: u32) -> Result<Option<Vec<u8>>, GuestError> {
-        self.run_listing(|guest, store| guest.call_next_rows(store, iterator))
+        self.run_exchanging(|guest, store| guest.call_next_rows(store, iterator))
     }
 
     pub fn next_plain(&mut self, iterator: u32) -> Result<Option<Vec<u8>>, GuestError> {
-        self.run_listing(|guest, store| guest.call_next_plain(store, iterator))
+        self.run_exchanging(|guest, store| guest.call_next_plain(store, iterator))
     }
 
     pub fn close_sets(&mut self, iterators: &[u32]) -> Result<(), GuestError> {
@@ -374,13 +392,35 @@ impl<'a> Guest<'a> {
         plpywasm_engine::MAX_WASM_STACK.saturating_sub(used)
     }
 
-    /// Runs a per-call export that returns a list, empty instead of raising (see
+    /// Puts a per-call export's input where the guest takes it (see `exchange`).
+    fn put(&mut self, input: &[u8]) -> Result<(), GuestError> {
+        if self.store.data().exchange.and_then(|exchange| exchange.put(input)).is_none() {
+            self.run(|guest, store| guest.call_stage(store, input).map(Ok))?;
+        }
+        Ok(())
+    }
+
+    /// Runs a per-call export that puts its output in the exchange (none instead of raising, see
     /// [`Self::run_or_taken`]).
-    fn run_listing<T>(
+    fn run_exchanging(
         &mut self,
-        f: impl FnOnce(&GuestExports, &mut StoreContextMut<'a, HostState>) -> wasmtime::Result<Vec<T>>,
-    ) -> Result<Option<Vec<T>>, GuestError> {
-        self.run_or_taken(|guest, store| Ok(Some(f(guest, store)?).filter(|list| !list.is_empty())))
+        f: impl FnOnce(&GuestExports, &mut StoreContextMut<'a, HostState>) -> wasmtime::Result<()>,
+    ) -> Result<Option<Vec<u8>>, GuestError> {
+        self.run_or_taken(|guest, store| {
+            f(guest, store)?;
+            let state = store.data();
+            let (Some(exchange), Some(probe)) = (state.exchange, state.probe.clone()) else { return Ok(None) };
+            let output = match exchange.output() {
+                Ok(output) => output,
+                Err(Beyond) => {
+                    // In memory grown since it was last probed.
+                    let exchange = exchange.grown(probe.memory(&mut *store)?);
+                    store.data_mut().exchange = Some(exchange);
+                    exchange.output().map_err(|Beyond| wasmtime::Error::msg("the guest's output lies outside its memory"))?
+                }
+            };
+            Ok(output.filter(|output| !output.is_empty()))
+        })
     }
 
     /// Runs a per-call export, which returns nothing (`f` gives None) instead of raising (see the

@@ -5,8 +5,10 @@
 //! this module can be read, and reasoned about, on its own.
 
 mod bindings;
+mod exchange;
 mod interpreter;
 mod lending;
+mod memory;
 mod output;
 mod poll;
 mod stop;

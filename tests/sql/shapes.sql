@@ -115,6 +115,18 @@ $$;
 SELECT * FROM failing_set();
 CREATE FUNCTION bad_row_set() RETURNS SETOF int LANGUAGE plpywasm AS $$ return [1, "x"] $$;
 SELECT sqlstate_of($$SELECT * FROM bad_row_set()$$);
+-- Large rows, in memory the interpreter grew for them, in every way a set's rows come out.
+CREATE FUNCTION large_rows(n int, kind text) RETURNS SETOF text LANGUAGE plpywasm AS $$
+rows = ["x" * n, "y", "z" * (2 * n)]
+return rows if kind == "list" else (row for row in rows)
+$$;
+SELECT kind, array(SELECT length(r) FROM large_rows(300000, kind) AS r) AS from_clause, array(SELECT length(large_rows(300000, kind))) AS select_list
+FROM unnest(ARRAY['list', 'gen']) AS kind;
+CREATE FUNCTION large_pairs(n int) RETURNS TABLE (a text, b int[]) LANGUAGE plpywasm AS $$
+for i in range(3):
+    yield ("q" * n * (i + 1), list(range(n // 10)))
+$$;
+SELECT length(a), cardinality(b) FROM large_pairs(200000);
 -- The same functions work after those errors, and after a LIMIT left a generator open.
 SELECT * FROM upto(2);
 SELECT endless() LIMIT 2;
