@@ -1,10 +1,10 @@
-//! The backend's interpreters: one per effective role, created lazily from the guest's snapshot,
-//! each with the handles of the functions compiled into it.
+//! The backend's interpreters: one per role, created lazily from the guest's snapshot, each with
+//! the handles of the functions compiled into it.
 //!
-//! Code running as one role never shares Python state with code running as another: a
-//! `SECURITY DEFINER` function runs in its owner's interpreter, since PostgreSQL switches the
-//! effective role before calling the handler. A call nested (through SQL) in a running call of the
-//! same role runs in the same interpreter, as in PL/Python. An interpreter that traps is dropped,
+//! A function runs in its owner's interpreter, whoever calls it (a DO block in the current role's):
+//! a caller's code never shares Python state with the functions of another role it calls, so it
+//! cannot change what they do (a row-level security policy's, a trigger's). A call nested (through
+//! SQL) in a running call of the same owner's runs in the same interpreter, as in PL/Python. An interpreter that traps is dropped,
 //! never reused.
 
 use std::cell::{Cell, RefCell};
@@ -63,18 +63,18 @@ pub fn abandon_set(generation: u64, iterator: u32) {
     });
 }
 
-/// Runs `f` with the current role's interpreter: the running one when this call is nested in a
-/// query it runs, otherwise an idle one. Output the guest wrote is returned beside the result (to
+/// Runs `f` with `role`'s interpreter: the running one when this call is nested in a query it
+/// runs, otherwise an idle one. Output the guest wrote is returned beside the result (to
 /// be reported by the caller once no guest frame is live), and a trapped interpreter is dropped.
 /// `function` is what runs (counted in `plpywasm.stats`; InvalidOid for a DO block); `atomic` is
 /// false for procedures and DO blocks that may commit.
 pub fn with_interpreter<T>(
     function: Oid,
+    role: Oid,
     atomic: bool,
     f: impl FnOnce(&mut Session) -> Result<T, PlError>,
 ) -> Result<(Result<T, PlError>, Output), PlError> {
     let depth = DEPTH.with(Cell::get);
-    let role = unsafe { pg_sys::GetUserId() };
     if depth > 0 {
         check_depth(depth)?;
         if let Some(mut lent) = Borrowed::find(role.to_u32()) {

@@ -23,6 +23,8 @@ pub struct Stamp {
 
 pub struct Procedure {
     pub oid: Oid,
+    /// Whose interpreter the function runs in, whoever calls it.
+    pub owner: Oid,
     pub stamp: Stamp,
     pub name: String,
     /// Names of the IN arguments, in order; empty for unnamed ones.
@@ -149,6 +151,7 @@ impl Procedure {
             .collect();
         Ok(Procedure {
             oid,
+            owner: form.proowner,
             stamp: row.stamp(),
             name,
             params,

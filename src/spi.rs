@@ -28,6 +28,8 @@ pub struct Spi;
 
 /// A statement prepared by plpy.prepare, kept across transactions, with its parameters' converters.
 struct Prepared {
+    /// The interpreter (generation) that prepared it: the only one that may use it.
+    interpreter: u64,
     plan: pg_sys::SPIPlanPtr,
     params: RefCell<Vec<FromGuest>>,
     /// The shapes the guest was given for the parameters, and encodes them by.
@@ -100,8 +102,9 @@ thread_local! {
     static EXPLICIT: RefCell<Vec<Explicit>> = const { RefCell::new(Vec::new()) };
     /// Rc: a plan is taken out of the table before it runs, since what it runs may prepare more.
     static PLANS: RefCell<IdMap<u32, Rc<Prepared>>> = const { RefCell::new(idmap::new()) };
-    /// Cursors by handle: the portal's name, looked up anew each time (a portal dies with its transaction).
-    static CURSORS: RefCell<IdMap<u32, CString>> = const { RefCell::new(idmap::new()) };
+    /// Cursors by handle: the interpreter that opened one (the only one that may use it), and the
+    /// portal's name, looked up anew each time (a portal dies with its transaction).
+    static CURSORS: RefCell<IdMap<u32, (u64, CString)>> = const { RefCell::new(idmap::new()) };
     /// The portals of cursors opened by the guest uses running now, pinned so that a commit keeps
     /// them (as held cursors), as PL/Python's and PL/pgSQL's cursor loops are kept.
     static PINNED: RefCell<Vec<CString>> = const { RefCell::new(Vec::new()) };
@@ -217,7 +220,7 @@ impl Database for Spi {
         })
     }
 
-    fn prepare(&self, query: &str, types: &[String]) -> Result<Result<Plan, DbError>, Canceled> {
+    fn prepare(&self, interpreter: u64, query: &str, types: &[String]) -> Result<Result<Plan, DbError>, Canceled> {
         let query = match query_cstring(query) {
             Ok(query) => query,
             Err(err) => return Ok(Err(err)),
@@ -239,14 +242,14 @@ impl Database for Spi {
             let shapes: Vec<Vec<Shape>> = params.iter().map(FromGuest::shapes).collect();
             let id = next_id();
             PLANS.with(|p| {
-                p.borrow_mut().insert(id, Rc::new(Prepared { plan, params: RefCell::new(params), shapes: shapes.clone() }))
+                p.borrow_mut().insert(id, Rc::new(Prepared { interpreter, plan, params: RefCell::new(params), shapes: shapes.clone() }))
             });
             Plan { id, params: shapes }
         })
     }
 
-    fn execute_plan(&self, plan: u32, params: &[u8], limit: u64) -> Result<Result<Rows, DbError>, Canceled> {
-        let prepared = match prepared(plan) {
+    fn execute_plan(&self, interpreter: u64, plan: u32, params: &[u8], limit: u64) -> Result<Result<Rows, DbError>, Canceled> {
+        let prepared = match prepared(interpreter, plan) {
             Ok(prepared) => prepared,
             Err(err) => return Ok(Err(err)),
         };
@@ -263,8 +266,12 @@ impl Database for Spi {
         })
     }
 
-    fn free_plan(&self, plan: u32) {
-        if let Some(prepared) = PLANS.with(|p| p.borrow_mut().remove(&plan)) {
+    fn free_plan(&self, interpreter: u64, plan: u32) {
+        let prepared = PLANS.with(|p| {
+            let mut plans = p.borrow_mut();
+            plans.get(&plan).is_some_and(|prepared| prepared.interpreter == interpreter).then(|| plans.remove(&plan)).flatten()
+        });
+        if let Some(prepared) = prepared {
             // A plan that is running (it prepared this one's release) is freed when that ends.
             if let Ok(prepared) = Rc::try_unwrap(prepared) {
                 PgTryBuilder::new(|| unsafe { pg_sys::SPI_freeplan(prepared.plan) }).catch_others(|_| 0).execute();
@@ -272,8 +279,8 @@ impl Database for Spi {
         }
     }
 
-    fn open_cursor(&self, query: &str, plan: Option<u32>, params: &[u8]) -> Result<Result<u32, DbError>, Canceled> {
-        let prepared = match plan.map(prepared).transpose() {
+    fn open_cursor(&self, interpreter: u64, query: &str, plan: Option<u32>, params: &[u8]) -> Result<Result<u32, DbError>, Canceled> {
+        let prepared = match plan.map(|plan| prepared(interpreter, plan)).transpose() {
             Ok(prepared) => prepared,
             Err(err) => return Ok(Err(err)),
         };
@@ -308,13 +315,13 @@ impl Database for Spi {
             unsafe { pg_sys::PinPortal(portal) };
             PINNED.with(|p| p.borrow_mut().push(name.clone()));
             let id = next_id();
-            CURSORS.with(|c| c.borrow_mut().insert(id, name));
+            CURSORS.with(|c| c.borrow_mut().insert(id, (interpreter, name)));
             id
         })
     }
 
-    fn fetch(&self, cursor: u32, count: u64) -> Result<Result<Rows, DbError>, Canceled> {
-        let Some(name) = CURSORS.with(|c| c.borrow().get(&cursor).cloned()) else {
+    fn fetch(&self, interpreter: u64, cursor: u32, count: u64) -> Result<Result<Rows, DbError>, Canceled> {
+        let Some(name) = cursor_name(interpreter, cursor, false) else {
             return Ok(Err(db_error("34000", "cursor is closed")));
         };
         in_subtransaction(|| {
@@ -328,8 +335,8 @@ impl Database for Spi {
         })
     }
 
-    fn close_cursor(&self, cursor: u32) -> Result<Result<(), DbError>, Canceled> {
-        let Some(name) = CURSORS.with(|c| c.borrow_mut().remove(&cursor)) else { return Ok(Ok(())) };
+    fn close_cursor(&self, interpreter: u64, cursor: u32) -> Result<Result<(), DbError>, Canceled> {
+        let Some(name) = cursor_name(interpreter, cursor, true) else { return Ok(Ok(())) };
         // In a subtransaction, as a query: closing runs what the portal had left (a data-modifying
         // WITH finishes, its AFTER triggers fire), and PostgreSQL refuses to close a portal that
         // is being read.
@@ -412,8 +419,27 @@ fn param_values(params: &[FromGuest], nodes: &[u8]) -> (Vec<Datum>, Vec<c_char>)
     (values, nulls)
 }
 
-fn prepared(plan: u32) -> Result<Rc<Prepared>, DbError> {
-    PLANS.with(|p| p.borrow().get(&plan).cloned()).ok_or_else(|| db_error("26000", "the prepared plan no longer exists"))
+/// A plan `interpreter` prepared.
+fn prepared(interpreter: u64, plan: u32) -> Result<Rc<Prepared>, DbError> {
+    PLANS
+        .with(|p| p.borrow().get(&plan).filter(|prepared| prepared.interpreter == interpreter).cloned())
+        .ok_or_else(|| db_error("26000", "the prepared plan no longer exists"))
+}
+
+/// The portal name of a cursor `interpreter` opened, forgotten if it is `closing`.
+fn cursor_name(interpreter: u64, cursor: u32, closing: bool) -> Option<CString> {
+    CURSORS.with(|c| {
+        let mut cursors = c.borrow_mut();
+        let (opener, name) = cursors.get(&cursor)?;
+        if *opener != interpreter {
+            return None;
+        }
+        let name = name.clone();
+        if closing {
+            cursors.remove(&cursor);
+        }
+        Some(name)
+    })
 }
 
 /// Ends the innermost explicit subtransaction, keeping or undoing its work.

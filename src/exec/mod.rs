@@ -43,7 +43,7 @@ pub unsafe fn call(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
     let resolved = unsafe { procedure.result(fcinfo) }?;
     let atomic = unsafe { is_atomic(fcinfo) };
     let mut args = unsafe { procedure.marshal_args(fcinfo) }?;
-    let nodes = finish(with_interpreter(procedure.oid, atomic, |session| {
+    let nodes = finish(with_interpreter(procedure.oid, procedure.owner, atomic, |session| {
         marshal::set_handle(&mut args, session.handle(procedure, &resolved.shape)?);
         if !resolved.plain {
             return marshal::read_nodes(&session.call(&args)?);
@@ -70,6 +70,7 @@ unsafe fn is_atomic(fcinfo: pg_sys::FunctionCallInfo) -> bool {
 /// WIT's `next-plain` and `next-rows`) and wait here.
 struct SetState {
     function: pg_sys::Oid,
+    owner: pg_sys::Oid,
     iterator: u32,
     generation: u64,
     resolved: Rc<Resolved>,
@@ -109,7 +110,7 @@ unsafe fn call_set(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
     let row = match ready {
         Some(row) => Ok(Some(row)),
         None if state.ended.get() => Ok(None),
-        None => finish(with_interpreter(state.function, true, |session| {
+        None => finish(with_interpreter(state.function, state.owner, true, |session| {
             let rows = match (state.resolved.plain, state.whole) {
                 (false, false) => {
                     let row = session.next_row(state.iterator, state.generation)?;
@@ -165,12 +166,13 @@ unsafe fn start_set(
 ) -> Result<SetState, PlError> {
     let resolved = unsafe { procedure.result(fcinfo) }?;
     let mut args = unsafe { procedure.marshal_args(fcinfo) }?;
-    let (iterator, generation) = finish(with_interpreter(procedure.oid, true, |session| {
+    let (iterator, generation) = finish(with_interpreter(procedure.oid, procedure.owner, true, |session| {
         marshal::set_handle(&mut args, session.handle(procedure, &resolved.shape)?);
         Ok((session.call_set(&args, whole)?, session.generation()))
     }))?;
     Ok(SetState {
         function: procedure.oid,
+        owner: procedure.owner,
         iterator,
         generation,
         resolved,
@@ -203,12 +205,13 @@ unsafe extern "C-unwind" fn abandon(arg: Datum) {
 
 /// Runs the body of a `DO` block; `atomic` unless it may commit.
 pub fn run_inline(body: &str, atomic: bool) -> Result<(), PlError> {
-    finish(with_interpreter(pg_sys::Oid::INVALID, atomic, |session| session.run_inline(body)))
+    let role = unsafe { pg_sys::GetUserId() };
+    finish(with_interpreter(pg_sys::Oid::INVALID, role, atomic, |session| session.run_inline(body)))
 }
 
 /// Compiles `procedure`'s body to report syntax errors at `CREATE FUNCTION`.
 pub fn validate(procedure: &Procedure) -> Result<(), PlError> {
-    finish(with_interpreter(pg_sys::Oid::INVALID, true, |session| session.check(procedure)))
+    finish(with_interpreter(pg_sys::Oid::INVALID, procedure.owner, true, |session| session.check(procedure)))
 }
 
 fn finish<T>(outcome: Result<(Result<T, PlError>, Output), PlError>) -> Result<T, PlError> {

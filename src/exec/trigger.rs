@@ -52,7 +52,7 @@ pub unsafe fn call(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
     let before = event & pg_sys::TRIGGER_EVENT_TIMINGMASK == pg_sys::TRIGGER_EVENT_BEFORE;
     let hidden = if before && !new.is_null() { unsafe { generated_columns(data.tg_relation) } } else { Vec::new() };
     let td = unsafe { trigger_data(data, new, old, procedure.trigger_rows(), hidden) }?;
-    let nodes = finish(with_interpreter(procedure.oid, true, |session| {
+    let nodes = finish(with_interpreter(procedure.oid, procedure.owner, true, |session| {
         crate::spi::use_trigger_data((data as *const pg_sys::TriggerData).cast_mut());
         let handle = session.handle(procedure, &row_shape.shape)?;
         marshal::read_nodes(&session.call_trigger(handle, &td)?)

@@ -58,7 +58,8 @@ pub struct HostState {
     exchange: Option<Exchange>,
     probe: Option<Probe>,
     ticker: &'static Ticker,
-    generation: u64,
+    /// Which interpreter this is (see [`Guest::generation`]).
+    pub(super) generation: u64,
     /// Who may borrow the store while it is lent (the backend's role).
     pub(super) owner: u32,
     /// Why the guest trapped, once it did: nothing may run in it again.

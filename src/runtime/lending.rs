@@ -34,24 +34,31 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     database.func_wrap("execute", |mut store, (query, limit): (String, u64)| {
         serve(&mut store, |db| db.execute(&query, limit)).map(|rows| (rows,))
     })?;
+    // Plans and cursors belong to the interpreter that made them: another may not use them, even
+    // by calling these imports itself with their handles.
     database.func_wrap("prepare", |mut store, (query, types): (String, Vec<String>)| {
-        serve(&mut store, |db| db.prepare(&query, &types)).map(|plan| (plan,))
+        let interpreter = store.data().generation;
+        serve(&mut store, |db| db.prepare(interpreter, &query, &types)).map(|plan| (plan,))
     })?;
     database.func_wrap("execute-plan", |mut store, (plan, params, limit): (u32, Vec<u8>, u64)| {
-        serve(&mut store, |db| db.execute_plan(plan, &params, limit)).map(|rows| (rows,))
+        let interpreter = store.data().generation;
+        serve(&mut store, |db| db.execute_plan(interpreter, plan, &params, limit)).map(|rows| (rows,))
     })?;
     database.func_wrap("free-plan", |store, (plan,): (u32,)| {
-        store.data().database.free_plan(plan);
+        store.data().database.free_plan(store.data().generation, plan);
         Ok(())
     })?;
     database.func_wrap("open-cursor", |mut store, (query, plan, params): (String, Option<u32>, Vec<u8>)| {
-        serve(&mut store, |db| db.open_cursor(&query, plan, &params)).map(|cursor| (cursor,))
+        let interpreter = store.data().generation;
+        serve(&mut store, |db| db.open_cursor(interpreter, &query, plan, &params)).map(|cursor| (cursor,))
     })?;
     database.func_wrap("fetch", |mut store, (cursor, count): (u32, u64)| {
-        serve(&mut store, |db| db.fetch(cursor, count)).map(|rows| (rows,))
+        let interpreter = store.data().generation;
+        serve(&mut store, |db| db.fetch(interpreter, cursor, count)).map(|rows| (rows,))
     })?;
     database.func_wrap("close-cursor", |mut store, (cursor,): (u32,)| {
-        serve(&mut store, |db| db.close_cursor(cursor)).map(|done| (done,))
+        let interpreter = store.data().generation;
+        serve(&mut store, |db| db.close_cursor(interpreter, cursor)).map(|done| (done,))
     })?;
     database.func_wrap("transaction", |mut store, (step,): (TransactionStep,)| {
         serve(&mut store, |db| db.transaction(step)).map(|done| (done,))

@@ -35,15 +35,16 @@ pub trait Database: Sync {
     fn report(&self, level: u8, message: &str, detail: Option<&str>, hint: Option<&str>, sqlstate: Option<&str>, fields: Vec<(String, String)>);
     /// plpy.execute; `Err` when the query was canceled, which stops the guest.
     fn execute(&self, query: &str, limit: u64) -> Result<Result<Rows, DbError>, Canceled>;
-    /// plpy.prepare.
-    fn prepare(&self, query: &str, types: &[String]) -> Result<Result<Plan, DbError>, Canceled>;
+    /// plpy.prepare, for the interpreter `interpreter` (a generation): plans and cursors are
+    /// only used by the interpreter that made them.
+    fn prepare(&self, interpreter: u64, query: &str, types: &[String]) -> Result<Result<Plan, DbError>, Canceled>;
     /// plan.execute.
-    fn execute_plan(&self, plan: u32, params: &[u8], limit: u64) -> Result<Result<Rows, DbError>, Canceled>;
-    fn free_plan(&self, plan: u32);
+    fn execute_plan(&self, interpreter: u64, plan: u32, params: &[u8], limit: u64) -> Result<Result<Rows, DbError>, Canceled>;
+    fn free_plan(&self, interpreter: u64, plan: u32);
     /// plpy.cursor, over a query or a prepared statement.
-    fn open_cursor(&self, query: &str, plan: Option<u32>, params: &[u8]) -> Result<Result<u32, DbError>, Canceled>;
-    fn fetch(&self, cursor: u32, count: u64) -> Result<Result<Rows, DbError>, Canceled>;
-    fn close_cursor(&self, cursor: u32) -> Result<Result<(), DbError>, Canceled>;
+    fn open_cursor(&self, interpreter: u64, query: &str, plan: Option<u32>, params: &[u8]) -> Result<Result<u32, DbError>, Canceled>;
+    fn fetch(&self, interpreter: u64, cursor: u32, count: u64) -> Result<Result<Rows, DbError>, Canceled>;
+    fn close_cursor(&self, interpreter: u64, cursor: u32) -> Result<Result<(), DbError>, Canceled>;
     /// plpy.subtransaction(), plpy.commit(), plpy.rollback().
     fn transaction(&self, step: TransactionStep) -> Result<Result<(), DbError>, Canceled>;
     /// plpy.quote_ident.

@@ -68,7 +68,8 @@ return "went on"
 $$;
 SELECT catch_nested_exit();
 SELECT gd_read() AS fresh_interpreter, gd_set_then_read(9);
--- Another role's function (SECURITY DEFINER) runs in its owner's interpreter, never the caller's.
+-- Another role's function runs in its owner's interpreter, never the caller's; and a function it
+-- calls runs in that function's owner's (here the caller's again).
 CREATE ROLE gd_owner;
 CREATE FUNCTION gd_owner_read() RETURNS text LANGUAGE plpywasm SECURITY DEFINER AS $$
 GD["owner_calls"] = GD.get("owner_calls", 0) + 1

@@ -175,13 +175,22 @@ CREATE FUNCTION big_text(n int) RETURNS text LANGUAGE plpywasm AS $$ return "y" 
 SELECT length(big_text(20 * 1024 * 1024));
 SELECT text_len(array_agg(i)::text) FROM generate_series(1, 1000000) AS i;
 
--- Per-role interpreters: nothing alice's code changes is seen by bob's.
+-- Per-role interpreters: each function runs in its owner's, whoever calls it. Nothing alice's code
+-- changes is seen by bob's functions, even those alice calls herself.
 CREATE FUNCTION tamper() RETURNS text LANGUAGE plpywasm AS $$
-import builtins, json, sys
+import builtins, json, sys, plpy, procedures
 GD["secret"] = "alice's"
 builtins.len = lambda x: -1
 json.dumps = lambda *a, **k: "tampered"
 sys.modules["evil"] = object()
+plpy.error = lambda *a, **k: None
+original = procedures.compile_procedure
+def compile_true(name, params, body):
+    procedure = original(name, params, body)
+    if name.startswith("bob_"):
+        procedure.function = lambda *args: True
+    return procedure
+procedures.compile_procedure = compile_true
 return "tampered"
 $$;
 SELECT tamper();
@@ -194,9 +203,75 @@ GRANT EXECUTE ON FUNCTION observe() TO bob;
 CREATE FUNCTION observe_as_owner() RETURNS text SECURITY DEFINER LANGUAGE plpywasm AS $$ return GD.get("secret") $$;
 GRANT EXECUTE ON FUNCTION observe_as_owner() TO bob;
 SET ROLE bob;
+-- alice's functions run in alice's interpreter, SECURITY DEFINER or not.
+SELECT observe(), observe_as_owner();
+CREATE FUNCTION bob_observe() RETURNS text LANGUAGE plpywasm AS $$
+import builtins, json, sys
+return "GD=%r len=%d json=%s evil=%s" % (GD.get("secret"), len("abc"), json.dumps(1), "evil" in sys.modules)
+$$;
+SELECT bob_observe();
+-- A row-level security policy and a trigger check of bob's hold when alice queries his table,
+-- though the functions run with her privileges (current_user is alice).
+CREATE TABLE bob_docs (owner name, body text);
+INSERT INTO bob_docs VALUES ('alice', 'for alice'), ('bob', 'for bob only');
+CREATE FUNCTION bob_visible(o name) RETURNS bool LANGUAGE plpywasm AS $$
+return o == plpy.execute("SELECT current_user AS u")[0]["u"]
+$$;
+CREATE FUNCTION bob_checked() RETURNS trigger LANGUAGE plpywasm AS $$
+if TD["new"]["owner"] != plpy.execute("SELECT current_user AS u")[0]["u"]:
+    plpy.error("one may only add one's own rows")
+$$;
+CREATE TRIGGER bob_checked BEFORE INSERT ON bob_docs FOR EACH ROW EXECUTE FUNCTION bob_checked();
+ALTER TABLE bob_docs ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_rows ON bob_docs FOR SELECT USING (bob_visible(owner));
+CREATE POLICY add_rows ON bob_docs FOR INSERT WITH CHECK (true);
+GRANT SELECT, INSERT ON bob_docs TO alice;
+GRANT EXECUTE ON FUNCTION bob_observe() TO alice;
+SET ROLE alice;
+SELECT bob_observe();
+SELECT * FROM bob_docs;
+SELECT sqlstate_of($$INSERT INTO bob_docs VALUES ('bob', 'forged')$$);
+-- alice's interpreter starts afresh once it is discarded (os._exit ends it).
+SET ROLE alice;
+SELECT sqlstate_of($$DO $x$ import os; os._exit(0) $x$ LANGUAGE plpywasm$$);
 SELECT observe();
--- A SECURITY DEFINER function runs in its owner's interpreter.
-SELECT observe_as_owner();
+-- Plans and cursors belong to the interpreter that made them: alice cannot free bob's plans, nor
+-- read his cursors, even by calling the host's functions with their handles.
+RESET ROLE;
+SET ROLE bob;
+CREATE FUNCTION bob_planned() RETURNS text LANGUAGE plpywasm AS $$
+if "plan" not in SD:
+    SD["plan"] = plpy.prepare("SELECT count(*) AS n FROM bob_docs")
+    GD["cursor"] = plpy.cursor("SELECT i FROM generate_series(1, 10) AS i")
+return "%d rows, cursor at %d" % (SD["plan"].execute()[0]["n"], GD["cursor"].fetch(1)[0]["i"])
+$$;
+GRANT EXECUTE ON FUNCTION bob_planned() TO alice;
+SET ROLE alice;
+BEGIN;
+SELECT bob_planned();
+DO $$
+from wit_world.imports import database
+from componentize_py_types import Err
+seen = []
+for handle in range(1, 1000):
+    try:
+        seen.append(database.fetch(handle, 10))
+    except Err:
+        pass
+    database.free_plan(handle)
+    try:
+        database.close_cursor(handle)
+    except Err:
+        pass
+plpy.notice("read %d of bob's cursors" % len(seen))
+$$ LANGUAGE plpywasm;
+SELECT bob_planned();
+COMMIT;
+RESET ROLE;
+SELECT count(*) AS forged FROM bob_docs WHERE body = 'forged';
+DROP TABLE bob_docs;
+DROP FUNCTION bob_observe(), bob_visible(name), bob_checked(), bob_planned();
+SET ROLE alice;
 -- Anyone may call the validator, but only on what they may execute, and only on plpywasm code.
 SET ROLE alice;
 CREATE FUNCTION private_fn() RETURNS int LANGUAGE plpywasm AS $$ return 1 $$;
@@ -217,8 +292,7 @@ for i in range(100):
 $$ LANGUAGE plpywasm;
 RESET plpywasm.max_output;
 
--- Huge and deep inputs: correct results, or clean errors. (As bob: alice's interpreter has a
--- tampered `len` by now.)
+-- Huge and deep inputs: correct results, or clean errors.
 SET ROLE bob;
 CREATE FUNCTION arr_len(a int[]) RETURNS int LANGUAGE plpywasm AS $$ return len(a) $$;
 SELECT arr_len(array_agg(i)) FROM generate_series(1, 1000000) AS i;
@@ -349,55 +423,54 @@ RESET ROLE;
 SET ROLE alice;
 SELECT sqlstate_of($$SET plpywasm.max_interpreters = 1000$$);
 RESET ROLE;
-CREATE FUNCTION visits() RETURNS int LANGUAGE plpywasm AS $$
+-- (Each role's interpreter is the one its functions run in, whoever calls them.)
+CREATE FUNCTION visits_body() RETURNS text LANGUAGE sql AS $b$ SELECT $$
 GD["visits"] = GD.get("visits", 0) + 1
 return GD["visits"]
-$$;
-GRANT EXECUTE ON FUNCTION visits() TO PUBLIC;
+$$ $b$;
+DO $$ BEGIN
+  EXECUTE format('CREATE FUNCTION visits() RETURNS int LANGUAGE plpywasm AS %L', visits_body());
+  EXECUTE format('CREATE FUNCTION alice_visits() RETURNS int LANGUAGE plpywasm AS %L', visits_body());
+  EXECUTE format('CREATE FUNCTION bob_visits() RETURNS int LANGUAGE plpywasm AS %L', visits_body());
+END $$;
+ALTER FUNCTION alice_visits() OWNER TO alice;
+ALTER FUNCTION bob_visits() OWNER TO bob;
 SET plpywasm.max_interpreters = 2;
 SELECT visits(), visits();
-SET ROLE alice;
-SELECT visits();
-SET ROLE bob;
-SELECT visits();
-RESET ROLE;
+SELECT alice_visits();
+SELECT bob_visits();
 SELECT visits() AS superuser_interpreter_was_dropped;
-SET ROLE bob;
-SELECT visits() AS bob_interpreter_was_kept;
-SET ROLE alice;
-SELECT visits() AS alice_interpreter_was_dropped;
-RESET ROLE;
+SELECT bob_visits() AS bob_interpreter_was_kept;
+SELECT alice_visits() AS alice_interpreter_was_dropped;
 RESET plpywasm.max_interpreters;
 
 -- Idle interpreters beside the one just used keep at most plpywasm.memory_limit (128MB here) of
 -- memory they grew (WebAssembly memory does not shrink): beyond, the least recently used go.
-CREATE FUNCTION hold_memory(mb int) RETURNS int LANGUAGE plpywasm AS $$
+CREATE ROLE grower_1;
+CREATE ROLE grower_2;
+CREATE ROLE grower_3;
+CREATE FUNCTION hold_memory_body() RETURNS text LANGUAGE sql AS $b$ SELECT $$
 GD["visits"] = GD.get("visits", 0) + 1
 if mb:
     len(bytearray(mb * 1024 * 1024))
 return GD["visits"]
-$$;
-GRANT EXECUTE ON FUNCTION hold_memory(int) TO PUBLIC;
-CREATE ROLE grower_1;
-CREATE ROLE grower_2;
-CREATE ROLE grower_3;
+$$ $b$;
+DO $$ BEGIN
+  FOR i IN 1..3 LOOP
+    EXECUTE format('CREATE FUNCTION hold_memory_%s(mb int) RETURNS int LANGUAGE plpywasm AS %L', i, hold_memory_body());
+    EXECUTE format('ALTER FUNCTION hold_memory_%s(int) OWNER TO grower_%s', i, i);
+  END LOOP;
+END $$;
 -- (Only grower_1's interpreter to begin with.)
 SET plpywasm.max_interpreters = 1;
-SET ROLE grower_1;
-SELECT hold_memory(70);
-RESET ROLE;
+SELECT hold_memory_1(70);
 RESET plpywasm.max_interpreters;
-SET ROLE grower_2;
-SELECT hold_memory(70);
-SET ROLE grower_1;
-SELECT hold_memory(0) AS grower_1_kept;
-SET ROLE grower_3;
-SELECT hold_memory(70);
-SET ROLE grower_2;
-SELECT hold_memory(0) AS grower_2_dropped;
-SET ROLE grower_1;
-SELECT hold_memory(0) AS grower_1_dropped;
-RESET ROLE;
+SELECT hold_memory_2(70);
+SELECT hold_memory_1(0) AS grower_1_kept;
+SELECT hold_memory_3(70);
+SELECT hold_memory_2(0) AS grower_2_dropped;
+SELECT hold_memory_1(0) AS grower_1_dropped;
+DROP FUNCTION hold_memory_1(int), hold_memory_2(int), hold_memory_3(int);
 DROP ROLE grower_1, grower_2, grower_3;
 
 -- Calls nested through SQL run in the caller's interpreter, so all levels share one
