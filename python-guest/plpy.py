@@ -401,6 +401,8 @@ def rollback():
 
 def quote_literal(string):
     """A SQL string literal, as PostgreSQL's quote_literal makes it."""
+    if not isinstance(string, str):
+        raise TypeError("quote_literal() argument 1 must be str, not %s" % ("None" if string is None else type(string).__name__))
     escaped = string.replace("'", "''")
     if "\\" in string:
         return "E'" + escaped.replace("\\", "\\\\") + "'"

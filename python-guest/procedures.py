@@ -112,7 +112,7 @@ def _parameter(name, position):
 
 
 def _namespace():
-    return {"__builtins__": builtins, "__name__": "__plpywasm__", "GD": GD, "SD": {}, "args": [], "plpy": plpy}
+    return {"__builtins__": builtins, "__name__": "__main__", "GD": GD, "SD": {}, "args": [], "plpy": plpy}
 
 
 def compile_procedure(name, params, body):
@@ -366,7 +366,7 @@ def _context(exc, making):
 def _class_name(cls):
     name = _type_name(cls)
     module = _type_module(cls)
-    if type(module) is not str or module in ("builtins", "__plpywasm__"):
+    if type(module) is not str or module in ("builtins", "__main__"):
         return name
     return module + "." + name
 

@@ -235,3 +235,28 @@ CREATE PROCEDURE failing_proc() LANGUAGE plpywasm AS $$
 raise Exception("error test")   
 $$;
 CALL failing_proc();
+
+-- A body runs as the main module, as in PL/Python; quote_literal takes only str.
+CREATE FUNCTION main_name() RETURNS text LANGUAGE plpywasm AS $$
+class Custom(Exception):
+    pass
+try:
+    raise Custom("x")
+except Custom as e:
+    pass
+return "%s %s %s" % (__name__, Custom.__module__, plpy.quote_nullable(None))
+$$;
+SELECT main_name();
+DO $$
+for value in (None, 5):
+    try:
+        plpy.quote_literal(value)
+    except TypeError as e:
+        plpy.notice(str(e))
+$$ LANGUAGE plpywasm;
+CREATE FUNCTION custom_error() RETURNS int LANGUAGE plpywasm AS $$
+class Custom(Exception):
+    pass
+raise Custom("mine")
+$$;
+SELECT custom_error();
