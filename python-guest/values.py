@@ -582,8 +582,7 @@ def _encoder(shape, rest):
     if kind is Shape_Array:
         element_shape = next(rest)
         element = _encoder(element_shape, rest)
-        # Where elements are rows, a tuple is a row, not a dimension (as in PL/Python); where
-        # they are multiranges, a Multirange is one.
+        # Where elements are multiranges, a Multirange (a list) is one, not a dimension.
         atoms = _ATOMS.get(type(element_shape), ())
         pack = _PACKERS.get(type(element_shape))
         return lambda obj, out: _encode_array(obj, out, element, atoms, pack)
@@ -621,13 +620,15 @@ def is_sequence(obj):
 
 
 # The sequences that are an element of an array, not a dimension of it, by element shape.
-_ATOMS = {Shape_Composite: (tuple,), Shape_Multirange: (Multirange,)}
+_ATOMS = {Shape_Multirange: (Multirange,)}
 
 
-def _is_dimension(obj, atoms):
+def _is_dimension(obj, atoms, top):
+    """Whether `obj` is a dimension of an array, as PL/Python has it: any sequence at the top, only
+    a list below (a tuple there is an element: a row, or a value like any other)."""
     if atoms and isinstance(obj, atoms):
         return False
-    return is_sequence(obj)
+    return is_sequence(obj) if top else isinstance(obj, list)
 
 
 # Packing checks the element types with builtins over the whole list, not a Python loop: a list
@@ -695,7 +696,7 @@ def _encode_array(obj, out, element, atoms, pack):
     if isinstance(obj, _TEXT_AND_BYTES):
         # A sequence of characters (of ints, for bytes), as PL/Python has it: "hello" is {h,e,l,l,o}.
         obj = list(obj)
-    if not _is_dimension(obj, atoms):
+    if not _is_dimension(obj, atoms, True):
         raise ConversionError(
             "42804",
             "return value of function with array return type is not a Python sequence",
@@ -703,7 +704,8 @@ def _encode_array(obj, out, element, atoms, pack):
         )
     dims = []
     inner = obj
-    while _is_dimension(inner, atoms):
+    top = True
+    while _is_dimension(inner, atoms, top):
         if len(dims) == _MAXDIM:
             raise ConversionError(
                 "54000", "number of array dimensions exceeds the maximum allowed (%d)" % _MAXDIM
@@ -712,6 +714,7 @@ def _encode_array(obj, out, element, atoms, pack):
         if not inner:
             break
         inner = inner[0]
+        top = False
     flat = []
     _flatten(obj, flat, atoms, dims, 0)
     out.append((_ARRAY, dims))
@@ -735,14 +738,14 @@ def _flatten(seq, flat, atoms, dims, depth):
         )
     if depth == len(dims) - 1:
         for item in seq:
-            if _is_dimension(item, atoms):
+            if _is_dimension(item, atoms, False):
                 raise ConversionError(
                     "22P02", "multidimensional arrays must have array expressions with matching dimensions"
                 )
         flat.extend(seq)
         return
     for item in seq:
-        if not _is_dimension(item, atoms):
+        if not _is_dimension(item, atoms, False):
             raise ConversionError(
                 "22P02", "multidimensional arrays must have array expressions with matching dimensions"
             )

@@ -196,7 +196,8 @@ CREATE TYPE plan_row AS (x int, y int);
 SELECT regexp_replace(sqlstate_of($$SELECT planned(5)$$), '[0-9]+ does', 'N does') AS dropped;
 
 -- Any object with the sequence protocol (__len__ and __getitem__) is a sequence, as in PL/Python:
--- for arrays, rows and a plan's arguments; items are taken by index, as many as its length.
+-- for an array (its inner dimensions are lists), a row and a plan's arguments; items are taken by
+-- index, as many as its length.
 CREATE FUNCTION custom_sequences(kind text) RETURNS text LANGUAGE plpywasm AS $$
 class Seq:
     def __init__(self, *items): self.items = items
@@ -211,7 +212,7 @@ class Broken:
 if kind == "broken":
     return plpy.execute(plpy.prepare("SELECT $1 AS t", ["int"]), Broken())
 plan = plpy.prepare("SELECT $1::text || ' ' || $2::text AS t", Seq("int[]", "changing_row"))
-return plan.execute(Seq(Seq(Seq(1, 2), Sevens()), Seq("x")))[0]["t"]
+return plan.execute(Seq(Sevens(), Seq("x")))[0]["t"] + " " + plan.execute(Seq(Seq([1, 2], [3, 4]), Seq("y")))[0]["t"]
 $$;
 SELECT custom_sequences('ok');
 SELECT custom_sequences('broken');

@@ -25,6 +25,12 @@ SELECT sqlstate_of($$SELECT to_int_array('["x"]')$$);
 SELECT to_int_array('[[1, 2], [3]]');
 CREATE FUNCTION text_matrix() RETURNS text[] LANGUAGE plpywasm AS $$ return [["a", "b"], ["c", None]] $$;
 SELECT text_matrix(), array_dims(text_matrix());
+-- As in PL/Python, any sequence is an array, but only its lists are inner dimensions: a tuple or
+-- another sequence inside it is an element.
+CREATE FUNCTION as_text_array(v text) RETURNS text[] LANGUAGE plpywasm AS $$ return eval(v) $$;
+SELECT as_text_array('[("a", "b"), ("c", "d")]'), as_text_array('(["a", "b"], ["c", "d"])'), as_text_array('[range(2)]');
+SELECT sqlstate_of($$SELECT to_int_array('[(1, 2)]')$$);
+SELECT sqlstate_of($$SELECT to_int_array('[[1, 2], (3, 4)]')$$);
 
 -- Composite values are dicts keyed by attribute name; results may be dicts, sequences or objects.
 CREATE TYPE pair AS (name text, value int);
@@ -58,6 +64,8 @@ SELECT id_bag(ROW('b', ARRAY[ROW('x', 1)::pair, ROW('y', NULL)::pair, NULL], '{{
 SELECT py_repr(ROW('b', ARRAY[ROW('x', 1)::pair], '{{1}}')::bag);
 CREATE FUNCTION make_pairs() RETURNS pair[] LANGUAGE plpywasm AS $$ return [("a", 1), {"name": "b", "value": 2}, None] $$;
 SELECT make_pairs();
+CREATE FUNCTION make_pairs_from(v text) RETURNS pair[] LANGUAGE plpywasm AS $$ return eval(v) $$;
+SELECT make_pairs_from('(("a", 1), ("b", 2))'), make_pairs_from('[[("a", 1)], [("b", 2)]]'), make_pairs_from('(("a", 1),)');
 -- A table's row type follows ALTER TABLE.
 CREATE TABLE evolving (a int);
 INSERT INTO evolving VALUES (1);
