@@ -226,19 +226,22 @@ impl Database for Spi {
             Err(err) => return Ok(Err(err)),
         };
         in_subtransaction(|| {
-            let mut type_oids = Vec::with_capacity(types.len());
+            let (mut type_oids, mut typmods) = (Vec::with_capacity(types.len()), Vec::with_capacity(types.len()));
             for name in types {
                 let name = CString::new(name.as_str()).unwrap_or_else(|_| pgrx::error!("type name contains a NUL character"));
                 let (mut type_oid, mut typmod) = (pg_sys::Oid::INVALID, -1);
                 unsafe { pg_sys::parseTypeString(in_server_encoding(&name), &mut type_oid, &mut typmod, false) };
                 type_oids.push(type_oid);
+                typmods.push(typmod);
             }
             let plan = unsafe { pg_sys::SPI_prepare(in_server_encoding(&query), type_oids.len() as i32, type_oids.as_mut_ptr()) };
             if plan.is_null() {
                 spi_failed("SPI_prepare", unsafe { pg_sys::SPI_result });
             }
             unsafe { pg_sys::SPI_keepplan(plan) };
-            let params: Vec<FromGuest> = type_oids.iter().map(|&t| FromGuest::for_type(t, -1)).collect();
+            // A parameter takes its type's modifier, as a column's value does: varchar(2) refuses
+            // longer text, numeric(5,2) rounds (as PL/Python's plans do).
+            let params: Vec<FromGuest> = type_oids.iter().zip(&typmods).map(|(&t, &typmod)| FromGuest::for_type(t, typmod)).collect();
             let shapes: Vec<Vec<Shape>> = params.iter().map(FromGuest::shapes).collect();
             let id = next_id();
             PLANS.with(|p| {

@@ -79,9 +79,10 @@ pub struct ArrayOut {
 }
 
 impl ArrayOut {
-    pub fn for_type(array_type: Oid) -> Option<ArrayOut> {
+    /// An array type's typmod is its elements' (as in varchar(2)[]).
+    pub fn for_type(array_type: Oid, typmod: i32) -> Option<ArrayOut> {
         let element = Element::of_array(array_type)?;
-        let convert = FromGuest::for_type(element.type_oid, -1);
+        let convert = FromGuest::for_type(element.type_oid, typmod);
         Some(ArrayOut { element, convert })
     }
 

@@ -255,7 +255,7 @@ impl FromGuest {
             pg_sys::TIMESTAMPOID if typmod < 0 => Target::Timestamp,
             pg_sys::TIMESTAMPTZOID if typmod < 0 => Target::Timestamptz,
             _ => {
-                if let Some(array) = array::ArrayOut::for_type(base) {
+                if let Some(array) = array::ArrayOut::for_type(base, typmod) {
                     Target::Array(Box::new(array))
                 } else if unsafe { pg_sys::type_is_rowtype(base) } && base != pg_sys::RECORDOID {
                     Target::Row(Box::new(row::RowOut::for_type(base, typmod)))

@@ -202,6 +202,18 @@ except plpy.SPIError as e:
 return "\n".join(out)
 $$;
 SELECT plan_demo();
+-- A parameter's type modifier applies to what is passed, as PL/Python applies it: too long is an
+-- error, a numeric or a time is rounded, char is padded, an array's elements take it too.
+DO $$
+for kind, value in [("varchar(2)", "abcdef"), ("numeric(5,2)", 1.23456), ("char(3)", "a"), ("bit(3)", "1"),
+                    ("numeric(3,1)", 12345), ("varchar(2)[]", ["ab", "abc"]), ("timestamp(0)", "2024-01-01 10:00:00.7"),
+                    ("interval(0)", "1.6 seconds"), ("time(1)", "10:00:00.16")]:
+    try:
+        row = plpy.prepare("SELECT $1 AS x", [kind]).execute([value])[0]
+        plpy.notice("%s: %r" % (kind, row["x"]))
+    except plpy.SPIError as e:
+        plpy.notice("%s: %s %s" % (kind, e.sqlstate, e))
+$$ LANGUAGE plpywasm;
 -- Plans kept in SD survive across calls.
 CREATE FUNCTION cached_plan(i int) RETURNS text LANGUAGE plpywasm AS $$
 if "plan" not in SD:
