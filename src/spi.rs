@@ -18,6 +18,7 @@ use crate::convert::{
     attribute_name, attributes_of, in_server_encoding, input_size, marshal, message_from_server, type_exists, FromGuest,
     ToGuest,
 };
+use crate::error::PlError;
 use crate::idmap::{self, IdMap};
 use crate::runtime::{Canceled, Database, DbError, Node, Plan, Rows, Shape, TransactionStep};
 
@@ -502,11 +503,16 @@ fn caught_error<T>((caught, raised): (CaughtError, Raised)) -> Result<Result<T, 
         crate::error::remember_cancel(report.message());
         return Err(Canceled);
     }
+    Ok(Err(whole_error(&report, &raised)))
+}
+
+/// A caught error as `catching` copied it, all its fields kept.
+fn whole_error(report: &pgrx::pg_sys::panic::ErrorReportWithLevel, raised: &Raised) -> DbError {
     let sqlstate = crate::error::sqlstate_text(report.sql_error_code());
     // The copy is of the error caught unless another one was raised since (pgrx raises a Rust
     // panic as an error of its own).
     let copy = raised.error().filter(|copy| copy.sqlerrcode == report.sql_error_code() as i32);
-    Ok(Err(match copy {
+    match copy {
         Some(copy) => {
             let text = |text: *const c_char| (!text.is_null()).then(|| unsafe { message_from_server(text) });
             let fields = [
@@ -532,7 +538,23 @@ fn caught_error<T>((caught, raised): (CaughtError, Raised)) -> Result<Result<T, 
             hint: report.hint().map(str::to_string),
             ..db_error(&sqlstate, "")
         },
-    }))
+    }
+}
+
+/// Runs a conversion of a result, which may raise a PostgreSQL error (a domain's check): the error
+/// comes back whole, with the schema, data type and constraint names that pgrx's own rethrow of it
+/// would drop.
+pub fn keeping_fields<T>(f: impl FnOnce() -> Result<T, PlError>) -> Result<T, PlError> {
+    catching(f).unwrap_or_else(|(caught, raised)| {
+        let report = match caught {
+            CaughtError::PostgresError(report) | CaughtError::ErrorReport(report) => report,
+            CaughtError::RustPanic { ereport, .. } => ereport,
+        };
+        let error = whole_error(&report, &raised);
+        let code = crate::error::sqlstate_code(&error.sqlstate).unwrap_or(report.sql_error_code() as i32);
+        let fields = crate::error::diagnostic_fields(error.fields);
+        Err(PlError { code, detail: error.detail, hint: error.hint, fields, ..PlError::new(report.sql_error_code(), error.message) })
+    })
 }
 
 /// Runs `f`, catching a PostgreSQL error it raises. pgrx's catch keeps only the error's code,

@@ -15,6 +15,7 @@ use crate::error::{making, PlError, TRIGGER_ROW};
 use crate::interpreters::with_interpreter;
 use crate::procedure::Procedure;
 use crate::runtime::Node;
+use crate::spi;
 
 /// The trigger data a trigger function is called with; refused when it was called directly
 /// (`SELECT f()`).
@@ -53,7 +54,7 @@ pub unsafe fn call(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
     let hidden = if before && !new.is_null() { unsafe { generated_columns(data.tg_relation) } } else { Vec::new() };
     let td = unsafe { trigger_data(data, new, old, procedure.trigger_rows(), hidden) }?;
     let nodes = finish(with_interpreter(procedure.oid, procedure.owner, true, |session| {
-        crate::spi::use_trigger_data((data as *const pg_sys::TriggerData).cast_mut());
+        spi::use_trigger_data((data as *const pg_sys::TriggerData).cast_mut());
         let handle = session.handle(procedure, &row_shape.shape)?;
         marshal::read_nodes(&session.call_trigger(handle, &td)?)
     }))?;
@@ -73,7 +74,7 @@ pub unsafe fn call(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
         }
         "MODIFY" if row_level => {
             let kept = unsafe { deform(unchanged, (*data.tg_relation).rd_att) };
-            let datum = making(TRIGGER_ROW, || row_shape.convert.decode_modified(&mut nodes, &kept))?;
+            let datum = making(TRIGGER_ROW, || spi::keeping_fields(|| row_shape.convert.decode_modified(&mut nodes, &kept)))?;
             unsafe { tuple_of(datum) }
         }
         _ => unchanged,

@@ -106,3 +106,18 @@ EXCEPTION WHEN external_routine_exception THEN
 END $$;
 SELECT divide(3, 4);
 RESET ROLE;
+
+-- A result a domain refuses keeps the error's fields (schema, data type, constraint), as
+-- PL/Python's does, for a caller that catches it too.
+SET ROLE alice;
+CREATE DOMAIN positive_result AS int CHECK (VALUE > 0);
+CREATE FUNCTION negative_result() RETURNS positive_result LANGUAGE plpywasm AS $$ return -5 $$;
+CREATE FUNCTION negative_results() RETURNS SETOF positive_result LANGUAGE plpywasm AS $$ return [1, -5] $$;
+DO $$
+for query in ("SELECT negative_result()", "SELECT * FROM negative_results()"):
+    try:
+        plpy.execute(query)
+    except plpy.SPIError as e:
+        plpy.notice("%s %s %s" % (e.sqlstate, e, e.spidata[5:]))
+$$ LANGUAGE plpywasm;
+RESET ROLE;
