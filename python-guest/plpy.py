@@ -218,10 +218,9 @@ def execute(query, *rest):
     """plpy.execute(query[, max_rows]) or plpy.execute(plan[, arguments[, max_rows]])."""
     if isinstance(query, _Plan):
         return query.execute(*rest)
-    if not isinstance(query, str):
-        raise TypeError("plpy.execute expected a query or a plan as its first argument")
-    if len(rest) > 1:
-        raise TypeError("plpy.execute expected at most 2 arguments, got %d" % (len(rest) + 1))
+    if not isinstance(query, str) or len(rest) > 1 or rest and not isinstance(rest[0], int):
+        # PL/Python's words, and its exception, for any call it cannot read.
+        raise Error("plpy.execute expected a query or a plan")
     return _result(_spi(_database.execute, _wit_text(query), _limit(rest[0], "SPI_execute") if rest else 0))
 
 

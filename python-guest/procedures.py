@@ -249,11 +249,11 @@ def call_trigger(procedure, td_values):
 def _modified_row(procedure, td, original, hidden):
     """TD["new"] as changed by the function; columns it deleted keep their values, as in PL/Python."""
     if "new" not in td:
-        raise values.ConversionError("22000", 'TD["new"] deleted, cannot modify row')
+        raise values.ConversionError("42704", 'TD["new"] deleted, cannot modify row')
     new = td["new"]
     # (A statement-level trigger has no row to modify: TD["new"] is None.)
     if not isinstance(new, dict) or original is None:
-        raise values.ConversionError("22000", 'TD["new"] is not a dictionary')
+        raise values.ConversionError("42804", 'TD["new"] is not a dictionary')
     if not new.keys() <= original.keys() or not new.keys().isdisjoint(hidden):
         _refuse_modified_keys(new, original, hidden)
     if procedure.encode_modified is None:
@@ -263,11 +263,17 @@ def _modified_row(procedure, td, original, hidden):
     return out
 
 
+# The names PostgreSQL gives every row's system columns.
+_SYSTEM_COLUMNS = frozenset(("ctid", "xmin", "cmin", "xmax", "cmax", "tableoid"))
+
+
 def _refuse_modified_keys(new, original, hidden):
     """Says which key of TD["new"] is not one of the row's columns the function may set."""
     for key in new:
         if not isinstance(key, str):
-            raise values.ConversionError("22000", 'TD["new"] dictionary key at ordinal position %d is not a string' % list(new).index(key))
+            raise values.ConversionError("42804", 'TD["new"] dictionary key at ordinal position %d is not a string' % list(new).index(key))
+        if key in _SYSTEM_COLUMNS:
+            raise values.ConversionError("0A000", 'cannot set system attribute "%s"' % key)
         if key not in original:
             raise values.ConversionError(
                 "42703", 'key "%s" found in TD["new"] does not exist as a column in the triggering row' % key

@@ -257,6 +257,8 @@ for attempt in (lambda n: plpy.execute(q, n), lambda n: plan.execute([], n), lam
             out.append("%r: %d" % (n, len(attempt(n))))
         except plpy.SPIError as e:
             out.append("%r: %s %s %s" % (n, type(e).__name__, e.sqlstate, e))
+        except plpy.Error as e:
+            out.append("%r: %s %s" % (n, type(e).__name__, e))
         except TypeError as e:
             out.append("%r: TypeError" % n)
 return "\n".join(out)

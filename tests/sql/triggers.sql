@@ -60,6 +60,12 @@ SELECT sqlstate_of($$INSERT INTO trig_items VALUES (6, 'x')$$);
 SELECT bad_modify($$TD["new"] = 5
 return "MODIFY"$$);
 SELECT sqlstate_of($$INSERT INTO trig_items VALUES (6, 'x')$$);
+SELECT bad_modify($$TD["new"]["ctid"] = "(0,1)"
+return "MODIFY"$$);
+SELECT sqlstate_of($$INSERT INTO trig_items VALUES (6, 'x')$$);
+SELECT bad_modify($$del TD["new"]
+return "MODIFY"$$);
+SELECT sqlstate_of($$INSERT INTO trig_items VALUES (6, 'x')$$);
 SELECT bad_modify($$TD["new"]["id"] = "not a number"
 return "MODIFY"$$);
 SELECT sqlstate_of($$INSERT INTO trig_items VALUES (6, 'x')$$);
