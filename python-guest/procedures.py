@@ -167,20 +167,30 @@ def _may_read_args(code):
 class _ArgumentGlobals(ast.NodeTransformer):
     """PL/Python passes arguments as globals, and its documentation tells users to declare
     `global x` before assigning to an argument. Here arguments are parameters, where that
-    declaration is a SyntaxError: drop it, so ported bodies keep working."""
+    declaration is a SyntaxError: drop it, so ported bodies keep working; in a function nested in
+    the body, it becomes `nonlocal x`, which reaches the same argument."""
 
     def __init__(self, params):
         self._params = params
+        self._nested = False
 
     def visit_Global(self, node):
         names = [n for n in node.names if n not in self._params]
-        if not names:
-            return ast.copy_location(ast.Pass(), node)
-        node.names = names
-        return node
+        arguments = [n for n in node.names if n in self._params]
+        statements = []
+        if names:
+            node.names = names
+            statements.append(node)
+        if arguments and self._nested:
+            statements.append(ast.copy_location(ast.Nonlocal(names=arguments), node))
+        return statements or ast.copy_location(ast.Pass(), node)
 
     def _nested_scope(self, node):
-        return node
+        nested, self._nested = self._nested, True
+        try:
+            return self.generic_visit(node)
+        finally:
+            self._nested = nested
 
     visit_FunctionDef = visit_AsyncFunctionDef = visit_ClassDef = visit_Lambda = _nested_scope
 

@@ -43,6 +43,22 @@ x = x.strip()
 return x
 $$;
 SELECT '[' || pystrip('  hi  ') || ']';
+-- ... in a nested function too, where it reaches the same argument; other globals stay globals.
+CREATE FUNCTION bump_twice(a int) RETURNS text LANGUAGE plpywasm AS $$
+def bump():
+    global a, counter
+    a = a + 1
+    counter = GD.get("counter", 0) + 1
+class Bumper:
+    def run(self):
+        global a
+        a += 10
+bump()
+Bumper().run()
+bump()
+return "%d %d" % (a, counter)
+$$;
+SELECT bump_twice(1);
 
 -- NULL is None, for strict and non-strict functions.
 CREATE FUNCTION describe_arg(v int) RETURNS text LANGUAGE plpywasm AS $$ return "None" if v is None else "int %d" % v $$;
