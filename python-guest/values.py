@@ -812,14 +812,20 @@ def dumps_json(obj):
     except TypeError:
         # A Decimal (or something not serialisable at all): the exact, slower path says which.
         pass
-    except ValueError:
+    except ValueError as exc:
+        if str(exc).startswith("Circular reference"):
+            raise _circular() from None
         raise ConversionError("22P02", "cannot convert NaN or Infinity to JSON") from None
     parts = []
-    _dump_exact(obj, parts)
+    _dump_exact(obj, parts, set())
     return "".join(parts)
 
 
-def _dump_exact(obj, parts):
+def _circular():
+    return ConversionError("22P02", "cannot convert a value that contains itself to JSON")
+
+
+def _dump_exact(obj, parts, open_containers):
     if isinstance(obj, str):
         parts.append(encode_basestring(obj))
     elif obj is None:
@@ -834,22 +840,27 @@ def _dump_exact(obj, parts):
         if isinstance(obj, float) and not math.isfinite(obj) or isinstance(obj, decimal.Decimal) and not obj.is_finite():
             raise ConversionError("22P02", "cannot convert NaN or Infinity to JSON")
         parts.append(float.__repr__(obj) if isinstance(obj, float) else str(obj))
-    elif isinstance(obj, Mapping):
-        parts.append("{")
-        for position, (key, value) in enumerate(obj.items()):
-            if position:
-                parts.append(", ")
-            parts.append(encode_basestring(_json_key(key)))
-            parts.append(": ")
-            _dump_exact(value, parts)
-        parts.append("}")
-    elif isinstance(obj, (list, tuple)):
-        parts.append("[")
-        for position, value in enumerate(obj):
-            if position:
-                parts.append(", ")
-            _dump_exact(value, parts)
-        parts.append("]")
+    elif isinstance(obj, (Mapping, list, tuple)):
+        if id(obj) in open_containers:
+            raise _circular()
+        open_containers.add(id(obj))
+        if isinstance(obj, Mapping):
+            parts.append("{")
+            for position, (key, value) in enumerate(obj.items()):
+                if position:
+                    parts.append(", ")
+                parts.append(encode_basestring(_json_key(key)))
+                parts.append(": ")
+                _dump_exact(value, parts, open_containers)
+            parts.append("}")
+        else:
+            parts.append("[")
+            for position, value in enumerate(obj):
+                if position:
+                    parts.append(", ")
+                _dump_exact(value, parts, open_containers)
+            parts.append("]")
+        open_containers.discard(id(obj))
     else:
         raise TypeError("Object of type %s is not JSON serializable" % type(obj).__name__)
 

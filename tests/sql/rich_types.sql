@@ -140,6 +140,11 @@ SELECT to_jsonb('None') IS NULL AS sql_null, to_jsonb('(1, 2)');
 SELECT sqlstate_of($$SELECT to_jsonb('{1, 2}')$$);
 SELECT sqlstate_of($$SELECT to_jsonb('float("nan")')$$);
 SELECT sqlstate_of($$SELECT to_jsonb('object()')$$);
+-- A value that contains itself, on the quick path and on the exact one (a Decimal in it); a value
+-- repeated is no cycle.
+SELECT sqlstate_of($$SELECT to_jsonb('(lambda l: (l.append(l), l)[1])([])')$$);
+SELECT sqlstate_of($$SELECT to_jsonb('(lambda d: (d.update(me=[d]), d)[1])({"n": decimal.Decimal(1)})')$$);
+SELECT to_jsonb('(lambda x: [x, x, {"y": x}])([decimal.Decimal("1.5")])');
 CREATE FUNCTION json_sum(doc jsonb) RETURNS jsonb LANGUAGE plpywasm AS $$ return {"total": sum(doc["values"]), "n": len(doc["values"])} $$;
 SELECT json_sum('{"values": [1, 2, 3.5]}');
 
