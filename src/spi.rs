@@ -496,7 +496,7 @@ fn caught_error<T>((caught, raised): (CaughtError, Raised)) -> Result<Result<T, 
         CaughtError::PostgresError(report) | CaughtError::ErrorReport(report) => report,
         CaughtError::RustPanic { ereport, .. } => ereport,
     };
-    let cancel = report.sql_error_code() == PgSqlErrorCode::ERRCODE_QUERY_CANCELED
+    let cancel = (report.sql_error_code() == PgSqlErrorCode::ERRCODE_QUERY_CANCELED && raised_by_interrupt(&raised))
         || unsafe { pg_sys::QueryCancelPending != 0 || pg_sys::ProcDiePending != 0 };
     if cancel {
         // Raised again, with this message, once the guest has stopped.
@@ -504,6 +504,15 @@ fn caught_error<T>((caught, raised): (CaughtError, Raised)) -> Result<Result<T, 
         return Err(Canceled);
     }
     Ok(Err(whole_error(&report, &raised)))
+}
+
+/// Whether a 57014 error is a cancel or a timeout (which PostgreSQL raises where it checks for
+/// interrupts), not code that raised that SQLSTATE itself (`plpy.error(sqlstate=...)`, PL/pgSQL's
+/// RAISE), which Python may catch as any other.
+fn raised_by_interrupt(raised: &Raised) -> bool {
+    let copy = raised.error().filter(|copy| copy.sqlerrcode == PgSqlErrorCode::ERRCODE_QUERY_CANCELED as i32);
+    let function = copy.map(|copy| copy.funcname).filter(|name| !name.is_null());
+    function.is_none_or(|name| unsafe { CStr::from_ptr(name) } == c"ProcessInterrupts")
 }
 
 /// A caught error as `catching` copied it, all its fields kept.

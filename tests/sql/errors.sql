@@ -121,3 +121,14 @@ for query in ("SELECT negative_result()", "SELECT * FROM negative_results()"):
         plpy.notice("%s %s %s" % (e.sqlstate, e, e.spidata[5:]))
 $$ LANGUAGE plpywasm;
 RESET ROLE;
+
+-- An error raised with SQLSTATE 57014 by code (not a cancel or a timeout) is caught as any other.
+SET ROLE alice;
+CREATE FUNCTION fake_cancel() RETURNS int LANGUAGE plpywasm AS $$ plpy.error("not really canceled", sqlstate="57014") $$;
+DO $$
+try:
+    plpy.execute("SELECT fake_cancel()")
+except plpy.spiexceptions.QueryCanceled as e:
+    plpy.notice("caught %s" % e.sqlstate)
+$$ LANGUAGE plpywasm;
+RESET ROLE;
