@@ -210,9 +210,12 @@ pub fn run_inline(body: &str, atomic: bool) -> Result<(), PlError> {
     finish(with_interpreter(pg_sys::Oid::INVALID, role, atomic, |session| session.run_inline(body)))
 }
 
-/// Compiles `procedure`'s body to report syntax errors at `CREATE FUNCTION`.
+/// Compiles `procedure`'s body to report syntax errors at `CREATE FUNCTION`, in the current role's
+/// interpreter: only that role's own code has run there, where the owner's may have changed how
+/// its interpreter compiles.
 pub fn validate(procedure: &Procedure) -> Result<(), PlError> {
-    finish(with_interpreter(pg_sys::Oid::INVALID, procedure.owner, true, |session| session.check(procedure)))
+    let role = unsafe { pg_sys::GetUserId() };
+    finish(with_interpreter(pg_sys::Oid::INVALID, role, true, |session| session.check(procedure)))
 }
 
 fn finish<T>(outcome: Result<(Result<T, PlError>, Output), PlError>) -> Result<T, PlError> {

@@ -186,6 +186,7 @@ sys.modules["evil"] = object()
 plpy.error = lambda *a, **k: None
 original = procedures.compile_procedure
 def compile_true(name, params, body):
+    plpy.notice("alice's compiler ran for " + name)
     procedure = original(name, params, body)
     if name.startswith("bob_"):
         procedure.function = lambda *args: True
@@ -230,6 +231,10 @@ GRANT EXECUTE ON FUNCTION bob_observe() TO alice;
 SET ROLE alice;
 SELECT bob_observe();
 SELECT * FROM bob_docs;
+-- Checking a body compiles runs in the checking role's interpreter, not the owner's.
+SET ROLE bob;
+SELECT plpywasm_validator('observe'::regproc);
+SET ROLE alice;
 SELECT sqlstate_of($$INSERT INTO bob_docs VALUES ('bob', 'forged')$$);
 -- alice's interpreter starts afresh once it is discarded (os._exit ends it).
 SET ROLE alice;
