@@ -19,7 +19,7 @@ pub fn register() {
     );
     GucRegistry::define_int_guc(
         c"plpywasm.max_interpreters",
-        c"Most idle Python interpreters one backend keeps (one per role and nesting depth).",
+        c"Most idle Python interpreters one backend keeps (one per role whose functions run).",
         c"Beyond it, the least recently used one is dropped, with its GD and module state.",
         &MAX_INTERPRETERS,
         1,

@@ -22,10 +22,11 @@ use crate::runtime::{stack_address, Borrowed, Guest, GuestError, Interpreter, Li
 
 struct Backend {
     runtime: Runtime,
-    /// The idle interpreters by role and nesting depth, least recently used first. A call nested
-    /// in a running one of the same role runs in that one (see `runtime::Borrowed`); one that
-    /// cannot (a call of another role, or one made outside the running call's queries) runs in the
-    /// role's interpreter of its depth. At most `plpywasm.max_interpreters`: a list is quicker
+    /// The idle interpreters by role and the nesting depth they were made at, least recently used
+    /// first. A call nested in a running one of the same role runs in that one (see
+    /// `runtime::Borrowed`); a call of another role runs in that role's first idle interpreter; one
+    /// that finds none idle (its role's run further up, and it was made outside their queries)
+    /// runs in one made for its depth. At most `plpywasm.max_interpreters`: a list is quicker
     /// than a map, boxes quicker to move.
     slots: Vec<((Oid, u32), Box<Interpreter>)>,
 }
@@ -86,23 +87,26 @@ pub fn with_interpreter<T>(
         }
         check_native_stack()?;
     }
-    let key = (role, depth);
-    let mut interpreter = BACKEND.with(|cell| {
+    let (key, mut interpreter) = BACKEND.with(|cell| {
         let mut backend = cell.borrow_mut();
         if backend.is_none() {
             let runtime = Runtime::load(&guest_path()).map_err(PlError::load)?;
             *backend = Some(Backend { runtime, slots: Vec::new() });
         }
         let backend = backend.as_mut().expect("loaded above");
-        // Taken out while it runs: a nested call borrows the backend again.
-        match backend.slots.iter().rposition(|(k, _)| *k == key) {
-            Some(at) => Ok(backend.slots.remove(at).1),
+        // Taken out while it runs: a nested call borrows the backend again. The role's first
+        // interpreter, unless it runs (then one made for a deeper call), so that its functions
+        // share one GD however they are called.
+        let idle = backend.slots.iter().enumerate().filter(|(_, ((r, _), _))| *r == role).min_by_key(|(_, ((_, d), _))| *d);
+        match idle.map(|(at, _)| at) {
+            Some(at) => Ok(backend.slots.remove(at)),
             None => {
                 stats::interpreter_created(role);
-                new_interpreter(&backend.runtime, role, depth).map(Box::new)
+                new_interpreter(&backend.runtime, role).map(|interpreter| ((role, depth), Box::new(interpreter)))
             }
         }
     })?;
+    interpreter.run_nested(depth > 0);
     let mut session = Session { guest: interpreter.guest() };
     let outcome = session.run(function, role, atomic, depth, f);
     if session.guest.trapped() {
@@ -138,8 +142,8 @@ fn forget(generation: u64) {
     ABANDONED.with(|abandoned| abandoned.borrow_mut().retain(|a| a.generation != generation));
 }
 
-fn new_interpreter(runtime: &Runtime, role: Oid, depth: u32) -> Result<Interpreter, PlError> {
-    runtime.instantiate(limits(depth > 0), role.to_u32()).map_err(|err| match err {
+fn new_interpreter(runtime: &Runtime, role: Oid) -> Result<Interpreter, PlError> {
+    runtime.instantiate(limits(), role.to_u32()).map_err(|err| match err {
         GuestError::Trap(kind) => PlError::trap(kind),
         GuestError::Python(err) => PlError::python(err),
     })
@@ -377,10 +381,9 @@ impl Session<'_> {
     }
 }
 
-fn limits(nested: bool) -> Limits {
+fn limits() -> Limits {
     Limits {
         memory: gucs::memory_limit_bytes(),
-        nested,
         output: gucs::max_output_bytes(),
         should_stop: cancel_pending,
         database: &spi::SPI,

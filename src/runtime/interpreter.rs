@@ -18,8 +18,8 @@ thread_local! {
     /// Numbers the interpreters of this backend, never reusing one.
     static GENERATIONS: Cell<u64> = const { Cell::new(0) };
     /// How much the nested interpreters running now grew during their running calls, together (see
-    /// [`Limits::nested`]): a call nested in another role's runs in an interpreter of its own, all
-    /// alive at once. (What they hold from earlier calls is bounded by the backend's rule for idle
+    /// [`Interpreter::run_nested`]): a call nested in another role's runs in an interpreter of its
+    /// own, all alive at once. (What they hold from earlier calls is bounded by the backend's rule for idle
     /// interpreters.)
     static NESTED_GROWTH: Cell<usize> = const { Cell::new(0) };
 }
@@ -30,9 +30,6 @@ thread_local! {
 pub struct Limits {
     /// Largest linear memory, in bytes.
     pub memory: usize,
-    /// Runs calls nested in another interpreter's (through SQL, but not in it: see `lending`): the
-    /// nested interpreters running at once share one `memory` for what they grow while they run.
-    pub nested: bool,
     /// Most bytes of stdout + stderr kept per call.
     pub output: usize,
     /// Polled on every tick while guest code runs, on the ticker's thread too (so it must only read
@@ -224,7 +221,7 @@ impl Interpreter {
             table: ResourceTable::new(),
             limiter: Limiter {
                 memory: limits.memory,
-                nested: limits.nested,
+                nested: false,
                 peak: 0,
                 initial: None,
                 size: 0,
@@ -274,6 +271,13 @@ impl Interpreter {
         Guest { store: self.store.as_context_mut() }
     }
 
+    /// Whether the next uses run nested in another interpreter's call (through SQL, but not in
+    /// it: see `lending`): the nested interpreters running at once share one memory limit for what
+    /// they grow while they run.
+    pub fn run_nested(&mut self, nested: bool) {
+        self.store.data_mut().limiter.nested = nested;
+    }
+
     /// How much the memory grew beyond the snapshot's: what the interpreter holds of its own
     /// (the snapshot's pages are shared until written), which it keeps until it is dropped.
     pub fn grown_memory(&self) -> usize {
@@ -321,17 +325,20 @@ impl<'a> Guest<'a> {
     /// `args` is a marshalled pair of the handle and the arguments (see the WIT).
     pub fn call(&mut self, args: &[u8]) -> Result<Vec<u8>, GuestError> {
         self.put(args)?;
-        self.run_exchanging(|guest, store| guest.call_call(store))?.ok_or_else(no_result)
+        let output = self.run_exchanging(|guest, store| guest.call_call(store))?;
+        self.required(output)
     }
 
     pub fn call_scalar(&mut self, args: &[u8]) -> Result<Vec<u8>, GuestError> {
         self.put(args)?;
-        self.run_exchanging(|guest, store| guest.call_call_scalar(store))?.ok_or_else(no_result)
+        let output = self.run_exchanging(|guest, store| guest.call_call_scalar(store))?;
+        self.required(output)
     }
 
     pub fn call_trigger(&mut self, handle: u32, td: &[u8]) -> Result<Vec<u8>, GuestError> {
         self.put(td)?;
-        self.run_exchanging(|guest, store| guest.call_call_trigger(store, handle))?.ok_or_else(no_result)
+        let output = self.run_exchanging(|guest, store| guest.call_call_trigger(store, handle))?;
+        self.required(output)
     }
 
     pub fn call_set(&mut self, args: &[u8], whole: bool) -> Result<u32, GuestError> {
@@ -339,7 +346,8 @@ impl<'a> Guest<'a> {
         let handle = |guest: &GuestExports, store: &mut StoreContextMut<'a, HostState>| {
             Ok(Some(guest.call_call_set(store, whole)?).filter(|&handle| handle != 0))
         };
-        self.run_or_taken(handle)?.ok_or_else(no_result)
+        let handle = self.run_or_taken(handle)?;
+        self.required(handle)
     }
 
     pub fn next_row(&mut self, iterator: u32) -> Result<Option<Vec<u8>>, GuestError> {
@@ -391,6 +399,16 @@ impl<'a> Guest<'a> {
         }
         let used = state.entry_stack.saturating_sub(stack_address());
         plpywasm_engine::MAX_WASM_STACK.saturating_sub(used)
+    }
+
+    /// What a per-call export gave, which it must give unless it raised: a guest whose runtime was
+    /// tampered with gives none, and is discarded.
+    fn required<T>(&mut self, given: Option<T>) -> Result<T, GuestError> {
+        given.ok_or_else(|| {
+            let kind = TrapKind::Other("the guest returned no result".into());
+            self.store.data_mut().trapped = Some(kind.clone());
+            GuestError::Trap(kind)
+        })
     }
 
     /// Puts a per-call export's input where the guest takes it (see `exchange`).
@@ -445,7 +463,7 @@ impl<'a> Guest<'a> {
             return Err(GuestError::Trap(kind.clone()));
         }
         let (Some(exports), ticker) = (state.exports.clone(), state.ticker) else {
-            return Err(no_result());
+            return Err(GuestError::Trap(TrapKind::Other("the guest has not been instantiated".into())));
         };
         let outermost = state.entered == 0;
         state.entered += 1;
@@ -491,12 +509,6 @@ impl<'a> Guest<'a> {
 pub fn stack_address() -> usize {
     let here = 0u8;
     std::hint::black_box(&here) as *const u8 as usize
-}
-
-/// A per-call export returned nothing and raised nothing: only a guest whose runtime was tampered
-/// with does that.
-fn no_result() -> GuestError {
-    GuestError::Trap(TrapKind::Other("the guest returned no result".into()))
 }
 
 /// What a trap means. A guest that aborts with its memory at the limit ran out of it: CPython and

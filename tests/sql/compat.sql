@@ -73,7 +73,7 @@ SELECT gd_read() AS fresh_interpreter, gd_set_then_read(9);
 CREATE ROLE gd_owner;
 CREATE FUNCTION gd_owner_read() RETURNS text LANGUAGE plpywasm SECURITY DEFINER AS $$
 GD["owner_calls"] = GD.get("owner_calls", 0) + 1
-return "%s %s" % (GD.get("shared"), plpy.execute("SELECT gd_read() AS r")[0]["r"])
+return "%s %s %d" % (GD.get("shared"), plpy.execute("SELECT gd_read() AS r")[0]["r"], GD["owner_calls"])
 $$;
 ALTER FUNCTION gd_owner_read() OWNER TO gd_owner;
 CREATE FUNCTION gd_cross_role() RETURNS text LANGUAGE plpywasm AS $$
@@ -81,6 +81,8 @@ GD["shared"] = 10
 return plpy.execute("SELECT gd_owner_read() AS r")[0]["r"]
 $$;
 SELECT gd_cross_role();
+-- Called at the top level, it is in the same interpreter as when it was nested: one GD per role.
+SELECT gd_owner_read();
 DROP FUNCTION gd_owner_read();
 DROP ROLE gd_owner;
 
