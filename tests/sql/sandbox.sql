@@ -240,6 +240,10 @@ SELECT sqlstate_of($$INSERT INTO bob_docs VALUES ('bob', 'forged')$$);
 SET ROLE alice;
 SELECT sqlstate_of($$DO $x$ import os; os._exit(0) $x$ LANGUAGE plpywasm$$);
 SELECT observe();
+-- A runtime tampered with so that it gives no result is discarded too.
+DO $$ import app; app._output = [None] $$ LANGUAGE plpywasm;
+SELECT sqlstate_of($$SELECT observe()$$);
+SELECT observe();
 -- Plans and cursors belong to the interpreter that made them: alice cannot free bob's plans, nor
 -- read his cursors, even by calling the host's functions with their handles.
 RESET ROLE;
