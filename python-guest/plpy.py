@@ -304,15 +304,14 @@ class _Cursor:
     def fetch(self, count):
         if self._closed:
             raise ValueError("fetch from a closed cursor")
-        count = _index(count)
-        if count < 0:
-            # What PostgreSQL says of a backward fetch from a cursor without SCROLL.
-            raise _BY_SQLSTATE["55000"](
-                "cursor can only scan forward", hint="Declare it with SCROLL option to enable backward scan."
-            )
-        count = min(count, _ALL_ROWS)
+        # Negative: backward, where the query's plan can scan backward (as FETCH and PL/Python).
+        count = max(min(_index(count), _ALL_ROWS), -_ALL_ROWS)
         buffer = self._buffer
-        if not buffer or not count:
+        if count <= 0 and buffer:
+            # Iteration read ahead of where Python is: the cursor steps back over those rows first.
+            _spi(_database.fetch, self._id, -len(buffer))
+            buffer.clear()
+        if not buffer:
             return _result(_spi(_database.fetch, self._id, count))
         # Iteration read ahead: those rows come first, as if iteration had taken one at a time.
         ahead = [buffer.popleft() for _ in range(min(count, len(buffer)))]

@@ -324,7 +324,7 @@ impl Database for Spi {
         })
     }
 
-    fn fetch(&self, interpreter: u64, cursor: u32, count: u64) -> Result<Result<Rows, DbError>, Canceled> {
+    fn fetch(&self, interpreter: u64, cursor: u32, count: i64) -> Result<Result<Rows, DbError>, Canceled> {
         let Some(name) = cursor_name(interpreter, cursor, false) else {
             return Ok(Err(db_error("34000", "cursor is closed")));
         };
@@ -333,6 +333,7 @@ impl Database for Spi {
             if portal.is_null() {
                 pgrx::ereport!(ERROR, PgSqlErrorCode::ERRCODE_INVALID_CURSOR_NAME, "cursor is closed or its transaction has ended");
             }
+            // Forward with a negative count is backward, as FETCH has it.
             let count = std::ffi::c_long::try_from(count).unwrap_or(std::ffi::c_long::MAX);
             unsafe { pg_sys::SPI_cursor_fetch(portal, true, count) };
             unsafe { take_rows(pg_sys::SPI_OK_FETCH as i32) }

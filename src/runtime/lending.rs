@@ -52,7 +52,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         let interpreter = store.data().generation;
         serve(&mut store, |db| db.open_cursor(interpreter, &query, plan, &params)).map(|cursor| (cursor,))
     })?;
-    database.func_wrap("fetch", |mut store, (cursor, count): (u32, u64)| {
+    database.func_wrap("fetch", |mut store, (cursor, count): (u32, i64)| {
         let interpreter = store.data().generation;
         serve(&mut store, |db| db.fetch(interpreter, cursor, count)).map(|rows| (rows,))
     })?;

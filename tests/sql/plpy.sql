@@ -264,6 +264,25 @@ for attempt in (lambda n: plpy.execute(q, n), lambda n: plan.execute([], n), lam
 return "\n".join(out)
 $$;
 SELECT row_counts();
+-- A negative count fetches backward, as FETCH does (and 0 the current row again), from a cursor
+-- whose query can scan backward; iteration's read-ahead does not show.
+CREATE FUNCTION scrolled() RETURNS text LANGUAGE plpywasm AS $$
+c = plpy.cursor("SELECT g FROM generate_series(1, 300) AS g")
+seen = [[r["g"] for r in c.fetch(3)]]
+seen.append([next(c)["g"], next(c)["g"]])
+seen.append([r["g"] for r in c.fetch(-2)])
+seen.append([r["g"] for r in c.fetch(0)])
+seen.append([next(c)["g"]])
+seen.append([r["g"] for r in c.fetch(-10)])
+unscrollable = plpy.cursor("SELECT count(*) FROM generate_series(1, 3) AS g GROUP BY g % 2")
+unscrollable.fetch(1)
+try:
+    unscrollable.fetch(-1)
+except plpy.SPIError as e:
+    seen.append([e.sqlstate, str(e)])
+return repr(seen)
+$$;
+SELECT scrolled();
 SELECT count(*) FROM (SELECT * FROM generate_series(1, 3)) AS t;
 
 -- Explicit subtransactions: the block's work is undone when it raises.
