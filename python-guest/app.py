@@ -365,7 +365,7 @@ def _advance(iterator):
         del _sets[iterator]
     except BaseException as exc:
         del _sets[iterator]
-        _failed(exc)
+        _failed(exc, fetching=True)
     return _END
 
 
@@ -374,13 +374,16 @@ def _abandon(iterator, exc):
     entry = _sets.pop(iterator, None)
     if entry is not None:
         _close(entry[0])
-    _failed(exc)
+    _failed(exc, fetching=True)
 
 
-def _failed(exc, making=procedures.RETURN_VALUE):
-    """Keeps what a per-call export raised, for `take_error`; a conversion failed on `making`."""
+def _failed(exc, making=procedures.RETURN_VALUE, fetching=False):
+    """Keeps what a per-call export raised, for `take_error`; a conversion failed on `making`, or
+    a set's iterator raised (`fetching`)."""
     global _error
     _error = procedures.describe(exc, making=making)
+    if fetching:
+        procedures.as_fetch_error(_error)
 
 
 def _close(rows):

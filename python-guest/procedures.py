@@ -304,6 +304,16 @@ def iterate(result):
         ) from None
 
 
+def as_fetch_error(error):
+    """What a set's iterator raised, reported as PL/Python reports it: "error fetching next item
+    from iterator", the exception in the detail (the traceback stays). Not a conversion's error, nor
+    one that carries a detail or means a resource ran out."""
+    if error.class_name and not error.detail and error.class_name not in ("MemoryError", "RecursionError", "plpy.Fatal"):
+        error.detail = error.class_name + ": " + error.message if error.message else error.class_name
+        error.message = "error fetching next item from iterator"
+        error.class_name = ""
+
+
 def describe(exc, compiling=False, making=None):
     """A PythonError for the host: class, message and a traceback of the user's frames (for a
     conversion error, what it was making: its own `context`, else `making`).
