@@ -256,8 +256,14 @@ class _Plan:
                 % (len(self._encoders), "" if len(self._encoders) == 1 else "s", len(args), args)
             )
         out = []
-        for encode, arg in zip(self._encoders, args):
-            encode(arg, out)
+        try:
+            for encode, arg in zip(self._encoders, args):
+                encode(arg, out)
+        except _values.ConversionError as exc:
+            # As PostgreSQL's error converting it would be: plpy.SPIError, of its SQLSTATE's class.
+            raise _BY_SQLSTATE.get(exc.sqlstate, SPIError)(
+                str(exc), sqlstate=exc.sqlstate, detail=exc.detail, hint=exc.hint
+            ) from None
         return _values.dump(out)
 
     def execute(self, args=None, limit=0):
@@ -290,7 +296,7 @@ def cursor(query, args=None):
 class _Cursor:
     """Rows of a query, fetched on demand: fetch(n), iteration, close()."""
 
-    __slots__ = ("_id", "_closed", "_buffer", "_batch")
+    __slots__ = ("_id", "_closed", "_buffer", "_batch", "_past_end")
 
     # Rows fetched at a time while iterating.
     _BATCH = 100
@@ -300,6 +306,9 @@ class _Cursor:
         self._closed = False
         self._buffer = _collections.deque()
         self._batch = None
+        # Whether the last batch iteration read reached the end: the cursor is then past the last
+        # row, not on it.
+        self._past_end = False
 
     def fetch(self, count):
         if self._closed:
@@ -308,8 +317,9 @@ class _Cursor:
         count = max(min(_index(count), _ALL_ROWS), -_ALL_ROWS)
         buffer = self._buffer
         if count <= 0 and buffer:
-            # Iteration read ahead of where Python is: the cursor steps back over those rows first.
-            _spi(_database.fetch, self._id, -len(buffer))
+            # Iteration read ahead of where Python is: the cursor steps back over those rows first
+            # (and over the end, if it went past it), to the row Python last got.
+            _spi(_database.fetch, self._id, -len(buffer) - self._past_end)
             buffer.clear()
         if not buffer:
             return _result(_spi(_database.fetch, self._id, count))
@@ -334,6 +344,7 @@ class _Cursor:
             raise ValueError("iterating a closed cursor")
         if not self._buffer:
             self._batch = self.fetch(self._BATCH)
+            self._past_end = len(self._batch) < self._BATCH
             self._buffer.extend(self._batch)
             if not self._buffer:
                 raise StopIteration

@@ -306,9 +306,9 @@ def iterate(result):
 
 def as_fetch_error(error):
     """What a set's iterator raised, reported as PL/Python reports it: "error fetching next item
-    from iterator", the exception in the detail (the traceback stays). Not a conversion's error, nor
-    one that carries a detail or means a resource ran out."""
-    if error.class_name and not error.detail and error.class_name not in ("MemoryError", "RecursionError", "plpy.Fatal"):
+    from iterator", the exception in the detail (in place of its own; its SQLSTATE, hint and the
+    traceback stay). Not a conversion's error, nor plpy.fatal()."""
+    if error.class_name and error.class_name != "plpy.Fatal":
         error.detail = error.class_name + ": " + error.message if error.message else error.class_name
         error.message = "error fetching next item from iterator"
         error.class_name = ""

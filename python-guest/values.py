@@ -731,11 +731,7 @@ def _flatten(seq, flat, atoms, dims, depth):
     if type(seq) is not list and type(seq) is not tuple:
         seq = items(seq)
     if len(seq) != dims[depth]:
-        raise ConversionError(
-            "22P02",
-            "wrong length of inner sequence: has length %d, but %d was expected" % (len(seq), dims[depth]),
-            detail="To construct a multidimensional array, the inner sequences must all have the same length.",
-        )
+        raise ConversionError("22P02", "multidimensional arrays must have array expressions with matching dimensions")
     if depth == len(dims) - 1:
         for item in seq:
             if _is_dimension(item, atoms, False):

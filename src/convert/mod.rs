@@ -234,9 +234,12 @@ struct Domain {
 }
 
 impl FromGuest {
-    /// The converter for results of `type_oid` (with `typmod`, as in a row's attribute).
+    /// The converter for results of `type_oid` (with `typmod`, as in a row's attribute). A
+    /// domain's value is its base type's, with the modifier the domain gives it (varchar(3)).
     pub fn for_type(type_oid: Oid, typmod: i32) -> FromGuest {
-        let base = unsafe { pg_sys::getBaseType(type_oid) };
+        let mut base_typmod = typmod;
+        let base = unsafe { pg_sys::getBaseTypeAndTypmod(type_oid, &mut base_typmod) };
+        let typmod = if base == type_oid { typmod } else { base_typmod };
         let target = match base {
             pg_sys::VOIDOID => Target::Void { procedure: false },
             pg_sys::BOOLOID => Target::Bool,

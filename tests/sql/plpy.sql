@@ -203,11 +203,14 @@ return "\n".join(out)
 $$;
 SELECT plan_demo();
 -- A parameter's type modifier applies to what is passed, as PL/Python applies it: too long is an
--- error, a numeric or a time is rounded, char is padded, an array's elements take it too.
+-- error, a numeric or a time is rounded, char is padded, an array's elements take it too, and a
+-- domain's base type's; an array of the wrong shape is an SPIError too.
+CREATE DOMAIN code3 AS varchar(3);
 DO $$
 for kind, value in [("varchar(2)", "abcdef"), ("numeric(5,2)", 1.23456), ("char(3)", "a"), ("bit(3)", "1"),
                     ("numeric(3,1)", 12345), ("varchar(2)[]", ["ab", "abc"]), ("timestamp(0)", "2024-01-01 10:00:00.7"),
-                    ("interval(0)", "1.6 seconds"), ("time(1)", "10:00:00.16")]:
+                    ("interval(0)", "1.6 seconds"), ("time(1)", "10:00:00.16"), ("code3", "abcdef"),
+                    ("code3[]", ["abcd"]), ("int[]", [[1], [2, 3]])]:
     try:
         row = plpy.prepare("SELECT $1 AS x", [kind]).execute([value])[0]
         plpy.notice("%s: %r" % (kind, row["x"]))
@@ -274,6 +277,9 @@ seen.append([r["g"] for r in c.fetch(-2)])
 seen.append([r["g"] for r in c.fetch(0)])
 seen.append([next(c)["g"]])
 seen.append([r["g"] for r in c.fetch(-10)])
+# Iteration that read to the end of a short query steps back from past its end.
+short = plpy.cursor("SELECT g FROM generate_series(1, 10) AS g")
+seen.append([next(short)["g"], next(short)["g"]] + [r["g"] for r in short.fetch(-1)] + [r["g"] for r in short.fetch(2)])
 unscrollable = plpy.cursor("SELECT count(*) FROM generate_series(1, 3) AS g GROUP BY g % 2")
 unscrollable.fetch(1)
 try:
@@ -283,6 +289,8 @@ except plpy.SPIError as e:
 return repr(seen)
 $$;
 SELECT scrolled();
+CREATE FUNCTION too_long_code() RETURNS code3 LANGUAGE plpywasm AS $$ return "abcdef" $$;
+SELECT sqlstate_of($$SELECT too_long_code()$$);
 SELECT count(*) FROM (SELECT * FROM generate_series(1, 3)) AS t;
 
 -- Explicit subtransactions: the block's work is undone when it raises.

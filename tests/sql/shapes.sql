@@ -121,6 +121,11 @@ yield 1
 raise ValueError("row two")
 $$;
 SELECT * FROM failing_set();
+CREATE FUNCTION failing_set_fields() RETURNS SETOF int LANGUAGE plpywasm AS $$
+yield 1
+plpy.error("boom", detail="its detail", hint="its hint", sqlstate="P0123")
+$$;
+SELECT * FROM failing_set_fields();
 CREATE FUNCTION bad_row_set() RETURNS SETOF int LANGUAGE plpywasm AS $$ return [1, "x"] $$;
 SELECT sqlstate_of($$SELECT * FROM bad_row_set()$$);
 -- Large rows, in memory the interpreter grew for them, in every way a set's rows come out.
