@@ -296,10 +296,11 @@ pub const RETURN_VALUE: &CStr = c"while creating return value";
 pub const TRIGGER_ROW: &CStr = c"while modifying trigger row";
 
 /// Runs `f`, which makes a datum of what the guest returned: an error it raises (an input
-/// function's, a domain's constraint) says so in a context line, `what`, as PL/Python's do.
-pub fn making<T, E>(what: &'static CStr, f: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+/// function's, a domain's constraint) says so in a context line, `what`, as PL/Python's do, and
+/// keeps all its fields (see `spi::keeping_fields`).
+pub fn making<T>(what: &'static CStr, f: impl FnOnce() -> Result<T, PlError>) -> Result<T, PlError> {
     MAKING.with(|making| making.set(Some(what)));
-    let made = f();
+    let made = crate::spi::keeping_fields(f);
     if made.is_ok() {
         MAKING.with(|making| making.set(None));
     }

@@ -4,8 +4,8 @@
 //! A function runs in its owner's interpreter, whoever calls it (a DO block in the current role's):
 //! a caller's code never shares Python state with the functions of another role it calls, so it
 //! cannot change what they do (a row-level security policy's, a trigger's). A call nested (through
-//! SQL) in a running call of the same owner's runs in the same interpreter, as in PL/Python. An interpreter that traps is dropped,
-//! never reused.
+//! SQL) in a running call of the same owner's runs in the same interpreter, as in PL/Python. An
+//! interpreter that traps is dropped, never reused.
 
 use std::cell::{Cell, RefCell};
 use std::ffi::CStr;

@@ -271,11 +271,10 @@ impl Database for Spi {
     }
 
     fn free_plan(&self, interpreter: u64, plan: u32) {
-        let prepared = PLANS.with(|p| {
-            let mut plans = p.borrow_mut();
-            plans.get(&plan).is_some_and(|prepared| prepared.interpreter == interpreter).then(|| plans.remove(&plan)).flatten()
-        });
-        if let Some(prepared) = prepared {
+        if prepared(interpreter, plan).is_err() {
+            return;
+        }
+        if let Some(prepared) = PLANS.with(|p| p.borrow_mut().remove(&plan)) {
             // A plan that is running (it prepared this one's release) is freed when that ends.
             if let Ok(prepared) = Rc::try_unwrap(prepared) {
                 PgTryBuilder::new(|| unsafe { pg_sys::SPI_freeplan(prepared.plan) }).catch_others(|_| 0).execute();
@@ -551,9 +550,9 @@ fn whole_error(report: &pgrx::pg_sys::panic::ErrorReportWithLevel, raised: &Rais
     }
 }
 
-/// Runs a conversion of a result, which may raise a PostgreSQL error (a domain's check): the error
-/// comes back whole, with the schema, data type and constraint names that pgrx's own rethrow of it
-/// would drop.
+/// Runs a conversion of a result (see `error::making`), which may raise a PostgreSQL error (a
+/// domain's check): the error comes back whole, with the schema, data type and constraint names
+/// that pgrx's own rethrow of it would drop.
 pub fn keeping_fields<T>(f: impl FnOnce() -> Result<T, PlError>) -> Result<T, PlError> {
     catching(f).unwrap_or_else(|(caught, raised)| {
         let report = match caught {

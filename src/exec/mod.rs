@@ -16,7 +16,6 @@ use crate::error::{making, PlError, RETURN_VALUE};
 use crate::interpreters::{abandon_set, with_interpreter};
 use crate::procedure::{Procedure, Resolved};
 use crate::runtime::{Node, Output, Stream};
-use crate::spi;
 
 /// Refuses a call `procedure` cannot take at all before it counts as running (no error context
 /// names it, as in PL/Python): a trigger function called directly.
@@ -53,7 +52,7 @@ pub unsafe fn call(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
         let result = session.call_scalar(&args)?;
         marshal::read_result(&result)
     }))?;
-    let (datum, is_null) = making(RETURN_VALUE, || spi::keeping_fields(|| resolved.convert.decode_result(nodes)))?;
+    let (datum, is_null) = making(RETURN_VALUE, || resolved.convert.decode_result(nodes))?;
     unsafe { (*fcinfo).isnull = is_null };
     Ok(datum)
 }
@@ -135,7 +134,7 @@ unsafe fn call_set(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
         })),
     };
     let decoded =
-        row.and_then(|row| row.map(|nodes| making(RETURN_VALUE, || spi::keeping_fields(|| state.resolved.convert.decode_result(nodes)))).transpose());
+        row.and_then(|row| row.map(|nodes| making(RETURN_VALUE, || state.resolved.convert.decode_result(nodes))).transpose());
     match decoded {
         Ok(Some((datum, is_null))) => {
             unsafe {

@@ -74,7 +74,7 @@ pub unsafe fn call(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
         }
         "MODIFY" if row_level => {
             let kept = unsafe { deform(unchanged, (*data.tg_relation).rd_att) };
-            let datum = making(TRIGGER_ROW, || spi::keeping_fields(|| row_shape.convert.decode_modified(&mut nodes, &kept)))?;
+            let datum = making(TRIGGER_ROW, || row_shape.convert.decode_modified(&mut nodes, &kept))?;
             unsafe { tuple_of(datum) }
         }
         _ => unchanged,

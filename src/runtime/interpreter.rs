@@ -19,8 +19,8 @@ thread_local! {
     static GENERATIONS: Cell<u64> = const { Cell::new(0) };
     /// How much the nested interpreters running now grew during their running calls, together (see
     /// [`Interpreter::run_nested`]): a call nested in another role's runs in an interpreter of its
-    /// own, all alive at once. (What they hold from earlier calls is bounded by the backend's rule for idle
-    /// interpreters.)
+    /// own, all alive at once. (What they hold from earlier calls is bounded by the backend's rule
+    /// for idle interpreters.)
     static NESTED_GROWTH: Cell<usize> = const { Cell::new(0) };
 }
 
@@ -427,12 +427,12 @@ impl<'a> Guest<'a> {
     ) -> Result<Option<Vec<u8>>, GuestError> {
         self.run_or_taken(|guest, store| {
             f(guest, store)?;
-            let state = store.data();
-            let (Some(exchange), Some(probe)) = (state.exchange, state.probe.clone()) else { return Ok(None) };
+            let Some(exchange) = store.data().exchange else { return Ok(None) };
             let output = match exchange.output() {
                 Ok(output) => output,
                 Err(Beyond) => {
                     // In memory grown since it was last probed.
+                    let Some(probe) = store.data().probe.clone() else { return Ok(None) };
                     let exchange = exchange.grown(probe.memory(&mut *store)?);
                     store.data_mut().exchange = Some(exchange);
                     exchange.output().map_err(|Beyond| wasmtime::Error::msg("the guest's output lies outside its memory"))?
