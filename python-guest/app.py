@@ -81,13 +81,17 @@ class Guest(exports.Guest):
         # The cheapest path: a plain result, marshalled (see wit/plpywasm.wit); `_input`,
         # `_arguments` and `_dump`, inline.
         try:
-            handle, argv = _loads(_exchange if _staged is None else _unstage())
-            procedure = _procedures[handle]
-            if procedure.decoders or procedure.wants_args:
-                argv = _decoded(procedure, argv)
-                result = procedure.call(argv) if procedure.wants_args else procedure.function(*argv)
+            if _staged is not None:
+                procedure, argv = _arguments(_unstage())
+                result = procedure.call(argv)
             else:
-                result = procedure.function(*argv)
+                handle, argv = _loads(_exchange)
+                procedure = _procedures[handle]
+                if procedure.decoders or procedure.wants_args:
+                    argv = _decoded(procedure, argv)
+                    result = procedure.call(argv) if procedure.wants_args else procedure.function(*argv)
+                else:
+                    result = procedure.function(*argv)
             if type(result) is not procedure.exact:
                 result = procedure.plain(result)
             try:
@@ -257,7 +261,14 @@ def _input():
 
 
 def _arguments(args):
-    """The procedure a call's marshalled arguments are for, and their values."""
+    """The procedure a call's marshalled arguments are for, and their values: decoded with the
+    collector paused when they did not fit in the exchange (see values.without_collection)."""
+    if args is _exchange:
+        return _decode_arguments(args)
+    return values.without_collection(_decode_arguments, args)
+
+
+def _decode_arguments(args):
     handle, argv = _loads(args)
     procedure = _procedures[handle]
     if procedure.decoders or procedure.wants_args:

@@ -179,6 +179,16 @@ class _Result(list):
 def _result(rows):
     """The Result of a query's `rows` (wit/plpywasm.wit), set up here rather than in an __init__:
     list's own is quicker."""
+    if len(rows) < _LARGE_RESULT:
+        return _make_result(rows)
+    return _values.without_collection(_make_result, rows)
+
+
+# Bytes of a query's result above which it is built with the collector paused.
+_LARGE_RESULT = 1 << 14
+
+
+def _make_result(rows):
     status, processed, names, types, typmods, decodings, columns = _loads(rows)
     result = _Result(_values.decode_rows(names, processed, decodings, columns))
     result._status = status
@@ -293,16 +303,20 @@ def cursor(query, args=None):
     return _Cursor(_spi(_database.open_cursor, _wit_text(query), None, b""))
 
 
+# Rows a cursor's iteration fetches at a time, where it may read ahead.
+_READ_AHEAD = 100
+
+
 class _Cursor:
     """Rows of a query, fetched on demand: fetch(n), iteration, close()."""
 
-    __slots__ = ("_id", "_closed", "_buffer", "_batch", "_past_end")
+    __slots__ = ("_id", "_step", "_closed", "_buffer", "_batch", "_past_end")
 
-    # Rows fetched at a time while iterating.
-    _BATCH = 100
-
-    def __init__(self, cursor_id):
-        self._id = cursor_id
+    def __init__(self, cursor):
+        self._id = cursor.id
+        # Rows fetched at a time while iterating: one, as in PL/Python, unless nothing could tell
+        # when the query made them (see wit/plpywasm.wit's `cursor`).
+        self._step = _READ_AHEAD if cursor.read_ahead else 1
         self._closed = False
         self._buffer = _collections.deque()
         self._batch = None
@@ -343,8 +357,8 @@ class _Cursor:
         if self._closed:
             raise ValueError("iterating a closed cursor")
         if not self._buffer:
-            self._batch = self.fetch(self._BATCH)
-            self._past_end = len(self._batch) < self._BATCH
+            self._batch = self.fetch(self._step)
+            self._past_end = len(self._batch) < self._step
             self._buffer.extend(self._batch)
             if not self._buffer:
                 raise StopIteration

@@ -16,9 +16,10 @@ use pgrx::pg_sys::{self, Oid};
 
 use crate::error::PlError;
 use crate::idmap::{self, IdMap};
-use crate::{gucs, spi, stats};
+use crate::spi::{self, Access};
+use crate::{gucs, stats};
 use crate::procedure::{Procedure, Stamp};
-use crate::runtime::{stack_address, Borrowed, Guest, GuestError, Interpreter, Limits, Output, Runtime, Shape};
+use crate::runtime::{is_lent, stack_address, Borrowed, Guest, GuestError, Interpreter, Limits, Output, Runtime, Shape};
 
 struct Backend {
     runtime: Runtime,
@@ -54,9 +55,37 @@ thread_local! {
     static DEPTH: Cell<u32> = const { Cell::new(0) };
 }
 
-/// Has `iterator` closed the next time its interpreter is used. Called from executor callbacks:
-/// it never calls the guest or PostgreSQL.
-pub fn abandon_set(generation: u64, iterator: u32) {
+/// Closes a set the executor stopped reading before its end, at once: its generator's `finally`
+/// runs in the query that stopped reading it, with that query's privileges, as PL/Python's does.
+/// A set whose interpreter is gone went with it; one whose interpreter is not the one the owner's
+/// calls would use now is closed on that one's next use (see `close_abandoned`).
+pub fn close_set(
+    function: Oid,
+    owner: Oid,
+    access: Access,
+    generation: u64,
+    iterator: u32,
+) -> Result<(Result<(), PlError>, Output), PlError> {
+    let idle = BACKEND.with(|cell| {
+        let mut backend = cell.borrow_mut();
+        backend.as_mut().is_some_and(|b| b.slots.iter_mut().any(|(_, i)| i.guest().generation() == generation))
+    });
+    if !idle && !is_lent(generation) {
+        return Ok((Ok(()), Output::default()));
+    }
+    with_interpreter(function, owner, access, |session| {
+        if session.generation() != generation {
+            abandon_set(generation, iterator);
+            return Ok(());
+        }
+        let closed = session.guest.close_sets(&[iterator]);
+        session.check_trap(closed)
+    })
+}
+
+/// Has `iterator` closed the next time its interpreter is used, with no queries allowed: whoever
+/// runs then is not who abandoned it. Never calls the guest or PostgreSQL.
+fn abandon_set(generation: u64, iterator: u32) {
     ABANDONED.with(|abandoned| {
         if let Ok(mut abandoned) = abandoned.try_borrow_mut() {
             abandoned.push(Abandoned { generation, iterator });
@@ -67,12 +96,12 @@ pub fn abandon_set(generation: u64, iterator: u32) {
 /// Runs `f` with `role`'s interpreter: the running one when this call is nested in a query it
 /// runs, otherwise an idle one. Output the guest wrote is returned beside the result (to
 /// be reported by the caller once no guest frame is live), and a trapped interpreter is dropped.
-/// `function` is what runs (counted in `plpywasm.stats`; InvalidOid for a DO block); `atomic` is
-/// false for procedures and DO blocks that may commit.
+/// `function` is what runs (counted in `plpywasm.stats`; InvalidOid for a DO block), with `access`
+/// to the database.
 pub fn with_interpreter<T>(
     function: Oid,
     role: Oid,
-    atomic: bool,
+    access: Access,
     f: impl FnOnce(&mut Session) -> Result<T, PlError>,
 ) -> Result<(Result<T, PlError>, Output), PlError> {
     let depth = DEPTH.with(Cell::get);
@@ -83,7 +112,7 @@ pub fn with_interpreter<T>(
             if session.guest.stack_room() < NESTED_STACK {
                 return Err(too_deep());
             }
-            return Ok(session.run(function, role, atomic, depth, f));
+            return Ok(session.run(function, role, access, depth, f));
         }
         check_native_stack()?;
     }
@@ -108,7 +137,7 @@ pub fn with_interpreter<T>(
     })?;
     interpreter.run_nested(depth > 0);
     let mut session = Session { guest: interpreter.guest() };
-    let outcome = session.run(function, role, atomic, depth, f);
+    let outcome = session.run(function, role, access, depth, f);
     if session.guest.trapped() {
         forget(session.guest.generation());
     } else {
@@ -219,14 +248,15 @@ impl Session<'_> {
         &mut self,
         function: Oid,
         role: Oid,
-        atomic: bool,
+        access: Access,
         depth: u32,
         f: impl FnOnce(&mut Session) -> Result<T, PlError>,
     ) -> (Result<T, PlError>, Output) {
         let started = Instant::now();
+        self.guest.limit_output(gucs::max_output_bytes());
         let result = {
             let _nested = Nested::enter(depth);
-            spi::scope(atomic, || self.close_abandoned().and_then(|()| f(self)))
+            spi::scope(access, || self.close_abandoned().and_then(|()| f(self)))
         };
         let canceled = matches!(&result, Err(err) if err.code == pgrx::PgSqlErrorCode::ERRCODE_QUERY_CANCELED as i32);
         let outcome = stats::Outcome {
@@ -350,7 +380,7 @@ impl Session<'_> {
         if iterators.is_empty() {
             return Ok(());
         }
-        let closed = self.guest.close_sets(&iterators);
+        let closed = spi::without_queries(|| self.guest.close_sets(&iterators));
         self.check_trap(closed)
     }
 

@@ -7,7 +7,7 @@ use pgrx::pg_sys::{self, Oid};
 use pgrx::{IntoDatum, PgSqlErrorCode};
 
 use crate::convert::{
-    attributes_of, check_fits, input_size, marshal, server_cstr_to_string, text_to_string, type_name, FromGuest,
+    attributes_of, check_fits, input_size, marshal, server_cstr_to_string, text_to_string, type_name, with_text_budget, FromGuest,
     ToGuest,
 };
 use crate::error::PlError;
@@ -33,6 +33,8 @@ pub struct Procedure {
     pub returns_set: bool,
     /// A `CREATE PROCEDURE`, which errors name as such.
     pub is_procedure: bool,
+    /// STABLE or IMMUTABLE: its queries are read-only (see `spi::Access`).
+    pub read_only: bool,
     arg_types: Vec<Oid>,
     args: Vec<Arg>,
     /// The arguments whose values may be large, by position, with their type's `typlen` (negative:
@@ -158,6 +160,7 @@ impl Procedure {
             body,
             returns_set: form.proretset,
             is_procedure: row.is_procedure(),
+            read_only: form.provolatile != pg_sys::PROVOLATILE_VOLATILE as std::ffi::c_char,
             arg_types: types,
             args,
             sized_args,
@@ -220,7 +223,7 @@ impl Procedure {
             }
         });
         let mut out = Vec::with_capacity(16);
-        unsafe { marshal::write_args(args, &mut out) };
+        with_text_budget(|| unsafe { marshal::write_args(args, &mut out) });
         Ok(out)
     }
 

@@ -12,15 +12,15 @@ use std::rc::Rc;
 
 use pgrx::pg_sys::{self, panic::CaughtError, Datum};
 use pgrx::prelude::*;
-use pgrx::{PgSqlErrorCode, PgTryBuilder};
+use pgrx::{PgList, PgSqlErrorCode, PgTryBuilder};
 
 use crate::convert::{
-    attribute_name, attributes_of, in_server_encoding, input_size, marshal, message_from_server, type_exists, FromGuest,
+    attribute_name, attributes_of, in_server_encoding, input_size, marshal, message_from_server, type_exists, with_text_budget, FromGuest,
     ToGuest,
 };
 use crate::error::PlError;
 use crate::idmap::{self, IdMap};
-use crate::runtime::{Canceled, Database, DbError, Node, Plan, Rows, Shape, TransactionStep};
+use crate::runtime::{Canceled, Cursor, Database, DbError, Node, Plan, Rows, Shape, TransactionStep};
 
 /// The `Database` every interpreter of this backend uses.
 pub static SPI: Spi = Spi;
@@ -69,10 +69,39 @@ impl Prepared {
     }
 }
 
+/// A cursor plpy opened, by handle: the interpreter that opened it (the only one that may use it)
+/// and its portal, looked up anew by name each time (a portal dies with its transaction).
+struct OpenCursor {
+    interpreter: u64,
+    name: CString,
+    /// Which portal of that name it is: once it has gone, SQL may declare another by its name.
+    portal: pg_sys::Portal,
+    created: pg_sys::TimestampTz,
+}
+
+impl OpenCursor {
+    /// The cursor's portal, if it is still there.
+    fn portal(&self) -> Option<pg_sys::Portal> {
+        let portal = unsafe { pg_sys::SPI_cursor_find(self.name.as_ptr()) };
+        (portal == self.portal && !portal.is_null() && unsafe { (*portal).creation_time } == self.created).then_some(portal)
+    }
+}
+
 /// A subtransaction `with plpy.subtransaction()` opened, and what to restore when it ends.
 struct Explicit {
     context: pg_sys::MemoryContext,
     owner: pg_sys::ResourceOwner,
+}
+
+/// What a guest use may do with the database.
+#[derive(Clone, Copy)]
+pub struct Access {
+    /// It may not end the transaction: all but procedures and DO blocks run outside a
+    /// transaction block.
+    pub atomic: bool,
+    /// Its queries may not write and see the snapshot of the statement that called it: a
+    /// STABLE or IMMUTABLE function's, as in PL/Python and PL/pgSQL.
+    pub read_only: bool,
 }
 
 /// The SPI state of the guest use running now.
@@ -80,32 +109,32 @@ struct Explicit {
 struct Scope {
     /// Whether it connected to SPI (it connects on its first query).
     connected: bool,
-    /// Procedures and DO blocks may commit and roll back.
-    atomic: bool,
+    access: Access,
     /// How many explicit subtransactions were open when it started.
     explicit_base: usize,
     /// The trigger it runs for, whose transition tables its queries see.
     trigger: *mut pg_sys::TriggerData,
     /// How many cursors were pinned when it started.
     pinned_base: usize,
+    /// Its queries are refused (see [`without_queries`]).
+    refused: bool,
 }
 
 thread_local! {
     static SCOPE: Cell<Scope> = const {
         Cell::new(Scope {
             connected: false,
-            atomic: true,
+            access: Access { atomic: true, read_only: false },
             explicit_base: 0,
             trigger: std::ptr::null_mut(),
             pinned_base: 0,
+            refused: false,
         })
     };
     static EXPLICIT: RefCell<Vec<Explicit>> = const { RefCell::new(Vec::new()) };
     /// Rc: a plan is taken out of the table before it runs, since what it runs may prepare more.
     static PLANS: RefCell<IdMap<u32, Rc<Prepared>>> = const { RefCell::new(idmap::new()) };
-    /// Cursors by handle: the interpreter that opened one (the only one that may use it), and the
-    /// portal's name, looked up anew each time (a portal dies with its transaction).
-    static CURSORS: RefCell<IdMap<u32, (u64, CString)>> = const { RefCell::new(idmap::new()) };
+    static CURSORS: RefCell<IdMap<u32, Rc<OpenCursor>>> = const { RefCell::new(idmap::new()) };
     /// The portals of cursors opened by the guest uses running now, pinned so that a commit keeps
     /// them (as held cursors), as PL/Python's and PL/pgSQL's cursor loops are kept.
     static PINNED: RefCell<Vec<CString>> = const { RefCell::new(Vec::new()) };
@@ -116,13 +145,25 @@ thread_local! {
 /// does, with a warning), unpins the cursors it opened (a cursor kept in `GD` then ends with its
 /// transaction, unless a commit made it a held one) and disconnects from SPI if a query connected
 /// it. On an error PostgreSQL's transaction abort does all three instead.
-pub fn scope<T>(atomic: bool, f: impl FnOnce() -> T) -> T {
+pub fn scope<T>(access: Access, f: impl FnOnce() -> T) -> T {
     let explicit_base = EXPLICIT.with(|e| e.borrow().len());
     let pinned_base = PINNED.with(|p| p.borrow().len());
     let outer = SCOPE.with(|s| {
-        s.replace(Scope { connected: false, atomic, explicit_base, trigger: std::ptr::null_mut(), pinned_base })
+        s.replace(Scope { connected: false, access, explicit_base, trigger: std::ptr::null_mut(), pinned_base, refused: false })
     });
-    let result = f();
+    // A PostgreSQL error raised through this use (by a call nested in it that failed outside any
+    // query's catch) first ends the subtransactions it left open, as PL/Python does: the query
+    // that catches the error rolls back its own subtransaction, which must then be the current one.
+    let result = PgTryBuilder::new(std::panic::AssertUnwindSafe(f))
+        .catch_others(|caught| {
+            SCOPE.with(|s| s.set(outer));
+            while EXPLICIT.with(|e| e.borrow().len()) > explicit_base {
+                end_explicit(false);
+            }
+            PINNED.with(|p| p.borrow_mut().truncate(pinned_base));
+            caught.rethrow()
+        })
+        .execute();
     let mine = SCOPE.with(|s| s.replace(outer));
     while EXPLICIT.with(|e| e.borrow().len()) > mine.explicit_base {
         warning!("forcibly aborting a subtransaction that has not been exited");
@@ -140,6 +181,19 @@ pub fn scope<T>(atomic: bool, f: impl FnOnce() -> T) -> T {
         unsafe { pg_sys::SPI_finish() };
     }
     result
+}
+
+/// Runs `f` with the guest's queries refused: a generator that an earlier query stopped reading,
+/// closed in another query, must not use that one's privileges.
+pub fn without_queries<T>(f: impl FnOnce() -> T) -> T {
+    SCOPE.with(|s| s.set(Scope { refused: true, ..s.get() }));
+    let result = f();
+    SCOPE.with(|s| s.set(Scope { refused: false, ..s.get() }));
+    result
+}
+
+fn refused() -> DbError {
+    db_error("55000", "a generator closing after its query ended cannot run queries")
 }
 
 /// Unpins a cursor's portal, if it is still there and pinned.
@@ -213,7 +267,7 @@ impl Database for Spi {
         // connection made inside it.
         in_subtransaction(|| {
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-            let status = unsafe { pg_sys::SPI_execute(in_server_encoding(&query), false, limit) };
+            let status = unsafe { pg_sys::SPI_execute(in_server_encoding(&query), read_only(), limit) };
             if status < 0 {
                 spi_failed("SPI_execute", status);
             }
@@ -262,7 +316,7 @@ impl Database for Spi {
             let (mut values, nulls) = param_values(&prepared.params.borrow(), params);
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
             let status =
-                unsafe { pg_sys::SPI_execute_plan(prepared.plan, values.as_mut_ptr(), nulls.as_ptr(), false, limit) };
+                unsafe { pg_sys::SPI_execute_plan(prepared.plan, values.as_mut_ptr(), nulls.as_ptr(), read_only(), limit) };
             if status < 0 {
                 spi_failed("SPI_execute_plan", status);
             }
@@ -282,7 +336,7 @@ impl Database for Spi {
         }
     }
 
-    fn open_cursor(&self, interpreter: u64, query: &str, plan: Option<u32>, params: &[u8]) -> Result<Result<u32, DbError>, Canceled> {
+    fn open_cursor(&self, interpreter: u64, query: &str, plan: Option<u32>, params: &[u8]) -> Result<Result<Cursor, DbError>, Canceled> {
         let prepared = match plan.map(|plan| prepared(interpreter, plan)).transpose() {
             Ok(prepared) => prepared,
             Err(err) => return Ok(Err(err)),
@@ -292,23 +346,27 @@ impl Database for Spi {
             Err(err) => return Ok(Err(err)),
         };
         in_subtransaction(|| {
-            let portal = unsafe {
+            let (portal, read_ahead) = unsafe {
                 match &prepared {
                     Some(prepared) => {
                         prepared.refresh();
                         let (mut values, nulls) = param_values(&prepared.params.borrow(), params);
-                        pg_sys::SPI_cursor_open(std::ptr::null(), prepared.plan, values.as_mut_ptr(), nulls.as_ptr(), false)
+                        let portal =
+                            pg_sys::SPI_cursor_open(std::ptr::null(), prepared.plan, values.as_mut_ptr(), nulls.as_ptr(), read_only());
+                        (portal, reads_ahead(prepared.plan))
                     }
-                    None => pg_sys::SPI_cursor_open_with_args(
-                        std::ptr::null(),
-                        in_server_encoding(&query),
-                        0,
-                        std::ptr::null_mut(),
-                        std::ptr::null_mut(),
-                        std::ptr::null(),
-                        false,
-                        0,
-                    ),
+                    None => {
+                        // Prepared here (as SPI_cursor_open_with_args would), to see what it runs.
+                        let plan = pg_sys::SPI_prepare_cursor(in_server_encoding(&query), 0, std::ptr::null_mut(), 0);
+                        if plan.is_null() {
+                            spi_failed("SPI_prepare_cursor", pg_sys::SPI_result);
+                        }
+                        let portal = pg_sys::SPI_cursor_open(std::ptr::null(), plan, std::ptr::null_mut(), std::ptr::null(), read_only());
+                        let read_ahead = reads_ahead(plan);
+                        // The portal keeps its own copy of an unsaved plan.
+                        pg_sys::SPI_freeplan(plan);
+                        (portal, read_ahead)
+                    }
                 }
             };
             if portal.is_null() {
@@ -318,20 +376,20 @@ impl Database for Spi {
             unsafe { pg_sys::PinPortal(portal) };
             PINNED.with(|p| p.borrow_mut().push(name.clone()));
             let id = next_id();
-            CURSORS.with(|c| c.borrow_mut().insert(id, (interpreter, name)));
-            id
+            let cursor = OpenCursor { interpreter, name, portal, created: unsafe { (*portal).creation_time } };
+            CURSORS.with(|c| c.borrow_mut().insert(id, Rc::new(cursor)));
+            Cursor { id, read_ahead }
         })
     }
 
     fn fetch(&self, interpreter: u64, cursor: u32, count: i64) -> Result<Result<Rows, DbError>, Canceled> {
-        let Some(name) = cursor_name(interpreter, cursor, false) else {
+        let Some(cursor) = open_cursor(interpreter, cursor, false) else {
             return Ok(Err(db_error("34000", "cursor is closed")));
         };
         in_subtransaction(|| {
-            let portal = unsafe { pg_sys::SPI_cursor_find(name.as_ptr()) };
-            if portal.is_null() {
+            let Some(portal) = cursor.portal() else {
                 pgrx::ereport!(ERROR, PgSqlErrorCode::ERRCODE_INVALID_CURSOR_NAME, "cursor is closed or its transaction has ended");
-            }
+            };
             // Forward with a negative count is backward, as FETCH has it.
             let count = std::ffi::c_long::try_from(count).unwrap_or(std::ffi::c_long::MAX);
             unsafe { pg_sys::SPI_cursor_fetch(portal, true, count) };
@@ -340,13 +398,12 @@ impl Database for Spi {
     }
 
     fn close_cursor(&self, interpreter: u64, cursor: u32) -> Result<Result<(), DbError>, Canceled> {
-        let Some(name) = cursor_name(interpreter, cursor, true) else { return Ok(Ok(())) };
+        let Some(cursor) = open_cursor(interpreter, cursor, true) else { return Ok(Ok(())) };
         // In a subtransaction, as a query: closing runs what the portal had left (a data-modifying
         // WITH finishes, its AFTER triggers fire), and PostgreSQL refuses to close a portal that
         // is being read.
         in_subtransaction(|| unsafe {
-            let portal = pg_sys::SPI_cursor_find(name.as_ptr());
-            if !portal.is_null() {
+            if let Some(portal) = cursor.portal() {
                 unpin(portal);
                 pg_sys::SPI_cursor_close(portal);
             }
@@ -354,7 +411,12 @@ impl Database for Spi {
     }
 
     fn transaction(&self, step: TransactionStep) -> Result<Result<(), DbError>, Canceled> {
-        connect();
+        if SCOPE.with(Cell::get).refused {
+            return Ok(Err(refused()));
+        }
+        if let Err(caught) = catching(connect) {
+            return caught_error(caught);
+        }
         let scope = SCOPE.with(Cell::get);
         let open_here = EXPLICIT.with(|e| e.borrow().len()) - scope.explicit_base;
         let outcome = match step {
@@ -398,10 +460,14 @@ impl Database for Spi {
     }
 }
 
+fn read_only() -> bool {
+    SCOPE.with(Cell::get).access.read_only
+}
+
 fn connect() {
     let scope = SCOPE.with(Cell::get);
     if !scope.connected {
-        let options = if scope.atomic { 0 } else { pg_sys::SPI_OPT_NONATOMIC as i32 };
+        let options = if scope.access.atomic { 0 } else { pg_sys::SPI_OPT_NONATOMIC as i32 };
         unsafe { pg_sys::SPI_connect_ext(options) };
         if !scope.trigger.is_null() {
             unsafe { pg_sys::SPI_register_trigger_data(scope.trigger) };
@@ -430,19 +496,35 @@ fn prepared(interpreter: u64, plan: u32) -> Result<Rc<Prepared>, DbError> {
         .ok_or_else(|| db_error("26000", "the prepared plan no longer exists"))
 }
 
-/// The portal name of a cursor `interpreter` opened, forgotten if it is `closing`.
-fn cursor_name(interpreter: u64, cursor: u32, closing: bool) -> Option<CString> {
+/// Whether iterating a cursor over `plan` may fetch rows ahead (see the WIT's `cursor`): each of
+/// its statements is a SELECT that locks no rows, changes nothing and calls no volatile function.
+///
+/// # Safety
+/// `plan` must be a valid plan, revalidated (as opening a cursor over it does).
+unsafe fn reads_ahead(plan: pg_sys::SPIPlanPtr) -> bool {
+    let sources = unsafe { PgList::<pg_sys::CachedPlanSource>::from_pg(pg_sys::SPI_plan_get_plan_sources(plan)) };
+    let steady = sources.iter_ptr().all(|source| {
+        let queries = unsafe { PgList::<pg_sys::Query>::from_pg((*source).query_list) };
+        let steady = queries.iter_ptr().all(|query| unsafe {
+            (*query).commandType == pg_sys::CmdType::CMD_SELECT
+                && (*query).rowMarks.is_null()
+                && !(*query).hasModifyingCTE
+                && !pg_sys::contain_volatile_functions(query.cast())
+        });
+        steady
+    });
+    steady
+}
+
+/// A cursor `interpreter` opened, forgotten if it is `closing`.
+fn open_cursor(interpreter: u64, cursor: u32, closing: bool) -> Option<Rc<OpenCursor>> {
     CURSORS.with(|c| {
         let mut cursors = c.borrow_mut();
-        let (opener, name) = cursors.get(&cursor)?;
-        if *opener != interpreter {
-            return None;
-        }
-        let name = name.clone();
+        let open = cursors.get(&cursor).filter(|open| open.interpreter == interpreter)?.clone();
         if closing {
             cursors.remove(&cursor);
         }
-        Some(name)
+        Some(open)
     })
 }
 
@@ -463,14 +545,23 @@ fn end_explicit(keep: bool) {
 /// Runs `f` in a subtransaction: committed if `f` returns, rolled back if PostgreSQL raised an error,
 /// which is returned as a [`DbError`].
 fn in_subtransaction<T>(f: impl FnOnce() -> T) -> Result<Result<T, DbError>, Canceled> {
-    connect();
+    if SCOPE.with(Cell::get).refused {
+        return Ok(Err(refused()));
+    }
     let context = unsafe { pg_sys::CurrentMemoryContext };
     let owner = unsafe { pg_sys::CurrentResourceOwner };
-    unsafe {
+    // Connecting and beginning may fail as well (no subtransaction starts in parallel mode): the
+    // query's error, raised before anything needs undoing.
+    let begun = catching(|| unsafe {
+        connect();
         pg_sys::BeginInternalSubTransaction(std::ptr::null());
-        // The subtransaction switched to its own context; results belong to the caller's.
-        pg_sys::MemoryContextSwitchTo(context);
+    });
+    if let Err(caught) = begun {
+        unsafe { pg_sys::MemoryContextSwitchTo(context) };
+        return caught_error(caught);
     }
+    // The subtransaction switched to its own context; results belong to the caller's.
+    unsafe { pg_sys::MemoryContextSwitchTo(context) };
     let outcome = catching(f);
     let restore = || unsafe {
         pg_sys::MemoryContextSwitchTo(context);
@@ -689,9 +780,11 @@ unsafe fn take_rows(status: i32) -> Rows {
         // Column after column, in marshal's format (see convert::marshal).
         marshal::write_decodings(&marshal::decodings(converters.iter().map(Some)), &mut reply);
         marshal::write_list_head(converters.len(), &mut reply);
-        for (i, convert) in converters.iter().enumerate() {
-            marshal::write_column(convert, column(i), &mut reply);
-        }
+        with_text_budget(|| {
+            for (i, convert) in converters.iter().enumerate() {
+                marshal::write_column(convert, column(i), &mut reply);
+            }
+        });
         pg_sys::SPI_freetuptable(table);
     }
     reply

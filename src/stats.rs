@@ -88,7 +88,7 @@ CREATE VIEW plpywasm.stats AS
     SELECT s.function::regprocedure AS function, s.role::regrole AS role, s.calls, s.guest_time_ms,
            s.peak_memory_bytes, s.traps, s.cancellations, s.interpreters_created
     FROM plpywasm_stats() AS s;
-COMMENT ON VIEW plpywasm.stats IS 'This backend''s plpywasm uses per function and role; function "-" is DO blocks and validation';
+COMMENT ON VIEW plpywasm.stats IS 'This backend''s plpywasm uses per function and role; function NULL is DO blocks and validation';
 GRANT USAGE ON SCHEMA plpywasm TO PUBLIC;
 GRANT SELECT ON plpywasm.stats TO PUBLIC;
 "#,

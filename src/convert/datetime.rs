@@ -146,6 +146,18 @@ fn timedelta_exact(value: &pg_sys::Interval) -> bool {
 }
 
 /// Whether a timestamp (microseconds since 2000-01-01) falls in years 1 to 9999.
+/// Whether a date (days since 2000-01-01) is within PostgreSQL's range: a guest whose runtime was
+/// changed may send any day count, and PostgreSQL could not read its value back.
+pub fn valid_date(days: i32) -> bool {
+    // IS_VALID_DATE: Julian days 0 to DATE_END_JULIAN, less POSTGRES_EPOCH_JDATE.
+    (-2_451_545..2_145_031_949).contains(&i64::from(days))
+}
+
+/// [`valid_date`] for a timestamp (IS_VALID_TIMESTAMP: MIN_TIMESTAMP to END_TIMESTAMP).
+pub fn valid_timestamp(microseconds: i64) -> bool {
+    (-211_813_488_000_000_000..9_223_371_331_200_000_000).contains(&microseconds)
+}
+
 fn in_python_range(microseconds: i64) -> bool {
     (FIRST_DAY * DAY_US..(LAST_DAY + 1) * DAY_US).contains(&microseconds)
 }

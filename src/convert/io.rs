@@ -1,12 +1,33 @@
 //! Text: a type's own I/O functions (the fallback every type has) and the server encoding.
 
-use std::cell::UnsafeCell;
+use std::cell::{Cell, UnsafeCell};
 use std::ffi::{c_char, CStr, CString};
 
 use pgrx::pg_sys::{self, Datum, Oid};
 use pgrx::{PgSqlErrorCode, PgTryBuilder};
 
 use crate::error::PlError;
+
+thread_local! {
+    /// Bytes of text the values being converted for the guest may still take (see
+    /// [`with_text_budget`]).
+    static TEXT_LEFT: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+/// Runs `f`, a conversion of values for the guest, whose text forms may take at most
+/// `plpywasm.memory_limit` in all. A value's text can be far larger than the value (the 12 bytes
+/// of `'1e131071'::numeric` print as 131,073 digits): text the interpreter could not take must not
+/// fill the backend's memory first.
+pub fn with_text_budget<T>(f: impl FnOnce() -> T) -> T {
+    struct Restore(usize);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            TEXT_LEFT.with(|t| t.set(self.0));
+        }
+    }
+    let _restore = Restore(TEXT_LEFT.with(|t| t.replace(crate::gucs::memory_limit_bytes())));
+    f()
+}
 
 /// A type's text input or output function, looked up once and kept with the function.
 pub struct IoFunction {
@@ -40,8 +61,22 @@ impl IoFunction {
     /// # Safety
     /// `datum` must be a valid, non-null Datum of the type this output function was made for.
     pub unsafe fn to_text(&self, datum: Datum) -> String {
-        let text = unsafe { CStr::from_ptr(pg_sys::OutputFunctionCall(self.finfo.get(), datum)) };
-        unsafe { server_to_string(text.to_bytes()) }
+        // Many values' text can take a while: a cancel stops it.
+        pgrx::check_for_interrupts!();
+        let cstring = unsafe { pg_sys::OutputFunctionCall(self.finfo.get(), datum) };
+        let bytes = unsafe { CStr::from_ptr(cstring) }.to_bytes();
+        let left = TEXT_LEFT.with(Cell::get);
+        if bytes.len() > left {
+            pgrx::ereport!(
+                ERROR,
+                PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+                format!("values for Python take more than plpywasm.memory_limit ({} MB) as text", crate::gucs::memory_limit_bytes() >> 20)
+            );
+        }
+        TEXT_LEFT.with(|t| t.set(left - bytes.len()));
+        let text = unsafe { server_to_string(bytes) };
+        unsafe { pg_sys::pfree(cstring.cast()) };
+        text
     }
 
     /// Parses `text` exactly as if it were written in SQL (a literal of the type, with `typmod`).

@@ -219,6 +219,8 @@ fn write_node(node: Node, rest: &mut impl Iterator<Item = Node>, nested: bool, o
             }
         }
         Node::Composite(names) => {
+            // Rows nest in rows to any depth (see RowIn::encode).
+            unsafe { pg_sys::check_stack_depth() };
             out.push(DICT);
             for name in names {
                 write_scalar(&Node::Text(name), out);

@@ -23,6 +23,7 @@ use crate::error::PlError;
 use crate::runtime::{Node, Shape};
 pub use io::{
     in_server_encoding, message_from_server, message_in_server_encoding, server_cstr_to_string, text_to_string, type_name,
+    with_text_budget,
 };
 use io::IoFunction;
 pub use row::{attribute_name, attributes_of, deform};
@@ -402,10 +403,15 @@ impl FromGuest {
             (Target::Interval, Node::Interval(interval)) => {
                 datetime::interval_datum(interval.days, interval.microseconds)
             }
-            // Python's years 1 to 9999 are all within PostgreSQL's range.
-            (Target::Date, Node::Date(days)) => Datum::from(days),
-            (Target::Timestamp, Node::Timestamp(microseconds)) => Datum::from(microseconds),
-            (Target::Timestamptz, Node::Timestamptz(instant)) => Datum::from(instant.microseconds),
+            // Python's years 1 to 9999 are all within PostgreSQL's range; other values did not
+            // come from Python's types.
+            (Target::Date, Node::Date(days)) if datetime::valid_date(days) => Datum::from(days),
+            (Target::Timestamp, Node::Timestamp(microseconds)) if datetime::valid_timestamp(microseconds) => {
+                Datum::from(microseconds)
+            }
+            (Target::Timestamptz, Node::Timestamptz(instant)) if datetime::valid_timestamp(instant.microseconds) => {
+                Datum::from(instant.microseconds)
+            }
             (Target::Array(array), Node::Array(dims)) => array.decode(dims, nodes)?,
             (Target::Row(row), Node::Composite(_)) => row.decode(nodes, None)?,
             _ => return Err(malformed()),

@@ -34,6 +34,9 @@ impl RowIn {
     /// `datum` must be a valid, non-null composite Datum.
     pub unsafe fn encode(&self, datum: Datum, out: &mut Vec<Node>) {
         unsafe {
+            // An anonymous record may nest records to any depth (`ROW(ROW(ROW(…)))`), each level a
+            // call of this one: an error, not a stack overflow that would take the backend down.
+            pg_sys::check_stack_depth();
             let header = pg_sys::pg_detoast_datum(datum.cast_mut_ptr()) as pg_sys::HeapTupleHeader;
             let type_oid = (*header).t_choice.t_datum.datum_typeid;
             let typmod = (*header).t_choice.t_datum.datum_typmod;
@@ -100,6 +103,8 @@ impl RowOut {
     /// # Safety
     /// `tupdesc` must be a valid tuple descriptor; it is copied.
     pub unsafe fn for_tupdesc(tupdesc: pg_sys::TupleDesc) -> RowOut {
+        // Row types nested in row types, as deep as their definitions go.
+        unsafe { pg_sys::check_stack_depth() };
         let tupdesc = unsafe {
             PgMemoryContexts::TopMemoryContext.switch_to(|_| pg_sys::BlessTupleDesc(pg_sys::CreateTupleDescCopy(tupdesc)))
         };

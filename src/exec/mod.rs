@@ -7,15 +7,17 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 
 use pgrx::pg_sys::{self, Datum};
+use pgrx::pg_guard;
 use pgrx::{notice, warning, PgSqlErrorCode};
 
 mod trigger;
 
 use crate::convert::marshal;
-use crate::error::{making, PlError, RETURN_VALUE};
-use crate::interpreters::{abandon_set, with_interpreter};
+use crate::error::{making, raise_stashed, with_context, ContextArg, Phase, PlError, RETURN_VALUE};
+use crate::interpreters::{close_set, with_interpreter};
 use crate::procedure::{Procedure, Resolved};
 use crate::runtime::{Node, Output, Stream};
+use crate::spi::Access;
 
 /// Refuses a call `procedure` cannot take at all before it counts as running (no error context
 /// names it, as in PL/Python): a trigger function called directly.
@@ -41,9 +43,9 @@ pub unsafe fn call(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
         return unsafe { call_set(fcinfo, procedure) };
     }
     let resolved = unsafe { procedure.result(fcinfo) }?;
-    let atomic = unsafe { is_atomic(fcinfo) };
+    let access = Access { atomic: unsafe { is_atomic(fcinfo) }, read_only: procedure.read_only };
     let mut args = unsafe { procedure.marshal_args(fcinfo) }?;
-    let nodes = finish(with_interpreter(procedure.oid, procedure.owner, atomic, |session| {
+    let nodes = finish(with_interpreter(procedure.oid, procedure.owner, access, |session| {
         marshal::set_handle(&mut args, session.handle(procedure, &resolved.shape)?);
         if !resolved.plain {
             return marshal::read_nodes(&session.call(&args)?);
@@ -71,6 +73,7 @@ unsafe fn is_atomic(fcinfo: pg_sys::FunctionCallInfo) -> bool {
 struct SetState {
     function: pg_sys::Oid,
     owner: pg_sys::Oid,
+    access: Access,
     iterator: u32,
     generation: u64,
     resolved: Rc<Resolved>,
@@ -110,7 +113,7 @@ unsafe fn call_set(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
     let row = match ready {
         Some(row) => Ok(Some(row)),
         None if state.ended.get() => Ok(None),
-        None => finish(with_interpreter(state.function, state.owner, true, |session| {
+        None => finish(with_interpreter(state.function, state.owner, state.access, |session| {
             let rows = match (state.resolved.plain, state.whole) {
                 (false, false) => {
                     let row = session.next_row(state.iterator, state.generation)?;
@@ -150,8 +153,9 @@ unsafe fn call_set(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
             Ok(Datum::null())
         }
         Err(err) => {
-            // Released by the guest if the error was Python's; otherwise on the next use.
-            abandon_set(state.generation, state.iterator);
+            // Released by the guest if the error was Python's; otherwise closed now (an error
+            // closing it matters less than the one that ended it).
+            let _ = finish(close_set(state.function, state.owner, state.access, state.generation, state.iterator));
             unsafe { finish_set(fcinfo, funcctx, rsi) };
             Err(err)
         }
@@ -166,13 +170,15 @@ unsafe fn start_set(
 ) -> Result<SetState, PlError> {
     let resolved = unsafe { procedure.result(fcinfo) }?;
     let mut args = unsafe { procedure.marshal_args(fcinfo) }?;
-    let (iterator, generation) = finish(with_interpreter(procedure.oid, procedure.owner, true, |session| {
+    let access = Access { atomic: true, read_only: procedure.read_only };
+    let (iterator, generation) = finish(with_interpreter(procedure.oid, procedure.owner, access, |session| {
         marshal::set_handle(&mut args, session.handle(procedure, &resolved.shape)?);
         Ok((session.call_set(&args, whole)?, session.generation()))
     }))?;
     Ok(SetState {
         function: procedure.oid,
         owner: procedure.owner,
+        access,
         iterator,
         generation,
         resolved,
@@ -195,18 +201,34 @@ unsafe fn finish_set(fcinfo: pg_sys::FunctionCallInfo, funcctx: *mut pg_sys::Fun
     }
 }
 
-/// The executor stopped reading a set before its end (`LIMIT`, a rescan): the guest closes the
-/// iterator on the interpreter's next use. Runs inside executor shutdown: calls neither the guest
-/// nor PostgreSQL, and cannot panic.
+/// The executor stopped reading a set before its end (`LIMIT`, a rescan, a cursor closed): the
+/// guest closes its iterator now (see `interpreters::close_set`). PostgreSQL runs this callback in
+/// executor shutdown, never in a transaction's abort.
 unsafe extern "C-unwind" fn abandon(arg: Datum) {
+    let mut context = ContextArg::new(Phase::Call);
+    let context = &raw mut context;
+    unsafe {
+        with_context(context, || {
+            close_abandoned(arg);
+            raise_stashed();
+        })
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn close_abandoned(arg: Datum) {
     let state = unsafe { Box::from_raw(arg.cast_mut_ptr::<SetState>()) };
-    abandon_set(state.generation, state.iterator);
+    let closed = close_set(state.function, state.owner, state.access, state.generation, state.iterator);
+    if let Err(err) = finish(closed) {
+        err.stash();
+    }
 }
 
 /// Runs the body of a `DO` block; `atomic` unless it may commit.
 pub fn run_inline(body: &str, atomic: bool) -> Result<(), PlError> {
     let role = unsafe { pg_sys::GetUserId() };
-    finish(with_interpreter(pg_sys::Oid::INVALID, role, atomic, |session| session.run_inline(body)))
+    let access = Access { atomic, read_only: false };
+    finish(with_interpreter(pg_sys::Oid::INVALID, role, access, |session| session.run_inline(body)))
 }
 
 /// Compiles `procedure`'s body to report syntax errors at `CREATE FUNCTION`, in the current role's
@@ -214,7 +236,8 @@ pub fn run_inline(body: &str, atomic: bool) -> Result<(), PlError> {
 /// its interpreter compiles.
 pub fn validate(procedure: &Procedure) -> Result<(), PlError> {
     let role = unsafe { pg_sys::GetUserId() };
-    finish(with_interpreter(pg_sys::Oid::INVALID, role, true, |session| session.check(procedure)))
+    let access = Access { atomic: true, read_only: false };
+    finish(with_interpreter(pg_sys::Oid::INVALID, role, access, |session| session.check(procedure)))
 }
 
 fn finish<T>(outcome: Result<(Result<T, PlError>, Output), PlError>) -> Result<T, PlError> {

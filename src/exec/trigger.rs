@@ -9,13 +9,13 @@ use pgrx::{warning, PgSqlErrorCode};
 
 use super::finish;
 use crate::convert::{
-    attribute_name, attributes_of, check_fits, deform, input_size, marshal, server_cstr_to_string, ToGuest,
+    attribute_name, attributes_of, check_fits, deform, input_size, marshal, server_cstr_to_string, with_text_budget, ToGuest,
 };
 use crate::error::{making, PlError, TRIGGER_ROW};
 use crate::interpreters::with_interpreter;
 use crate::procedure::Procedure;
 use crate::runtime::Node;
-use crate::spi;
+use crate::spi::{self, Access};
 
 /// The trigger data a trigger function is called with; refused when it was called directly
 /// (`SELECT f()`).
@@ -52,8 +52,9 @@ pub unsafe fn call(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
     let row_shape = unsafe { procedure.trigger_row(data.tg_relation) };
     let before = event & pg_sys::TRIGGER_EVENT_TIMINGMASK == pg_sys::TRIGGER_EVENT_BEFORE;
     let hidden = if before && !new.is_null() { unsafe { generated_columns(data.tg_relation) } } else { Vec::new() };
-    let td = unsafe { trigger_data(data, new, old, procedure.trigger_rows(), hidden) }?;
-    let nodes = finish(with_interpreter(procedure.oid, procedure.owner, true, |session| {
+    let td = with_text_budget(|| unsafe { trigger_data(data, new, old, procedure.trigger_rows(), hidden) })?;
+    let access = Access { atomic: true, read_only: procedure.read_only };
+    let nodes = finish(with_interpreter(procedure.oid, procedure.owner, access, |session| {
         spi::use_trigger_data((data as *const pg_sys::TriggerData).cast_mut());
         let handle = session.handle(procedure, &row_shape.shape)?;
         marshal::read_nodes(&session.call_trigger(handle, &td)?)

@@ -14,10 +14,10 @@ wasmtime::component::bindgen!({
 
 pub use exports::plpywasm::runtime::guest::{Guest as GuestExports, Node, PythonError, Shape};
 pub use plpywasm::runtime::types::{DbError, Decoding, Interval, Rows, Zoned};
-pub use plpywasm::runtime::database::{Plan, TransactionStep};
+pub use plpywasm::runtime::database::{Cursor, Plan, TransactionStep};
 pub use plpywasm::runtime::{host, types};
 
 /// Interface names as the component spells them, the WIT package's version included: for the
 /// interfaces linked or called by hand.
-pub const DATABASE_INTERFACE: &str = "plpywasm:runtime/database@0.17.0";
-pub const GUEST_INTERFACE: &str = "plpywasm:runtime/guest@0.17.0";
+pub const DATABASE_INTERFACE: &str = "plpywasm:runtime/database@0.18.0";
+pub const GUEST_INTERFACE: &str = "plpywasm:runtime/guest@0.18.0";

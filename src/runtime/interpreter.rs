@@ -386,6 +386,11 @@ impl<'a> Guest<'a> {
     }
 
     /// Output written since the last call to this method.
+    /// Bounds what this use may write (`plpywasm.max_output`, read anew for each use).
+    pub fn limit_output(&mut self, budget: usize) {
+        self.store.data_mut().output.set_budget(budget);
+    }
+
     pub fn take_output(&mut self) -> Output {
         self.store.data_mut().output.take()
     }

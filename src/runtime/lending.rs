@@ -13,11 +13,12 @@ use wasmtime::component::Linker;
 use wasmtime::{AsContextMut, StoreContextMut, Trap};
 
 use super::bindings::{TransactionStep, DATABASE_INTERFACE};
-use super::interpreter::{Guest, HostState};
+use super::interpreter::{Guest, HostState, TrapKind};
 use super::{Canceled, Database};
 
 struct Loan {
     owner: u32,
+    generation: u64,
     store: *mut StoreContextMut<'static, HostState>,
     borrowed: bool,
 }
@@ -73,7 +74,15 @@ fn serve<R>(
     query: impl FnOnce(&'static dyn Database) -> Result<R, Canceled>,
 ) -> wasmtime::Result<R> {
     let database = store.data().database;
-    let result = lend(store, || query(database));
+    // A PostgreSQL error that no query caught goes on unwinding to the host's caller, through
+    // the guest's frames: the interpreter they belong to is broken, as by a trap.
+    let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| lend(store, || query(database)))) {
+        Ok(result) => result,
+        Err(panic) => {
+            store.data_mut().trapped.get_or_insert(TrapKind::Other("a database error ended the call".into()));
+            std::panic::resume_unwind(panic)
+        }
+    };
     if store.data().trapped.is_some() {
         return Err(Trap::Interrupt.into());
     }
@@ -89,12 +98,18 @@ fn lend<R>(store: &mut StoreContextMut<'_, HostState>, f: impl FnOnce() -> R) ->
     }
     let loan = Loan {
         owner: store.data().owner,
+        generation: store.data().generation,
         store: (store as *mut StoreContextMut<'_, HostState>).cast(),
         borrowed: false,
     };
     LOANS.with(|loans| loans.borrow_mut().push(loan));
     let _return = Return;
     f()
+}
+
+/// Whether the interpreter `generation` is running further up the stack, in a query of its own.
+pub fn is_lent(generation: u64) -> bool {
+    LOANS.with(|loans| loans.borrow().iter().any(|loan| loan.generation == generation))
 }
 
 /// A lent store, used by a nested call until dropped.

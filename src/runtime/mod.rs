@@ -19,9 +19,9 @@ use std::path::Path;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::Engine;
 
-pub use bindings::{DbError, Decoding, Interval, Node, Plan, PythonError, Rows, Shape, TransactionStep, Zoned};
+pub use bindings::{Cursor, DbError, Decoding, Interval, Node, Plan, PythonError, Rows, Shape, TransactionStep, Zoned};
 pub use interpreter::{stack_address, Guest, GuestError, Interpreter, Limits, TrapKind};
-pub use lending::Borrowed;
+pub use lending::{is_lent, Borrowed};
 pub use output::{Output, Stream};
 
 use bindings::PlpywasmPre;
@@ -42,7 +42,7 @@ pub trait Database: Sync {
     fn execute_plan(&self, interpreter: u64, plan: u32, params: &[u8], limit: u64) -> Result<Result<Rows, DbError>, Canceled>;
     fn free_plan(&self, interpreter: u64, plan: u32);
     /// plpy.cursor, over a query or a prepared statement.
-    fn open_cursor(&self, interpreter: u64, query: &str, plan: Option<u32>, params: &[u8]) -> Result<Result<u32, DbError>, Canceled>;
+    fn open_cursor(&self, interpreter: u64, query: &str, plan: Option<u32>, params: &[u8]) -> Result<Result<Cursor, DbError>, Canceled>;
     /// A cursor's next rows; a negative `count` fetches backward.
     fn fetch(&self, interpreter: u64, cursor: u32, count: i64) -> Result<Result<Rows, DbError>, Canceled>;
     fn close_cursor(&self, interpreter: u64, cursor: u32) -> Result<Result<(), DbError>, Canceled>;

@@ -23,6 +23,11 @@ impl Output {
         Output { budget, ..Output::default() }
     }
 
+    /// Bounds what the calls from now on may write.
+    pub(crate) fn set_budget(&mut self, budget: usize) {
+        self.budget = budget;
+    }
+
     pub(crate) fn write(&mut self, stream: Stream, mut text: &str) {
         let room = self.budget.saturating_sub(self.written);
         if text.len() > room {

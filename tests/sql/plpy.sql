@@ -431,3 +431,66 @@ plpy.notice(rows.nrows(), len(rows), list(rows), rows.colnames(), rows[1:], isin
 rows = plpy.execute("SELECT i, i * 2 AS j FROM generate_series(1, 4) AS i")
 plpy.notice(rows[-1], rows[1:3], [r["j"] for r in rows], len(rows), rows == list(rows))
 $$ LANGUAGE plpywasm;
+
+-- The queries of a STABLE or IMMUTABLE function are read-only and see the snapshot of the
+-- statement that called it, as in PL/Python and PL/pgSQL.
+CREATE TABLE written(x int);
+CREATE FUNCTION stable_writer() RETURNS text STABLE LANGUAGE plpywasm AS $$
+try:
+    plpy.execute("INSERT INTO written VALUES (1)")
+    return "inserted"
+except plpy.spiexceptions.FeatureNotSupported as e:
+    return "%s: %s" % (e.sqlstate, e)
+$$;
+CREATE FUNCTION immutable_writer() RETURNS text IMMUTABLE LANGUAGE plpywasm AS $$
+plan = plpy.prepare("UPDATE written SET x = $1", ["int"])
+try:
+    plan.execute([2])
+    return "updated"
+except plpy.SPIError as e:
+    return "%s: %s" % (e.sqlstate, e)
+$$;
+SELECT stable_writer(), immutable_writer();
+CREATE FUNCTION volatile_writer() RETURNS int LANGUAGE plpywasm AS $$
+plpy.execute("INSERT INTO written VALUES (1)")
+return 1
+$$;
+CREATE FUNCTION stable_count() RETURNS bigint STABLE LANGUAGE plpywasm AS $$
+return plpy.execute("SELECT count(*) AS n FROM written")[0]["n"]
+$$;
+CREATE FUNCTION volatile_count() RETURNS bigint LANGUAGE plpywasm AS $$
+return plpy.execute("SELECT count(*) AS n FROM written")[0]["n"]
+$$;
+SELECT g, volatile_writer(), stable_count(), volatile_count() FROM generate_series(1, 3) g;
+
+-- Iterating a cursor fetches one row at a time, as PL/Python's does, unless nothing could tell
+-- (a plain SELECT that calls no volatile function and locks no rows): a loop that stops early
+-- has not run its query further.
+CREATE SEQUENCE fetched;
+CREATE TABLE jobs(id int PRIMARY KEY);
+INSERT INTO jobs SELECT generate_series(1, 300);
+CREATE EXTENSION pgrowlocks;
+BEGIN;
+DO $$
+for row in plpy.cursor("SELECT nextval('fetched') AS v FROM generate_series(1, 300)"):
+    break
+for row in plpy.cursor("SELECT id FROM jobs ORDER BY id FOR UPDATE SKIP LOCKED"):
+    plpy.notice("took job", row["id"])
+    break
+plpy.notice("sequence at", plpy.execute("SELECT last_value FROM fetched")[0]["last_value"])
+$$ LANGUAGE plpywasm;
+SELECT count(*) AS locked_rows FROM pgrowlocks('jobs');
+COMMIT;
+DROP EXTENSION pgrowlocks;
+
+-- Building a large result pauses Python's cycle collector, and leaves it as it was.
+DO $$
+import gc
+rows = plpy.execute("SELECT g FROM generate_series(1, 50000) g")
+enabled_after = gc.isenabled()
+gc.disable()
+rows = plpy.execute("SELECT g FROM generate_series(1, 50000) g")
+disabled_after = not gc.isenabled()
+gc.enable()
+plpy.notice(len(rows), rows[-1]["g"], enabled_after, disabled_after)
+$$ LANGUAGE plpywasm;

@@ -300,6 +300,11 @@ for i in range(100):
     print("%03d " % i + "x" * 96)
 $$ LANGUAGE plpywasm;
 RESET plpywasm.max_output;
+-- (Read at each use, not when the interpreter was made.)
+DO $$
+for i in range(20):
+    print("%03d " % i + "x" * 60)
+$$ LANGUAGE plpywasm;
 
 -- Huge and deep inputs: correct results, or clean errors.
 SET ROLE bob;
@@ -495,3 +500,124 @@ SELECT nested_hog(3, 25);
 SELECT left(sqlstate_of($$SELECT nested_hog(6, 50)$$), 40);
 SELECT length(nested_hog(60, 0));
 SELECT nested_hog(3, 25);
+
+-- Values nested deeper than the stack allows are an error, not a crash: an anonymous record
+-- nests records to any depth, as an argument or in a query's result.
+RESET ROLE;
+CREATE FUNCTION nest(n int) RETURNS record LANGUAGE plpgsql AS $$
+DECLARE r record;
+BEGIN
+    r := ROW(1);
+    FOR i IN 1..n LOOP r := ROW(r); END LOOP;
+    RETURN r;
+END $$;
+CREATE FUNCTION takes_record(r record) RETURNS int LANGUAGE plpywasm AS $$ return 1 $$;
+SELECT takes_record(nest(20));
+SELECT left(sqlstate_of($$SELECT takes_record(nest(20000))$$), 33);
+DO $$
+try:
+    plpy.execute("SELECT nest(20000) AS r")
+except plpy.SPIError as e:
+    plpy.notice(e.sqlstate, str(e))
+$$ LANGUAGE plpywasm;
+SELECT takes_record(nest(20));
+
+-- A value's text can be far larger than the value: 8,000 numerics of 12 bytes print as 1 GB of
+-- digits. Text beyond plpywasm.memory_limit is refused before the backend holds it.
+SET ROLE alice;
+CREATE FUNCTION numeric_count(a numeric[]) RETURNS int LANGUAGE plpywasm AS $$ return len(a) $$;
+SELECT sqlstate_of($$SELECT numeric_count(array_fill('1e131071'::numeric, ARRAY[8000]))$$);
+DO $$
+try:
+    plpy.execute("SELECT '1e131071'::numeric AS n FROM generate_series(1, 8000)")
+except plpy.SPIError as e:
+    plpy.notice(e.sqlstate, str(e))
+$$ LANGUAGE plpywasm;
+SELECT numeric_count(array_fill('1e131071'::numeric, ARRAY[10]));
+
+-- A query that cannot start a subtransaction (a parallel plan run by the leader, inside an explicit
+-- subtransaction) is an error Python may catch, and the session goes on.
+CREATE TABLE parallel_rows AS SELECT g FROM generate_series(1, 20000) g;
+CREATE FUNCTION parallel_query() RETURNS int LANGUAGE plpywasm PARALLEL SAFE AS $$
+return plpy.execute("SELECT 1 AS a")[0]["a"]
+$$;
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 1;
+SET max_parallel_workers = 0;
+DO $$
+with plpy.subtransaction():
+    try:
+        plpy.execute("SELECT count(*) FROM parallel_rows WHERE g % 10000 = 0 AND parallel_query() = 1")
+    except plpy.SPIError as e:
+        plpy.notice(e.sqlstate, str(e))
+plpy.notice("after")
+$$ LANGUAGE plpywasm;
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+RESET max_parallel_workers_per_gather;
+RESET max_parallel_workers;
+SELECT ok();
+
+-- A generator the query stopped reading is closed at the end of that query: its `finally` runs
+-- there, with that query's role, not in whatever call of the owner's comes next.
+CREATE TABLE closings(who text);
+GRANT INSERT, SELECT ON closings TO PUBLIC;
+CREATE FUNCTION counting(n int) RETURNS SETOF int LANGUAGE plpywasm AS $$
+try:
+    for i in range(n):
+        yield i
+finally:
+    plpy.notice("closed")
+    try:
+        plpy.execute("INSERT INTO closings SELECT current_user")
+    except plpy.SPIError as e:
+        plpy.notice(str(e))
+$$;
+SET ROLE bob;
+CREATE FUNCTION first_counted() RETURNS int LANGUAGE plpywasm AS $$
+return plpy.execute("SELECT counting(10) AS c LIMIT 2")[1]["c"]
+$$;
+SELECT first_counted();
+SELECT * FROM closings;
+SELECT counting(10) LIMIT 1;
+SET ROLE alice;
+SELECT ok();
+SELECT * FROM closings;
+
+-- A cursor's portal is known by its name, which SQL may give another portal once that one has
+-- gone: plpy never reads another portal in its place.
+SET ROLE bob;
+CREATE TABLE bob_queue(x text);
+INSERT INTO bob_queue VALUES ('bob-row-1'), ('bob-row-2');
+CREATE FUNCTION bob_next() RETURNS text LANGUAGE plpywasm SECURITY DEFINER AS $$
+if "c" not in GD:
+    GD["c"] = plpy.cursor("SELECT x FROM bob_queue ORDER BY x")
+try:
+    rows = GD["c"].fetch(1)
+    return rows[0]["x"] if rows else None
+except plpy.SPIError as e:
+    del GD["c"]
+    return "%s: %s" % (e.sqlstate, e)
+$$;
+GRANT EXECUTE ON FUNCTION bob_next() TO alice;
+SET ROLE alice;
+BEGIN;
+SELECT bob_next();
+SELECT name AS bob_portal FROM pg_cursors WHERE statement LIKE '%bob_queue%' \gset
+COMMIT;
+DECLARE :"bob_portal" CURSOR WITH HOLD FOR SELECT 'forged by alice' AS x;
+SELECT bob_next();
+SELECT bob_next();
+CLOSE ALL;
+
+-- A guest changed to send a day count beyond PostgreSQL's range is refused.
+CREATE FUNCTION far_date() RETURNS date LANGUAGE plpywasm AS $$
+import datetime, values
+values._EPOCH_ORDINAL = datetime.date(2000, 1, 1).toordinal() - 2147483000
+return datetime.date(2000, 1, 1)
+$$;
+SELECT sqlstate_of('SELECT far_date()');
+RESET ROLE;
