@@ -85,7 +85,7 @@ pub fn close_set(
 
 /// Has `iterator` closed the next time its interpreter is used, with no queries allowed: whoever
 /// runs then is not who abandoned it. Never calls the guest or PostgreSQL.
-fn abandon_set(generation: u64, iterator: u32) {
+pub fn abandon_set(generation: u64, iterator: u32) {
     ABANDONED.with(|abandoned| {
         if let Ok(mut abandoned) = abandoned.try_borrow_mut() {
             abandoned.push(Abandoned { generation, iterator });

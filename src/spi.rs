@@ -154,16 +154,18 @@ pub fn scope<T>(access: Access, f: impl FnOnce() -> T) -> T {
     // A PostgreSQL error raised through this use (by a call nested in it that failed outside any
     // query's catch) first ends the subtransactions it left open, as PL/Python does: the query
     // that catches the error rolls back its own subtransaction, which must then be the current one.
-    let result = PgTryBuilder::new(std::panic::AssertUnwindSafe(f))
-        .catch_others(|caught| {
+    // (pgrx has made the error a Rust panic by now, and flushed PostgreSQL's error state.)
+    let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(result) => result,
+        Err(error) => {
             SCOPE.with(|s| s.set(outer));
             while EXPLICIT.with(|e| e.borrow().len()) > explicit_base {
                 end_explicit(false);
             }
             PINNED.with(|p| p.borrow_mut().truncate(pinned_base));
-            caught.rethrow()
-        })
-        .execute();
+            std::panic::resume_unwind(error)
+        }
+    };
     let mine = SCOPE.with(|s| s.replace(outer));
     while EXPLICIT.with(|e| e.borrow().len()) > mine.explicit_base {
         warning!("forcibly aborting a subtransaction that has not been exited");

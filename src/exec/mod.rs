@@ -14,7 +14,7 @@ mod trigger;
 
 use crate::convert::marshal;
 use crate::error::{making, raise_stashed, with_context, ContextArg, Phase, PlError, RETURN_VALUE};
-use crate::interpreters::{close_set, with_interpreter};
+use crate::interpreters::{abandon_set, close_set, with_interpreter};
 use crate::procedure::{Procedure, Resolved};
 use crate::runtime::{Node, Output, Stream};
 use crate::spi::Access;
@@ -104,7 +104,9 @@ unsafe fn call_set(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
         let whole = unsafe { (*rsi).allowedModes } & pg_sys::SetFunctionReturnMode::SFRM_Materialize_Preferred as i32 != 0;
         let state = unsafe { start_set(fcinfo, procedure, rsi, whole) }?;
         let funcctx = unsafe { pg_sys::init_MultiFuncCall(fcinfo) };
-        unsafe { (*funcctx).user_fctx = Box::into_raw(Box::new(state)).cast() };
+        let state = Box::into_raw(Box::new(state));
+        READING.with(|r| r.borrow_mut().push((unsafe { pg_sys::GetCurrentSubTransactionId() }, state)));
+        unsafe { (*funcctx).user_fctx = state.cast() };
         unsafe { pg_sys::RegisterExprContextCallback((*rsi).econtext, Some(abandon), Datum::from((*funcctx).user_fctx)) };
     }
     let funcctx = unsafe { pg_sys::per_MultiFuncCall(fcinfo) };
@@ -194,6 +196,7 @@ unsafe fn finish_set(fcinfo: pg_sys::FunctionCallInfo, funcctx: *mut pg_sys::Fun
     unsafe {
         let state = (*funcctx).user_fctx as *mut SetState;
         (*funcctx).user_fctx = std::ptr::null_mut();
+        stop_reading(state);
         pg_sys::UnregisterExprContextCallback((*state).econtext, Some(abandon), Datum::from(state));
         drop(Box::from_raw(state));
         pg_sys::end_MultiFuncCall(fcinfo, funcctx);
@@ -217,10 +220,67 @@ unsafe extern "C-unwind" fn abandon(arg: Datum) {
 
 #[pg_guard]
 unsafe extern "C-unwind" fn close_abandoned(arg: Datum) {
+    stop_reading(arg.cast_mut_ptr());
     let state = unsafe { Box::from_raw(arg.cast_mut_ptr::<SetState>()) };
     let closed = close_set(state.function, state.owner, state.access, state.generation, state.iterator);
     if let Err(err) = finish(closed) {
         err.stash();
+    }
+}
+
+thread_local! {
+    /// The sets being read, with the subtransaction each started in: a transaction's abort runs
+    /// no executor callback (see `abandon`), nor does dropping a portal whose query failed.
+    static READING: RefCell<Vec<(pg_sys::SubTransactionId, *mut SetState)>> = const { RefCell::new(Vec::new()) };
+}
+
+fn stop_reading(state: *mut SetState) {
+    READING.with(|r| r.borrow_mut().retain(|&(_, s)| s != state));
+}
+
+/// Has the sets left at the end of a transaction, or started in a subtransaction that aborted,
+/// closed on their interpreter's next use (with no queries: see `interpreters::abandon_set`),
+/// as PL/Python's are released when their memory goes. Registered once per backend.
+pub fn register_transaction_callbacks() {
+    unsafe {
+        pg_sys::RegisterXactCallback(Some(transaction_ended), std::ptr::null_mut());
+        pg_sys::RegisterSubXactCallback(Some(subtransaction_ended), std::ptr::null_mut());
+    }
+}
+
+/// Runs inside commit or abort processing: calls neither the guest nor PostgreSQL.
+unsafe extern "C-unwind" fn transaction_ended(event: pg_sys::XactEvent::Type, _: *mut std::ffi::c_void) {
+    use pg_sys::XactEvent::*;
+    if matches!(event, XACT_EVENT_COMMIT | XACT_EVENT_PARALLEL_COMMIT | XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_ABORT | XACT_EVENT_PREPARE) {
+        // (Subtransaction 0 is none: every set.)
+        abandon_reading(0);
+    }
+}
+
+unsafe extern "C-unwind" fn subtransaction_ended(
+    event: pg_sys::SubXactEvent::Type,
+    subtransaction: pg_sys::SubTransactionId,
+    _: pg_sys::SubTransactionId,
+    _: *mut std::ffi::c_void,
+) {
+    if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
+        abandon_reading(subtransaction);
+    }
+}
+
+/// Abandons the sets started in `from` or a later subtransaction.
+fn abandon_reading(from: pg_sys::SubTransactionId) {
+    let Ok(ended) = READING.try_with(|r| {
+        let mut reading = r.borrow_mut();
+        let (ended, kept) = reading.drain(..).partition(|&(started, _)| started >= from);
+        *reading = kept;
+        ended
+    }) else {
+        return;
+    };
+    for (_, state) in ended {
+        let state: Box<SetState> = unsafe { Box::from_raw(state) };
+        abandon_set(state.generation, state.iterator);
     }
 }
 

@@ -586,6 +586,15 @@ SELECT counting(10) LIMIT 1;
 SET ROLE alice;
 SELECT ok();
 SELECT * FROM closings;
+-- One whose query failed is closed on its interpreter's next use, with no queries allowed: that
+-- use may be another role's call.
+BEGIN;
+DECLARE reading CURSOR FOR SELECT counting(10);
+FETCH 2 FROM reading;
+SELECT 1 / 0;
+ROLLBACK;
+SELECT ok();
+SELECT * FROM closings;
 
 -- A cursor's portal is known by its name, which SQL may give another portal once that one has
 -- gone: plpy never reads another portal in its place.
