@@ -113,7 +113,12 @@ def _message(args, fields):
 def _report(level, args, fields):
     message = _message(args, fields)
     report = _Reported(**fields)  # validates the keywords
-    _host.report(level, _wit_text(message), _optional_text(report.detail), _optional_text(report.hint), _optional_text(report.sqlstate), report._extra_fields())
+    try:
+        _host.report(level, _wit_text(message), _optional_text(report.detail), _optional_text(report.hint), _optional_text(report.sqlstate), report._extra_fields())
+    except _Err as err:
+        # Sending it failed (a character the client's encoding lacks): plpy.Error, as in PL/Python.
+        failure = err.value
+        raise Error(failure.message, sqlstate=failure.sqlstate, detail=failure.detail, hint=failure.hint) from None
 
 
 def debug(*args, **fields):

@@ -28,7 +28,6 @@ extern "C-unwind" fn _PG_init() {
     // environment; users must see PostgreSQL's message, not our stack. No thread exists yet here.
     unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
     gucs::register();
-    exec::register_transaction_callbacks();
 }
 
 extension_sql!(

@@ -10,6 +10,7 @@ use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, CStr, CString};
 use std::rc::Rc;
 
+use pgrx::pg_guard;
 use pgrx::pg_sys::{self, panic::CaughtError, Datum};
 use pgrx::prelude::*;
 use pgrx::{PgList, PgSqlErrorCode, PgTryBuilder};
@@ -74,17 +75,43 @@ impl Prepared {
 struct OpenCursor {
     interpreter: u64,
     name: CString,
-    /// Which portal of that name it is: once it has gone, SQL may declare another by its name.
     portal: pg_sys::Portal,
-    created: pg_sys::TimestampTz,
+    /// Cleared as the portal's memory goes (see [`watch_portal`]): once the portal has gone, SQL
+    /// may declare another by its name, even at its address.
+    alive: Cell<bool>,
 }
 
 impl OpenCursor {
     /// The cursor's portal, if it is still there.
     fn portal(&self) -> Option<pg_sys::Portal> {
         let portal = unsafe { pg_sys::SPI_cursor_find(self.name.as_ptr()) };
-        (portal == self.portal && !portal.is_null() && unsafe { (*portal).creation_time } == self.created).then_some(portal)
+        (self.alive.get() && portal == self.portal && !portal.is_null()).then_some(portal)
     }
+}
+
+/// Has cursor `id` marked gone when `portal`'s memory goes, whenever and however it does (CLOSE,
+/// the end of its transaction, an abort).
+///
+/// # Safety
+/// `portal` must be a valid portal.
+unsafe fn watch_portal(portal: pg_sys::Portal, id: u32) {
+    unsafe {
+        let memory = (*portal).portalContext;
+        let callback = pg_sys::MemoryContextAllocZero(memory, std::mem::size_of::<pg_sys::MemoryContextCallback>())
+            as *mut pg_sys::MemoryContextCallback;
+        (*callback).func = Some(portal_gone);
+        (*callback).arg = id as usize as *mut std::ffi::c_void;
+        pg_sys::MemoryContextRegisterResetCallback(memory, callback);
+    }
+}
+
+/// Runs as a portal's memory goes, maybe inside an abort: calls nothing.
+unsafe extern "C-unwind" fn portal_gone(id: *mut std::ffi::c_void) {
+    let _ = CURSORS.try_with(|cursors| {
+        if let Some(open) = cursors.try_borrow().ok().and_then(|cursors| cursors.get(&(id as usize as u32)).cloned()) {
+            open.alive.set(false);
+        }
+    });
 }
 
 /// A subtransaction `with plpy.subtransaction()` opened, and what to restore when it ends.
@@ -242,7 +269,15 @@ fn spi_failed(call: &str, status: i32) -> ! {
 }
 
 impl Database for Spi {
-    fn report(&self, level: u8, message: &str, detail: Option<&str>, hint: Option<&str>, sqlstate: Option<&str>, fields: Vec<(String, String)>) {
+    fn report(
+        &self,
+        level: u8,
+        message: &str,
+        detail: Option<&str>,
+        hint: Option<&str>,
+        sqlstate: Option<&str>,
+        fields: Vec<(String, String)>,
+    ) -> Result<Result<(), DbError>, Canceled> {
         let level = match level {
             13 => pg_sys::DEBUG2,
             15 => pg_sys::LOG,
@@ -252,12 +287,18 @@ impl Database for Spi {
         } as i32;
         let code = sqlstate.and_then(crate::error::sqlstate_code).unwrap_or(0);
         let fields = crate::error::diagnostic_fields(fields);
-        // Below ERROR, ereport returns; the guard is for a client that went away meanwhile.
         let message = message.to_string();
         let (detail, hint) = (detail.map(str::to_string), hint.map(str::to_string));
-        PgTryBuilder::new(move || unsafe { crate::error::report(level, code, message, detail, hint, fields, None) })
-            .catch_others(|_| ())
-            .execute();
+        // Below ERROR, ereport returns, unless sending the message fails (a character the
+        // client's encoding lacks) or a cancel is noticed as it ends: that error comes back to
+        // Python, as PL/Python's does, rather than jump over the guest's frames.
+        let reported = catching(|| unsafe {
+            pg_sys::ffi::pg_guard_ffi_boundary(|| crate::error::report(level, code, message, detail, hint, fields, None))
+        });
+        match reported {
+            Ok(()) => Ok(Ok(())),
+            Err(caught) => caught_error(caught),
+        }
     }
 
     fn execute(&self, query: &str, limit: u64) -> Result<Result<Rows, DbError>, Canceled> {
@@ -378,8 +419,9 @@ impl Database for Spi {
             unsafe { pg_sys::PinPortal(portal) };
             PINNED.with(|p| p.borrow_mut().push(name.clone()));
             let id = next_id();
-            let cursor = OpenCursor { interpreter, name, portal, created: unsafe { (*portal).creation_time } };
+            let cursor = OpenCursor { interpreter, name, portal, alive: Cell::new(true) };
             CURSORS.with(|c| c.borrow_mut().insert(id, Rc::new(cursor)));
+            unsafe { watch_portal(portal, id) };
             Cursor { id, read_ahead }
         })
     }
@@ -498,8 +540,8 @@ fn prepared(interpreter: u64, plan: u32) -> Result<Rc<Prepared>, DbError> {
         .ok_or_else(|| db_error("26000", "the prepared plan no longer exists"))
 }
 
-/// Whether iterating a cursor over `plan` may fetch rows ahead (see the WIT's `cursor`): each of
-/// its statements is a SELECT that locks no rows, changes nothing and calls no volatile function.
+/// Whether iterating a cursor over `plan` may fetch rows ahead (see the WIT's `cursor`): nothing
+/// in its statements, their views and subqueries included, could tell when a row was made.
 ///
 /// # Safety
 /// `plan` must be a valid plan, revalidated (as opening a cursor over it does).
@@ -507,15 +549,36 @@ unsafe fn reads_ahead(plan: pg_sys::SPIPlanPtr) -> bool {
     let sources = unsafe { PgList::<pg_sys::CachedPlanSource>::from_pg(pg_sys::SPI_plan_get_plan_sources(plan)) };
     let steady = sources.iter_ptr().all(|source| {
         let queries = unsafe { PgList::<pg_sys::Query>::from_pg((*source).query_list) };
-        let steady = queries.iter_ptr().all(|query| unsafe {
-            (*query).commandType == pg_sys::CmdType::CMD_SELECT
-                && (*query).rowMarks.is_null()
-                && !(*query).hasModifyingCTE
-                && !pg_sys::contain_volatile_functions(query.cast())
-        });
+        let steady = queries
+            .iter_ptr()
+            .all(|query| unsafe { !pg_sys::contain_volatile_functions(query.cast()) && !telling(query.cast(), std::ptr::null_mut()) });
         steady
     });
     steady
+}
+
+/// Whether `node` holds what `contain_volatile_functions` does not see but could tell when a row
+/// was made: a statement other than a SELECT, row locks, a data-modifying WITH, an aggregate or
+/// window function (whose transition functions may be volatile, while the aggregate is marked
+/// immutable) or a domain's check (which may call anything).
+#[pg_guard]
+unsafe extern "C-unwind" fn telling(node: *mut pg_sys::Node, context: *mut std::ffi::c_void) -> bool {
+    if node.is_null() {
+        return false;
+    }
+    unsafe {
+        match (*node).type_ {
+            pg_sys::NodeTag::T_Query => {
+                let query = node as *mut pg_sys::Query;
+                (*query).commandType != pg_sys::CmdType::CMD_SELECT
+                    || !(*query).rowMarks.is_null()
+                    || (*query).hasModifyingCTE
+                    || pg_sys::query_tree_walker(query, Some(telling), context, 0)
+            }
+            pg_sys::NodeTag::T_Aggref | pg_sys::NodeTag::T_WindowFunc | pg_sys::NodeTag::T_CoerceToDomain => true,
+            _ => pg_sys::expression_tree_walker(node, Some(telling), context),
+        }
+    }
 }
 
 /// A cursor `interpreter` opened, forgotten if it is `closing`.

@@ -104,13 +104,14 @@ unsafe fn call_set(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
         let whole = unsafe { (*rsi).allowedModes } & pg_sys::SetFunctionReturnMode::SFRM_Materialize_Preferred as i32 != 0;
         let state = unsafe { start_set(fcinfo, procedure, rsi, whole) }?;
         let funcctx = unsafe { pg_sys::init_MultiFuncCall(fcinfo) };
-        let state = Box::into_raw(Box::new(state));
-        READING.with(|r| r.borrow_mut().push((unsafe { pg_sys::GetCurrentSubTransactionId() }, state)));
-        unsafe { (*funcctx).user_fctx = state.cast() };
-        unsafe { pg_sys::RegisterExprContextCallback((*rsi).econtext, Some(abandon), Datum::from((*funcctx).user_fctx)) };
+        let holder = unsafe { SetHolder::new(state, (*funcctx).multi_call_memory_ctx) };
+        unsafe { (*funcctx).user_fctx = holder.cast() };
+        // After init_MultiFuncCall's own: callbacks run newest first, so `abandon` runs while the
+        // set's memory is still there.
+        unsafe { pg_sys::RegisterExprContextCallback((*rsi).econtext, Some(abandon), Datum::from(holder)) };
     }
     let funcctx = unsafe { pg_sys::per_MultiFuncCall(fcinfo) };
-    let state = unsafe { &*((*funcctx).user_fctx as *const SetState) };
+    let state = unsafe { &*(*((*funcctx).user_fctx as *const SetHolder)).state };
     let ready = state.read_ahead.borrow_mut().pop_front();
     let row = match ready {
         Some(row) => Ok(Some(row)),
@@ -194,11 +195,11 @@ unsafe fn start_set(
 /// Ends a set: releases its state and its executor callback.
 unsafe fn finish_set(fcinfo: pg_sys::FunctionCallInfo, funcctx: *mut pg_sys::FuncCallContext, rsi: *mut pg_sys::ReturnSetInfo) {
     unsafe {
-        let state = (*funcctx).user_fctx as *mut SetState;
+        let holder = (*funcctx).user_fctx as *mut SetHolder;
         (*funcctx).user_fctx = std::ptr::null_mut();
-        stop_reading(state);
-        pg_sys::UnregisterExprContextCallback((*state).econtext, Some(abandon), Datum::from(state));
-        drop(Box::from_raw(state));
+        let state = SetHolder::take(holder).expect("a set being read has its state");
+        pg_sys::UnregisterExprContextCallback(state.econtext, Some(abandon), Datum::from(holder));
+        drop(state);
         pg_sys::end_MultiFuncCall(fcinfo, funcctx);
         (*rsi).isDone = pg_sys::ExprDoneCond::ExprEndResult;
     }
@@ -220,66 +221,53 @@ unsafe extern "C-unwind" fn abandon(arg: Datum) {
 
 #[pg_guard]
 unsafe extern "C-unwind" fn close_abandoned(arg: Datum) {
-    stop_reading(arg.cast_mut_ptr());
-    let state = unsafe { Box::from_raw(arg.cast_mut_ptr::<SetState>()) };
+    let Some(state) = (unsafe { SetHolder::take(arg.cast_mut_ptr()) }) else { return };
     let closed = close_set(state.function, state.owner, state.access, state.generation, state.iterator);
     if let Err(err) = finish(closed) {
         err.stash();
     }
 }
 
-thread_local! {
-    /// The sets being read, with the subtransaction each started in: a transaction's abort runs
-    /// no executor callback (see `abandon`), nor does dropping a portal whose query failed.
-    static READING: RefCell<Vec<(pg_sys::SubTransactionId, *mut SetState)>> = const { RefCell::new(Vec::new()) };
+/// Where a set's state is found: in the set's own memory (the executor's multi-call context for
+/// it), whose release is the one event every set ends with. A set read to its end or stopped
+/// early (`abandon`) has its state taken first; one whose memory goes without either (its query or
+/// transaction failed, and an abort runs no executor callback) is closed on its interpreter's
+/// next use, with no queries (see `interpreters::abandon_set`), as PL/Python's are released when
+/// their memory goes.
+#[repr(C)]
+struct SetHolder {
+    callback: pg_sys::MemoryContextCallback,
+    state: *mut SetState,
 }
 
-fn stop_reading(state: *mut SetState) {
-    READING.with(|r| r.borrow_mut().retain(|&(_, s)| s != state));
-}
+impl SetHolder {
+    /// # Safety
+    /// `memory` must be a valid memory context that lives as long as the set.
+    unsafe fn new(state: SetState, memory: pg_sys::MemoryContext) -> *mut SetHolder {
+        unsafe {
+            let holder = pg_sys::MemoryContextAllocZero(memory, std::mem::size_of::<SetHolder>()) as *mut SetHolder;
+            (*holder).state = Box::into_raw(Box::new(state));
+            (*holder).callback.func = Some(set_memory_gone);
+            (*holder).callback.arg = holder.cast();
+            pg_sys::MemoryContextRegisterResetCallback(memory, &raw mut (*holder).callback);
+            holder
+        }
+    }
 
-/// Has the sets left at the end of a transaction, or started in a subtransaction that aborted,
-/// closed on their interpreter's next use (with no queries: see `interpreters::abandon_set`),
-/// as PL/Python's are released when their memory goes. Registered once per backend.
-pub fn register_transaction_callbacks() {
-    unsafe {
-        pg_sys::RegisterXactCallback(Some(transaction_ended), std::ptr::null_mut());
-        pg_sys::RegisterSubXactCallback(Some(subtransaction_ended), std::ptr::null_mut());
+    /// The set's state, unless it was taken already.
+    ///
+    /// # Safety
+    /// `holder` must be a holder whose memory is still there.
+    unsafe fn take(holder: *mut SetHolder) -> Option<Box<SetState>> {
+        let state = unsafe { std::mem::replace(&mut (*holder).state, std::ptr::null_mut()) };
+        (!state.is_null()).then(|| unsafe { Box::from_raw(state) })
     }
 }
 
-/// Runs inside commit or abort processing: calls neither the guest nor PostgreSQL.
-unsafe extern "C-unwind" fn transaction_ended(event: pg_sys::XactEvent::Type, _: *mut std::ffi::c_void) {
-    use pg_sys::XactEvent::*;
-    if matches!(event, XACT_EVENT_COMMIT | XACT_EVENT_PARALLEL_COMMIT | XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_ABORT | XACT_EVENT_PREPARE) {
-        // (Subtransaction 0 is none: every set.)
-        abandon_reading(0);
-    }
-}
-
-unsafe extern "C-unwind" fn subtransaction_ended(
-    event: pg_sys::SubXactEvent::Type,
-    subtransaction: pg_sys::SubTransactionId,
-    _: pg_sys::SubTransactionId,
-    _: *mut std::ffi::c_void,
-) {
-    if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
-        abandon_reading(subtransaction);
-    }
-}
-
-/// Abandons the sets started in `from` or a later subtransaction.
-fn abandon_reading(from: pg_sys::SubTransactionId) {
-    let Ok(ended) = READING.try_with(|r| {
-        let mut reading = r.borrow_mut();
-        let (ended, kept) = reading.drain(..).partition(|&(started, _)| started >= from);
-        *reading = kept;
-        ended
-    }) else {
-        return;
-    };
-    for (_, state) in ended {
-        let state: Box<SetState> = unsafe { Box::from_raw(state) };
+/// The set's memory is being released, maybe inside a transaction's abort: calls neither the
+/// guest nor PostgreSQL.
+unsafe extern "C-unwind" fn set_memory_gone(arg: *mut std::ffi::c_void) {
+    if let Some(state) = unsafe { SetHolder::take(arg.cast()) } {
         abandon_set(state.generation, state.iterator);
     }
 }

@@ -7,6 +7,7 @@ wasmtime::component::bindgen!({
     // interface is defined by hand: see `lending`.)
     imports: {
         "plpywasm:runtime/host.sleep": trappable,
+        "plpywasm:runtime/host.report": trappable,
     },
     // Shapes are compared to tell whether a polymorphic result needs a `reshape`.
     additional_derives: [PartialEq],

@@ -4,8 +4,8 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{AsContextMut, Engine, ResourceLimiter, Store, StoreContextMut, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::{host, types, Decoding, GuestExports, Plpywasm, PlpywasmPre, PythonError, Shape};
-use super::Database;
+use super::bindings::{host, types, DbError, Decoding, GuestExports, Plpywasm, PlpywasmPre, PythonError, Shape};
+use super::{Canceled, Database};
 use super::exchange::{Beyond, Exchange};
 use super::memory::Probe;
 use super::output::{Output, Stream};
@@ -92,13 +92,18 @@ impl host::Host for HostState {
         hint: Option<String>,
         sqlstate: Option<String>,
         fields: Vec<(String, String)>,
-    ) {
+    ) -> wasmtime::Result<Result<(), DbError>> {
         // What the guest printed so far comes first, so that messages keep the order they were made in.
         for (stream, line) in self.output.drain_lines() {
             let level = if stream == Stream::Stderr { WARNING } else { NOTICE };
-            self.database.report(level, &line, None, None, None, Vec::new());
+            match self.database.report(level, &line, None, None, None, Vec::new()) {
+                Ok(Ok(())) => {}
+                failed => return failed.map_err(|Canceled| Trap::Interrupt.into()),
+            }
         }
-        self.database.report(level, &message, detail.as_deref(), hint.as_deref(), sqlstate.as_deref(), fields);
+        self.database
+            .report(level, &message, detail.as_deref(), hint.as_deref(), sqlstate.as_deref(), fields)
+            .map_err(|Canceled| Trap::Interrupt.into())
     }
 
     fn quote_ident(&mut self, name: String) -> String {

@@ -32,7 +32,15 @@ use ticker::Ticker;
 /// waits. Implementations catch every PostgreSQL error: nothing may unwind into the guest.
 pub trait Database: Sync {
     /// plpy.debug … plpy.warning.
-    fn report(&self, level: u8, message: &str, detail: Option<&str>, hint: Option<&str>, sqlstate: Option<&str>, fields: Vec<(String, String)>);
+    fn report(
+        &self,
+        level: u8,
+        message: &str,
+        detail: Option<&str>,
+        hint: Option<&str>,
+        sqlstate: Option<&str>,
+        fields: Vec<(String, String)>,
+    ) -> Result<Result<(), DbError>, Canceled>;
     /// plpy.execute; `Err` when the query was canceled, which stops the guest.
     fn execute(&self, query: &str, limit: u64) -> Result<Result<Rows, DbError>, Canceled>;
     /// plpy.prepare, for the interpreter `interpreter` (a generation): plans and cursors are

@@ -66,3 +66,25 @@ DO $$ raise ValueError("誤り") $$ LANGUAGE plpywasm;
 \c plpywasm_test
 DROP DATABASE plpywasm_latin1;
 DROP DATABASE plpywasm_euc_jp;
+
+-- A message the client's encoding cannot take is plpy.Error, which Python may catch, as in
+-- PL/Python; in a nested call too, and the interpreter stays sound (a trap after it is clean).
+SET client_encoding = 'LATIN1';
+CREATE FUNCTION snowy_notice() RETURNS int LANGUAGE plpywasm AS $$
+plpy.notice("snow \u2603")
+return 1
+$$;
+DO $$
+try:
+    plpy.notice("snow \u2603")
+except plpy.Error as e:
+    plpy.notice("caught", type(e).__name__, e.sqlstate)
+try:
+    plpy.execute("SELECT snowy_notice()")
+except plpy.SPIError as e:
+    plpy.notice("caught nested", e.sqlstate)
+import os
+os._exit(1)
+$$ LANGUAGE plpywasm;
+SELECT 'alive' AS after_trap;
+RESET client_encoding;

@@ -481,6 +481,45 @@ plpy.notice("sequence at", plpy.execute("SELECT last_value FROM fetched")[0]["la
 $$ LANGUAGE plpywasm;
 SELECT count(*) AS locked_rows FROM pgrowlocks('jobs');
 COMMIT;
+-- Through a view, or an aggregate whose transition function is volatile, too.
+CREATE VIEW job_queue AS SELECT id FROM jobs ORDER BY id FOR UPDATE SKIP LOCKED;
+CREATE FUNCTION tally(state int, x int) RETURNS int LANGUAGE plpgsql AS $$
+BEGIN PERFORM nextval('fetched'); RETURN coalesce(state, 0) + x; END $$;
+CREATE AGGREGATE tally_sum(int) (sfunc = tally, stype = int);
+BEGIN;
+DO $$
+for row in plpy.cursor("SELECT * FROM job_queue"):
+    break
+before = plpy.execute("SELECT last_value FROM fetched")[0]["last_value"]
+for row in plpy.cursor("SELECT id, tally_sum(id) FROM jobs GROUP BY id ORDER BY id"):
+    break
+plpy.notice("aggregated", plpy.execute("SELECT last_value FROM fetched")[0]["last_value"] - before)
+$$ LANGUAGE plpywasm;
+SELECT count(*) AS locked_rows FROM pgrowlocks('jobs');
+COMMIT;
+-- A cursor whose first rows were read in a subtransaction that rolled back goes on.
+CREATE FUNCTION countdown(n int) RETURNS SETOF int LANGUAGE plpywasm AS $$
+for i in range(n, 0, -1):
+    yield i
+$$;
+DO $$
+cursor = plpy.cursor("SELECT countdown(6) AS n")
+try:
+    with plpy.subtransaction():
+        plpy.notice([r["n"] for r in cursor.fetch(2)])
+        raise ValueError("undo")
+except ValueError:
+    pass
+plpy.notice([r["n"] for r in cursor.fetch(2)], [r["n"] for r in cursor])
+$$ LANGUAGE plpywasm;
+BEGIN;
+DECLARE counting_down CURSOR FOR SELECT countdown(5);
+SAVEPOINT before_fetch;
+FETCH 2 FROM counting_down;
+ROLLBACK TO before_fetch;
+FETCH 2 FROM counting_down;
+CLOSE counting_down;
+COMMIT;
 DROP EXTENSION pgrowlocks;
 
 -- Building a large result pauses Python's cycle collector, and leaves it as it was.

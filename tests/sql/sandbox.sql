@@ -621,6 +621,15 @@ DECLARE :"bob_portal" CURSOR WITH HOLD FOR SELECT 'forged by alice' AS x;
 SELECT bob_next();
 SELECT bob_next();
 CLOSE ALL;
+-- Nor within one statement, where a new portal of that name may take the old one's place.
+DO $$
+plpy.execute("SELECT bob_next()")  # (its cursor went with CLOSE ALL: it opens another)
+plpy.execute("SELECT bob_next()")
+name = plpy.execute("SELECT name FROM pg_cursors WHERE statement LIKE '%bob_queue%'")[0]["name"]
+plpy.execute("CLOSE " + plpy.quote_ident(name))
+plpy.execute("DECLARE %s CURSOR FOR SELECT 'forged by alice' AS x" % plpy.quote_ident(name))
+plpy.notice(plpy.execute("SELECT bob_next() AS r")[0]["r"])
+$$ LANGUAGE plpywasm;
 
 -- A guest changed to send a day count beyond PostgreSQL's range is refused.
 CREATE FUNCTION far_date() RETURNS date LANGUAGE plpywasm AS $$
