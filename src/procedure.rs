@@ -7,7 +7,7 @@ use pgrx::pg_sys::{self, Oid};
 use pgrx::{IntoDatum, PgSqlErrorCode};
 
 use crate::convert::{
-    attributes_of, check_fits, input_size, marshal, server_cstr_to_string, text_to_string, type_name, with_text_budget, FromGuest,
+    attributes_of, check_fits, input_size, marshal, server_cstr_to_string, text_to_string, type_name, with_budget, FromGuest,
     ToGuest,
 };
 use crate::error::PlError;
@@ -223,7 +223,7 @@ impl Procedure {
             }
         });
         let mut out = Vec::with_capacity(16);
-        with_text_budget(|| unsafe { marshal::write_args(args, &mut out) });
+        with_budget(|| unsafe { marshal::write_args(args, &mut out) });
         Ok(out)
     }
 

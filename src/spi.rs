@@ -16,7 +16,7 @@ use pgrx::prelude::*;
 use pgrx::{PgList, PgSqlErrorCode, PgTryBuilder};
 
 use crate::convert::{
-    attribute_name, attributes_of, in_server_encoding, input_size, marshal, message_from_server, type_exists, with_text_budget, FromGuest,
+    attribute_name, attributes_of, in_server_encoding, input_size, marshal, message_from_server, type_exists, with_budget, FromGuest,
     ToGuest,
 };
 use crate::error::PlError;
@@ -845,7 +845,7 @@ unsafe fn take_rows(status: i32) -> Rows {
         // Column after column, in marshal's format (see convert::marshal).
         marshal::write_decodings(&marshal::decodings(converters.iter().map(Some)), &mut reply);
         marshal::write_list_head(converters.len(), &mut reply);
-        with_text_budget(|| {
+        with_budget(|| {
             for (i, convert) in converters.iter().enumerate() {
                 marshal::write_column(convert, column(i), &mut reply);
             }

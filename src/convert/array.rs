@@ -58,6 +58,9 @@ impl ArrayIn {
             // ARR_DIMS: the dimensions follow the fixed header.
             let dims = std::slice::from_raw_parts((array as *const u8).add(size_of::<pg_sys::ArrayType>()) as *const i32, ndim);
             out.push(Node::Array(dims.iter().map(|&d| d as u32).collect()));
+            // Each element, NULLs too, becomes a node, beside its Datum and flag.
+            let elements = pg_sys::ArrayGetNItems(ndim as i32, dims.as_ptr()) as usize;
+            super::charge(elements * (size_of::<Node>() + size_of::<Datum>() + 1));
             let (mut values, mut nulls, mut count) = (std::ptr::null_mut(), std::ptr::null_mut(), 0);
             let e = &self.element;
             pg_sys::deconstruct_array(array, e.type_oid, e.len as i32, e.by_value, e.align, &mut values, &mut nulls, &mut count);

@@ -9,24 +9,37 @@ use pgrx::{PgSqlErrorCode, PgTryBuilder};
 use crate::error::PlError;
 
 thread_local! {
-    /// Bytes of text the values being converted for the guest may still take (see
-    /// [`with_text_budget`]).
-    static TEXT_LEFT: Cell<usize> = const { Cell::new(usize::MAX) };
+    /// Bytes the values being converted for the guest may still take (see [`with_budget`]).
+    static LEFT: Cell<usize> = const { Cell::new(usize::MAX) };
 }
 
-/// Runs `f`, a conversion of values for the guest, whose text forms may take at most
-/// `plpywasm.memory_limit` in all. A value's text can be far larger than the value (the 12 bytes
-/// of `'1e131071'::numeric` print as 131,073 digits): text the interpreter could not take must not
+/// Runs `f`, a conversion of values for the guest, which may take at most `plpywasm.memory_limit`
+/// of the backend's memory in all (see [`charge`]). What a value takes there can be far more than
+/// its own size (the 12 bytes of `'1e131071'::numeric` print as 131,073 digits; each of an
+/// array's NULLs, a bit in its bitmap, is a node): what the interpreter could not take must not
 /// fill the backend's memory first.
-pub fn with_text_budget<T>(f: impl FnOnce() -> T) -> T {
+pub fn with_budget<T>(f: impl FnOnce() -> T) -> T {
     struct Restore(usize);
     impl Drop for Restore {
         fn drop(&mut self) {
-            TEXT_LEFT.with(|t| t.set(self.0));
+            LEFT.with(|t| t.set(self.0));
         }
     }
-    let _restore = Restore(TEXT_LEFT.with(|t| t.replace(crate::gucs::memory_limit_bytes())));
+    let _restore = Restore(LEFT.with(|t| t.replace(crate::gucs::memory_limit_bytes())));
     f()
+}
+
+/// Counts `bytes` more taken by the conversion running now; beyond its budget, an error.
+pub fn charge(bytes: usize) {
+    let left = LEFT.with(Cell::get);
+    if bytes > left {
+        pgrx::ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            format!("values for Python take more than plpywasm.memory_limit ({} MB) to convert", crate::gucs::memory_limit_bytes() >> 20)
+        );
+    }
+    LEFT.with(|t| t.set(left - bytes));
 }
 
 /// A type's text input or output function, looked up once and kept with the function.
@@ -65,15 +78,7 @@ impl IoFunction {
         pgrx::check_for_interrupts!();
         let cstring = unsafe { pg_sys::OutputFunctionCall(self.finfo.get(), datum) };
         let bytes = unsafe { CStr::from_ptr(cstring) }.to_bytes();
-        let left = TEXT_LEFT.with(Cell::get);
-        if bytes.len() > left {
-            pgrx::ereport!(
-                ERROR,
-                PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-                format!("values for Python take more than plpywasm.memory_limit ({} MB) as text", crate::gucs::memory_limit_bytes() >> 20)
-            );
-        }
-        TEXT_LEFT.with(|t| t.set(left - bytes.len()));
+        charge(bytes.len());
         let text = unsafe { server_to_string(bytes) };
         unsafe { pg_sys::pfree(cstring.cast()) };
         text

@@ -23,7 +23,7 @@ use crate::error::PlError;
 use crate::runtime::{Node, Shape};
 pub use io::{
     in_server_encoding, message_from_server, message_in_server_encoding, server_cstr_to_string, text_to_string, type_name,
-    with_text_budget,
+    charge, with_budget,
 };
 use io::IoFunction;
 pub use row::{attribute_name, attributes_of, deform};

@@ -9,7 +9,7 @@ use pgrx::{warning, PgSqlErrorCode};
 
 use super::finish;
 use crate::convert::{
-    attribute_name, attributes_of, check_fits, deform, input_size, marshal, server_cstr_to_string, with_text_budget, ToGuest,
+    attribute_name, attributes_of, check_fits, deform, input_size, marshal, server_cstr_to_string, with_budget, ToGuest,
 };
 use crate::error::{making, PlError, TRIGGER_ROW};
 use crate::interpreters::with_interpreter;
@@ -52,7 +52,7 @@ pub unsafe fn call(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
     let row_shape = unsafe { procedure.trigger_row(data.tg_relation) };
     let before = event & pg_sys::TRIGGER_EVENT_TIMINGMASK == pg_sys::TRIGGER_EVENT_BEFORE;
     let hidden = if before && !new.is_null() { unsafe { generated_columns(data.tg_relation) } } else { Vec::new() };
-    let td = with_text_budget(|| unsafe { trigger_data(data, new, old, procedure.trigger_rows(), hidden) })?;
+    let td = with_budget(|| unsafe { trigger_data(data, new, old, procedure.trigger_rows(), hidden) })?;
     let access = Access { atomic: true, read_only: procedure.read_only };
     let nodes = finish(with_interpreter(procedure.oid, procedure.owner, access, |session| {
         spi::use_trigger_data((data as *const pg_sys::TriggerData).cast_mut());

@@ -523,7 +523,7 @@ $$ LANGUAGE plpywasm;
 SELECT takes_record(nest(20));
 
 -- A value's text can be far larger than the value: 8,000 numerics of 12 bytes print as 1 GB of
--- digits. Text beyond plpywasm.memory_limit is refused before the backend holds it.
+-- digits. A conversion taking more than plpywasm.memory_limit is refused before the backend holds it.
 SET ROLE alice;
 CREATE FUNCTION numeric_count(a numeric[]) RETURNS int LANGUAGE plpywasm AS $$ return len(a) $$;
 SELECT sqlstate_of($$SELECT numeric_count(array_fill('1e131071'::numeric, ARRAY[8000]))$$);
@@ -534,6 +534,10 @@ except plpy.SPIError as e:
     plpy.notice(e.sqlstate, str(e))
 $$ LANGUAGE plpywasm;
 SELECT numeric_count(array_fill('1e131071'::numeric, ARRAY[10]));
+-- Likewise an array's NULLs: a bit each in the array, more in the backend as they are converted.
+CREATE FUNCTION null_count(a int[]) RETURNS int LANGUAGE plpywasm AS $$ return a.count(None) $$;
+SELECT sqlstate_of($$SELECT null_count(array_fill(NULL::int, ARRAY[40000000]))$$);
+SELECT null_count(array_fill(NULL::int, ARRAY[100000]));
 
 -- A query that cannot start a subtransaction (a parallel plan run by the leader, inside an explicit
 -- subtransaction) is an error Python may catch, and the session goes on.
