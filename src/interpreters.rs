@@ -58,11 +58,13 @@ thread_local! {
 /// Closes a set the executor stopped reading before its end, at once: its generator's `finally`
 /// runs in the query that stopped reading it, with that query's privileges, as PL/Python's does.
 /// A set whose interpreter is gone went with it; one whose interpreter is not the one the owner's
-/// calls would use now is closed on that one's next use (see `close_abandoned`).
+/// calls would use now is closed on that one's next use (see `close_abandoned`). Without
+/// `queries` (no snapshot to run them in: a portal dropped at commit), its queries are refused.
 pub fn close_set(
     function: Oid,
     owner: Oid,
     access: Access,
+    queries: bool,
     generation: u64,
     iterator: u32,
 ) -> Result<(Result<(), PlError>, Output), PlError> {
@@ -78,7 +80,10 @@ pub fn close_set(
             abandon_set(generation, iterator);
             return Ok(());
         }
-        let closed = session.guest.close_sets(&[iterator]);
+        let closed = match queries {
+            true => session.guest.close_sets(&[iterator]),
+            false => spi::without_queries(|| session.guest.close_sets(&[iterator])),
+        };
         session.check_trap(closed)
     })
 }

@@ -194,9 +194,14 @@ pub fn scope<T>(access: Access, f: impl FnOnce() -> T) -> T {
         }
     };
     let mine = SCOPE.with(|s| s.replace(outer));
+    // All ended before any warning: a warning may notice a cancel, and raise it.
+    let mut forced = 0;
     while EXPLICIT.with(|e| e.borrow().len()) > mine.explicit_base {
-        warning!("forcibly aborting a subtransaction that has not been exited");
         end_explicit(false);
+        forced += 1;
+    }
+    for _ in 0..forced {
+        warning!("forcibly aborting a subtransaction that has not been exited");
     }
     let pinned: Vec<CString> = PINNED.with(|p| {
         let mut p = p.borrow_mut();
@@ -222,7 +227,7 @@ pub fn without_queries<T>(f: impl FnOnce() -> T) -> T {
 }
 
 fn refused() -> DbError {
-    db_error("55000", "a generator closing after its query ended cannot run queries")
+    db_error("55000", "a generator closed after its query ended cannot run queries")
 }
 
 /// Unpins a cursor's portal, if it is still there and pinned.

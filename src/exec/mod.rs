@@ -158,7 +158,7 @@ unsafe fn call_set(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
         Err(err) => {
             // Released by the guest if the error was Python's; otherwise closed now (an error
             // closing it matters less than the one that ended it).
-            let _ = finish(close_set(state.function, state.owner, state.access, state.generation, state.iterator));
+            let _ = finish(close_set(state.function, state.owner, state.access, true, state.generation, state.iterator));
             unsafe { finish_set(fcinfo, funcctx, rsi) };
             Err(err)
         }
@@ -222,7 +222,8 @@ unsafe extern "C-unwind" fn abandon(arg: Datum) {
 #[pg_guard]
 unsafe extern "C-unwind" fn close_abandoned(arg: Datum) {
     let Some(state) = (unsafe { SetHolder::take(arg.cast_mut_ptr()) }) else { return };
-    let closed = close_set(state.function, state.owner, state.access, state.generation, state.iterator);
+    let queries = unsafe { pg_sys::ActiveSnapshotSet() };
+    let closed = close_set(state.function, state.owner, state.access, queries, state.generation, state.iterator);
     if let Err(err) = finish(closed) {
         err.stash();
     }
