@@ -285,30 +285,31 @@ def run_workload(cluster, w, lang):
 
 
 def role_switches(cluster, lang):
-    """ms per role for a backend's first call as each of SWITCH_ROLES roles, beyond what the same
-    calls cost as one role: for plpywasm, the creation of each role's own interpreter. One new
-    backend per run, which has already called the function once."""
-    function = FIRST_CALL.function(lang)
+    """ms per role for a backend's first calls of functions owned by each of SWITCH_ROLES roles,
+    beyond what as many calls of one role's function cost: for plpywasm, where a function runs in
+    its owner's interpreter, the creation of each owner's. One new backend per run, which has
+    already called a function once."""
+    functions = [f"{FIRST_CALL.function(lang)}_{i}" for i in range(1, SWITCH_ROLES + 1)]
+    try:
+        with connect(cluster) as conn:
+            for i, function in enumerate(functions, 1):
+                conn.execute(FIRST_CALL.create(lang).replace(FIRST_CALL.function(lang), function, 1))
+                conn.execute(f"ALTER FUNCTION {function}(int) OWNER TO bench_role_{i}")
+    except psycopg.Error as e:
+        return reason(e)
 
-    def loop(roles):
-        names = ", ".join(f"'{r}'" for r in roles)
-        return (f"DO $$ DECLARE r text; BEGIN FOREACH r IN ARRAY ARRAY[{names}] LOOP "
-                f"EXECUTE format('SET ROLE %I', r); PERFORM {function}(1); END LOOP; RESET ROLE; END $$")
-
-    def once(query):
+    def once(calls):
         with connect(cluster) as conn:
             pid = conn.info.backend_pid
-            conn.execute(f"SELECT {function}(1)")
+            conn.execute(f"SELECT {FIRST_CALL.function(lang)}(1)")
             start_time = time.perf_counter()
-            conn.execute(query)
+            conn.execute("SELECT " + ", ".join(f"{function}(1)" for function in calls))
             elapsed = (time.perf_counter() - start_time) * 1000
         wait_exited([pid])
         return elapsed
 
-    many = loop([f"bench_role_{i}" for i in range(1, SWITCH_ROLES + 1)])
-    one = loop(["bench_role_1"] * SWITCH_ROLES)
     try:
-        return [(once(many) - once(one)) / SWITCH_ROLES for _ in range(REPS)]
+        return [(once(functions) - once(functions[:1] * SWITCH_ROLES)) / SWITCH_ROLES for _ in range(REPS)]
     except psycopg.Error as e:
         return reason(e)
 
@@ -574,10 +575,10 @@ def markdown(timings, cold, mem, info):
 
     out += [
         "",
-        f"## A first call as each of {SWITCH_ROLES} roles in one backend (ms per role)",
+        f"## A first call of functions of {SWITCH_ROLES} owners in one backend (ms per owner)",
         "",
-        "Beyond the same calls made as one role: plpywasm creates each role's own interpreter from "
-        "the snapshot (plpython3u shares one interpreter between roles, so its figure is the floor). "
+        "Beyond as many calls of one owner's function: plpywasm creates each owner's own interpreter "
+        "from the snapshot (plpython3u shares one interpreter between roles, so its figure is the floor). "
         f"Median, min and max over {REPS} new backends.",
         "",
         "| language | median | min | max |",
