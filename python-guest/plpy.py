@@ -427,10 +427,17 @@ def rollback():
     _spi(_database.transaction, _TransactionStep.ROLLBACK)
 
 
+def _string_argument(function, string):
+    """Refuses what PL/Python's quoting functions refuse: anything but a str, a str with a NUL."""
+    if not isinstance(string, str):
+        raise TypeError("%s() argument 1 must be str, not %s" % (function, "None" if string is None else type(string).__name__))
+    if "\0" in string:
+        raise ValueError("embedded null character")
+
+
 def quote_literal(string):
     """A SQL string literal, as PostgreSQL's quote_literal makes it."""
-    if not isinstance(string, str):
-        raise TypeError("quote_literal() argument 1 must be str, not %s" % ("None" if string is None else type(string).__name__))
+    _string_argument("quote_literal", string)
     escaped = string.replace("'", "''")
     if "\\" in string:
         return "E'" + escaped.replace("\\", "\\\\") + "'"
@@ -443,4 +450,5 @@ def quote_nullable(string):
 
 def quote_ident(string):
     """An identifier, quoted only where PostgreSQL needs it."""
+    _string_argument("quote_ident", string)
     return _host.quote_ident(_wit_text(string))

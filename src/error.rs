@@ -307,6 +307,16 @@ pub fn making<T>(what: &'static CStr, f: impl FnOnce() -> Result<T, PlError>) ->
     made
 }
 
+/// What [`making`] is making now; put back by [`restore_making`] after a caught error raised by a
+/// call nested in the guest's queries, which left by longjmp, past `with_context`'s restore.
+pub fn making_now() -> Option<&'static CStr> {
+    MAKING.with(Cell::get)
+}
+
+pub fn restore_making(making: Option<&'static CStr>) {
+    MAKING.with(|m| m.set(making));
+}
+
 /// What a context callback reports: which function, in which phase.
 #[repr(C)]
 pub struct ContextArg {

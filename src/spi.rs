@@ -732,6 +732,7 @@ pub fn keeping_fields<T>(f: impl FnOnce() -> Result<T, PlError>) -> Result<T, Pl
 /// is raised, so that plpy.SPIError carries its query, position and fields too, as PL/Python's does.
 fn catching<T>(f: impl FnOnce() -> T) -> Result<T, (CaughtError, Raised)> {
     let raised = Raised { context: Cell::new(std::ptr::null_mut()), error: Cell::new(std::ptr::null_mut()) };
+    let making = crate::error::making_now();
     let mut callback = pg_sys::ErrorContextCallback {
         previous: unsafe { pg_sys::error_context_stack },
         callback: Some(copy_raised),
@@ -740,7 +741,10 @@ fn catching<T>(f: impl FnOnce() -> T) -> Result<T, (CaughtError, Raised)> {
     unsafe { pg_sys::error_context_stack = &mut callback };
     let outcome = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| Ok(f()))).catch_others(Err).execute();
     unsafe { pg_sys::error_context_stack = callback.previous };
-    outcome.map_err(|caught| (caught, raised))
+    outcome.map_err(|caught| {
+        crate::error::restore_making(making);
+        (caught, raised)
+    })
 }
 
 /// The last error raised inside [`catching`], copied into a memory context of its own (the

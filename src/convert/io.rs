@@ -132,7 +132,14 @@ pub unsafe fn server_to_string(bytes: &[u8]) -> String {
     let converted = unsafe {
         pg_sys::pg_server_to_any(bytes.as_ptr().cast(), bytes.len() as i32, pg_sys::pg_enc::PG_UTF8 as i32)
     };
-    unsafe { CStr::from_ptr(converted) }.to_string_lossy().into_owned()
+    // Where nothing needed converting (SQL_ASCII, an empty string) PostgreSQL returns the input
+    // itself, which ends where `bytes` does, not at a NUL.
+    if converted.cast_const() == bytes.as_ptr().cast() {
+        return String::from_utf8_lossy(bytes).into_owned();
+    }
+    let text = unsafe { CStr::from_ptr(converted) }.to_string_lossy().into_owned();
+    unsafe { pg_sys::pfree(converted.cast()) };
+    text
 }
 
 /// A NUL-terminated string in the server encoding (a name, a function body) in UTF-8.

@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use pgrx::pg_sys::{self, Datum};
 use pgrx::pg_guard;
-use pgrx::{notice, warning, PgSqlErrorCode};
+use pgrx::{warning, PgSqlErrorCode};
 
 mod trigger;
 
@@ -295,13 +295,16 @@ fn finish<T>(outcome: Result<(Result<T, PlError>, Output), PlError>) -> Result<T
     result
 }
 
-/// `print()` becomes NOTICE lines and `sys.stderr` WARNING lines, in the order written.
+/// `print()` becomes NOTICE lines and `sys.stderr` WARNING lines, in the order written, in the
+/// server encoding as plpy's messages are (see `error::report`).
 fn report(output: Output) {
     for (stream, line) in output.lines {
-        match stream {
-            Stream::Stdout => notice!("{line}"),
-            Stream::Stderr => warning!("{line}"),
-        }
+        let level = match stream {
+            Stream::Stdout => pg_sys::NOTICE,
+            Stream::Stderr => pg_sys::WARNING,
+        } as i32;
+        // Guarded: sending a message can fail (a character the client's encoding lacks).
+        unsafe { pg_sys::ffi::pg_guard_ffi_boundary(|| crate::error::report(level, 0, line, None, None, Vec::new(), None)) };
     }
     if output.dropped > 0 {
         warning!(

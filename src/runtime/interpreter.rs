@@ -525,6 +525,11 @@ pub fn stack_address() -> usize {
 /// its bindings abort (an `unreachable` trap) when an allocation fails where they cannot raise.
 /// A stop check traps with `unreachable` too, once the flag is raised.
 fn trap(err: wasmtime::Error, memory_exhausted: bool, stop_raised: bool) -> TrapKind {
+    // An exit is what the code asked for, whatever its memory (which never shrinks) reached earlier.
+    if err.downcast_ref::<wasmtime_wasi::I32Exit>().is_some() {
+        // WASI keeps only success or failure of os._exit's status: not worth reporting.
+        return TrapKind::Other("The Python code exited the interpreter (os._exit).".into());
+    }
     match err.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => TrapKind::Interrupted,
         Some(Trap::UnreachableCodeReached) if stop_raised => TrapKind::Interrupted,
@@ -532,11 +537,7 @@ fn trap(err: wasmtime::Error, memory_exhausted: bool, stop_raised: bool) -> Trap
         Some(Trap::AllocationTooLarge) => TrapKind::OutOfMemory,
         _ if memory_exhausted => TrapKind::OutOfMemory,
         Some(trap) => TrapKind::Other(trap.to_string()),
-        None => match err.downcast_ref::<wasmtime_wasi::I32Exit>() {
-            // WASI keeps only success or failure of os._exit's status: not worth reporting.
-            Some(_) => TrapKind::Other("The Python code exited the interpreter (os._exit).".into()),
-            None => TrapKind::Other(err.root_cause().to_string()),
-        },
+        None => TrapKind::Other(err.root_cause().to_string()),
     }
 }
 

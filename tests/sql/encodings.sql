@@ -44,6 +44,16 @@ except plpy.SPIError as e:
 $$;
 SELECT queried();
 
+-- An empty string, which needs no converting, is read to its end and no further; so is print()
+-- output reported when the call ends, converted like plpy's messages.
+CREATE FUNCTION echoed(t text) RETURNS text LANGUAGE plpywasm AS $$
+print("café", chr(9731))
+return repr(t)
+$$;
+CREATE TABLE neighbours(empty text, secret text);
+INSERT INTO neighbours VALUES ('', 'SECRET-NEXT-DOOR');
+SELECT echoed(empty) FROM neighbours;
+
 -- Messages never fail for a character the encoding lacks: it is written as an escape.
 DO $$ plpy.notice("ü " + chr(9731) + " " + chr(0x1D11E)) $$ LANGUAGE plpywasm;
 CREATE FUNCTION "plötzlich"() RETURNS int LANGUAGE plpywasm AS $$
@@ -63,9 +73,22 @@ $$;
 SELECT "関数"('テスト');
 DO $$ raise ValueError("誤り") $$ LANGUAGE plpywasm;
 
+-- SQL_ASCII: nothing is converted, and text is read to its end.
+\c plpywasm_test
+CREATE DATABASE plpywasm_ascii ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0;
+\c plpywasm_ascii
+SET client_encoding = 'UTF8';
+CREATE EXTENSION plpywasm;
+CREATE FUNCTION echoed(t text) RETURNS text LANGUAGE plpywasm AS $$ return repr(t) $$;
+CREATE TABLE neighbours(shown text, secret text);
+INSERT INTO neighbours VALUES ('1', 'SECRET-NEXT-DOOR'), ('', 'SECRET-TOO');
+SELECT echoed(shown) FROM neighbours;
+DO $$ plpy.notice([r["shown"] for r in plpy.execute("SELECT shown FROM neighbours")]) $$ LANGUAGE plpywasm;
+
 \c plpywasm_test
 DROP DATABASE plpywasm_latin1;
 DROP DATABASE plpywasm_euc_jp;
+DROP DATABASE plpywasm_ascii;
 
 -- A message the client's encoding cannot take is plpy.Error, which Python may catch, as in
 -- PL/Python; in a nested call too, and the interpreter stays sound (a trap after it is clean).

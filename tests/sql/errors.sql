@@ -132,3 +132,14 @@ except plpy.spiexceptions.QueryCanceled as e:
     plpy.notice("caught %s" % e.sqlstate)
 $$ LANGUAGE plpywasm;
 RESET ROLE;
+
+-- A conversion error in a nested call, caught, leaves no trace on the caller's later errors.
+CREATE FUNCTION not_a_date() RETURNS date LANGUAGE plpywasm AS $$ return "not a date" $$;
+CREATE FUNCTION after_caught() RETURNS int LANGUAGE plpywasm AS $$
+try:
+    plpy.execute("SELECT not_a_date()")
+except plpy.SPIError as e:
+    plpy.notice(e.sqlstate)
+raise ValueError("unrelated")
+$$;
+SELECT after_caught();

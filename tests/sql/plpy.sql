@@ -176,6 +176,15 @@ return "\n".join([plpy.quote_literal("it's"), plpy.quote_literal("back\\slash"),
 $$;
 SELECT quotes();
 SELECT quote_literal(E'back\\slash') AS pg_says;
+-- What they refuse, as PL/Python's do.
+DO $$
+for quote in (plpy.quote_literal, plpy.quote_ident):
+    for value in (None, 5, "a\0b"):
+        try:
+            quote(value)
+        except (TypeError, ValueError) as e:
+            plpy.notice(type(e).__name__, str(e))
+$$ LANGUAGE plpywasm;
 
 -- Prepared plans: parameters converted as results are; executed many times; plpy.execute(plan, args).
 CREATE FUNCTION plan_demo() RETURNS text LANGUAGE plpywasm AS $$

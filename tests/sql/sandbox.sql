@@ -642,4 +642,16 @@ values._EPOCH_ORDINAL = datetime.date(2000, 1, 1).toordinal() - 2147483000
 return datetime.date(2000, 1, 1)
 $$;
 SELECT sqlstate_of('SELECT far_date()');
+-- An interpreter that once reached the limit and went on is not out of memory when it exits.
+CREATE FUNCTION full_then_exit() RETURNS int LANGUAGE plpywasm AS $$
+try:
+    chunks = []
+    while True:
+        chunks.append(bytearray(1024 * 1024))
+except MemoryError:
+    chunks = None
+import os
+os._exit(1)
+$$;
+SELECT left(sqlstate_of($$SELECT full_then_exit()$$), 50);
 RESET ROLE;
