@@ -59,7 +59,7 @@ SELECT length(huge_text(8));
 SELECT sqlstate_of($$SELECT huge_text(60)$$);
 SELECT length(huge_text(8));
 -- Rows of a list cross in batches, but large rows in small ones: four rows of 10 MB each fit
--- where one batch of all four would not (each in a fresh interpreter: a new role's).
+-- where one batch of all four would not (each in a fresh interpreter: its own owner's).
 CREATE FUNCTION large_rows() RETURNS SETOF text LANGUAGE plpywasm AS $$
 return [c * (10 * 1024 * 1024) for c in "abcd"] + ["e"]
 $$;
@@ -74,13 +74,13 @@ RESET ROLE;
 CREATE ROLE large_rows;
 CREATE ROLE large_table;
 CREATE ROLE large_arrays;
-SET ROLE large_rows;
+ALTER FUNCTION large_rows() OWNER TO large_rows;
+ALTER FUNCTION large_table() OWNER TO large_table;
+ALTER FUNCTION large_arrays() OWNER TO large_arrays;
 SELECT left(x, 3), length(x) FROM large_rows() x;
-SET ROLE large_table;
 SELECT i, left(t, 3), length(t) FROM large_table();
-SET ROLE large_arrays;
 SELECT left(a[1], 3), length(a[1]), a[2] FROM large_arrays() a;
-RESET ROLE;
+DROP FUNCTION large_rows(), large_table(), large_arrays();
 DROP ROLE large_rows, large_table, large_arrays;
 SET ROLE alice;
 SELECT sqlstate_of($$SET plpywasm.memory_limit = '1GB'$$);
