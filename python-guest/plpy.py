@@ -229,6 +229,14 @@ def _limit(limit, failed):
     return min(limit, _ALL_ROWS)
 
 
+def _sql_text(text):
+    """SQL as the host takes it. One with a lone surrogate, which has no UTF-8 form, is refused
+    (UnicodeEncodeError), as PL/Python refuses it: a query is not changed to fit."""
+    if not text.isascii():
+        text.encode()
+    return text
+
+
 def execute(query, *rest):
     """plpy.execute(query[, max_rows]) or plpy.execute(plan[, arguments[, max_rows]])."""
     if isinstance(query, _Plan):
@@ -236,7 +244,7 @@ def execute(query, *rest):
     if not isinstance(query, str) or len(rest) > 1 or rest and not isinstance(rest[0], int):
         # PL/Python's words, and its exception, for any call it cannot read.
         raise Error("plpy.execute expected a query or a plan")
-    return _result(_spi(_database.execute, _wit_text(query), _limit(rest[0], "SPI_execute") if rest else 0))
+    return _result(_spi(_database.execute, _sql_text(query), _limit(rest[0], "SPI_execute") if rest else 0))
 
 
 def prepare(query, argtypes=None):
@@ -247,8 +255,8 @@ def prepare(query, argtypes=None):
         argtypes = []
     if not _values.is_sequence(argtypes):
         raise TypeError("second argument of plpy.prepare must be a sequence")
-    names = [_wit_text(str(name)) for name in _values.items(argtypes)]
-    return _Plan(_spi(_database.prepare, _wit_text(query), names))
+    names = [_sql_text(str(name)) for name in _values.items(argtypes)]
+    return _Plan(_spi(_database.prepare, _sql_text(query), names))
 
 
 class _Plan:
@@ -305,7 +313,7 @@ def cursor(query, args=None):
         raise TypeError("plpy.cursor expected a query or a plan as its first argument")
     if args is not None:
         raise TypeError("plpy.cursor of a query takes no arguments")
-    return _Cursor(_spi(_database.open_cursor, _wit_text(query), None, b""))
+    return _Cursor(_spi(_database.open_cursor, _sql_text(query), None, b""))
 
 
 # Rows a cursor's iteration fetches at a time, where it may read ahead.

@@ -176,6 +176,15 @@ return "\n".join([plpy.quote_literal("it's"), plpy.quote_literal("back\\slash"),
 $$;
 SELECT quotes();
 SELECT quote_literal(E'back\\slash') AS pg_says;
+-- SQL with a lone surrogate, which has no UTF-8 form, is refused, not changed to fit.
+DO $$
+for run in (lambda: plpy.execute("SELECT '\ud800' AS x"), lambda: plpy.prepare("SELECT $1", ["text\udc00"]),
+            lambda: plpy.cursor("SELECT '\ud800'")):
+    try:
+        run()
+    except UnicodeEncodeError as e:
+        plpy.notice(type(e).__name__, e.reason)
+$$ LANGUAGE plpywasm;
 -- What they refuse, as PL/Python's do.
 DO $$
 for quote in (plpy.quote_literal, plpy.quote_ident):
