@@ -13,6 +13,7 @@ use crate::convert::{
 use crate::error::PlError;
 use crate::idmap::{self, IdMap};
 use crate::runtime::{Decoding, Shape};
+use crate::spi::Access;
 
 /// Identifies one version of a `pg_proc` row: `CREATE OR REPLACE` and `ALTER FUNCTION` change it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -34,7 +35,7 @@ pub struct Procedure {
     /// A `CREATE PROCEDURE`, which errors name as such.
     pub is_procedure: bool,
     /// STABLE or IMMUTABLE: its queries are read-only (see `spi::Access`).
-    pub read_only: bool,
+    read_only: bool,
     arg_types: Vec<Oid>,
     args: Vec<Arg>,
     /// The arguments whose values may be large, by position, with their type's `typlen` (negative:
@@ -167,6 +168,12 @@ impl Procedure {
             result: row.result_plan(),
             return_type: form.prorettype,
         })
+    }
+
+    /// What a call of this function may do with the database; `atomic` unless it may end the
+    /// transaction (a procedure called outside a transaction block).
+    pub fn access(&self, atomic: bool) -> Access {
+        Access { atomic, read_only: self.read_only }
     }
 
     /// What this version does not handle yet, refused with a clear error rather than a wrong answer.

@@ -145,7 +145,6 @@ fn timedelta_exact(value: &pg_sys::Interval) -> bool {
     value.month == 0 && same_sign && -DAY_US < value.time && value.time < DAY_US && in_range
 }
 
-/// Whether a timestamp (microseconds since 2000-01-01) falls in years 1 to 9999.
 /// Whether a date (days since 2000-01-01) is within PostgreSQL's range: a guest whose runtime was
 /// changed may send any day count, and PostgreSQL could not read its value back.
 pub fn valid_date(days: i32) -> bool {
@@ -158,6 +157,7 @@ pub fn valid_timestamp(microseconds: i64) -> bool {
     (-211_813_488_000_000_000..9_223_371_331_200_000_000).contains(&microseconds)
 }
 
+/// Whether a timestamp (microseconds since 2000-01-01) falls in years 1 to 9999.
 fn in_python_range(microseconds: i64) -> bool {
     (FIRST_DAY * DAY_US..(LAST_DAY + 1) * DAY_US).contains(&microseconds)
 }

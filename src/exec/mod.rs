@@ -43,7 +43,7 @@ pub unsafe fn call(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
         return unsafe { call_set(fcinfo, procedure) };
     }
     let resolved = unsafe { procedure.result(fcinfo) }?;
-    let access = Access { atomic: unsafe { is_atomic(fcinfo) }, read_only: procedure.read_only };
+    let access = procedure.access(unsafe { is_atomic(fcinfo) });
     let mut args = unsafe { procedure.marshal_args(fcinfo) }?;
     let nodes = finish(with_interpreter(procedure.oid, procedure.owner, access, |session| {
         marshal::set_handle(&mut args, session.handle(procedure, &resolved.shape)?);
@@ -173,7 +173,7 @@ unsafe fn start_set(
 ) -> Result<SetState, PlError> {
     let resolved = unsafe { procedure.result(fcinfo) }?;
     let mut args = unsafe { procedure.marshal_args(fcinfo) }?;
-    let access = Access { atomic: true, read_only: procedure.read_only };
+    let access = procedure.access(true);
     let (iterator, generation) = finish(with_interpreter(procedure.oid, procedure.owner, access, |session| {
         marshal::set_handle(&mut args, session.handle(procedure, &resolved.shape)?);
         Ok((session.call_set(&args, whole)?, session.generation()))

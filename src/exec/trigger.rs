@@ -15,7 +15,7 @@ use crate::error::{making, PlError, TRIGGER_ROW};
 use crate::interpreters::with_interpreter;
 use crate::procedure::Procedure;
 use crate::runtime::Node;
-use crate::spi::{self, Access};
+use crate::spi;
 
 /// The trigger data a trigger function is called with; refused when it was called directly
 /// (`SELECT f()`).
@@ -53,7 +53,7 @@ pub unsafe fn call(fcinfo: pg_sys::FunctionCallInfo, procedure: &Procedure) -> R
     let before = event & pg_sys::TRIGGER_EVENT_TIMINGMASK == pg_sys::TRIGGER_EVENT_BEFORE;
     let hidden = if before && !new.is_null() { unsafe { generated_columns(data.tg_relation) } } else { Vec::new() };
     let td = with_budget(|| unsafe { trigger_data(data, new, old, procedure.trigger_rows(), hidden) })?;
-    let access = Access { atomic: true, read_only: procedure.read_only };
+    let access = procedure.access(true);
     let nodes = finish(with_interpreter(procedure.oid, procedure.owner, access, |session| {
         spi::use_trigger_data((data as *const pg_sys::TriggerData).cast_mut());
         let handle = session.handle(procedure, &row_shape.shape)?;
