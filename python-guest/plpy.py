@@ -323,7 +323,7 @@ _READ_AHEAD = 100
 class _Cursor:
     """Rows of a query, fetched on demand: fetch(n), iteration, close()."""
 
-    __slots__ = ("_id", "_step", "_closed", "_buffer", "_batch", "_past_end")
+    __slots__ = ("_id", "_step", "_closed", "_buffer", "_batch")
 
     def __init__(self, cursor):
         self._id = cursor.id
@@ -333,9 +333,6 @@ class _Cursor:
         self._closed = False
         self._buffer = _collections.deque()
         self._batch = None
-        # Whether the last batch iteration read reached the end: the cursor is then past the last
-        # row, not on it.
-        self._past_end = False
 
     def fetch(self, count):
         if self._closed:
@@ -345,15 +342,15 @@ class _Cursor:
         buffer = self._buffer
         if count <= 0 and buffer:
             # Iteration read ahead of where Python is: the cursor steps back over those rows first
-            # (and over the end, if it went past it), to the row Python last got.
-            _spi(_database.fetch, self._id, -len(buffer) - self._past_end)
+            # (and over the end, if it went past it: the host knows), to the row Python last got.
+            _spi(_database.fetch, self._id, -len(buffer), True)
             buffer.clear()
         if not buffer:
-            return _result(_spi(_database.fetch, self._id, count))
+            return _result(_spi(_database.fetch, self._id, count, False))
         # Iteration read ahead: those rows come first, as if iteration had taken one at a time.
         ahead = [buffer.popleft() for _ in range(min(count, len(buffer)))]
         if len(ahead) < count:
-            result = _result(_spi(_database.fetch, self._id, count - len(ahead)))
+            result = _result(_spi(_database.fetch, self._id, count - len(ahead), False))
             result[0:0] = ahead
             result._nrows += len(ahead)
             return result
@@ -370,9 +367,11 @@ class _Cursor:
         if self._closed:
             raise ValueError("iterating a closed cursor")
         if not self._buffer:
-            self._batch = self.fetch(self._step)
-            self._past_end = len(self._batch) < self._step
+            # Reading ahead, the rows before a failing one come first, the error after them.
+            self._batch = _result(_spi(_database.fetch, self._id, self._step, self._step > 1))
             self._buffer.extend(self._batch)
+            # Kept for its columns: the rows it held are the buffer's, and may be large.
+            self._batch.clear()
             if not self._buffer:
                 raise StopIteration
         return self._buffer.popleft()

@@ -79,6 +79,8 @@ struct OpenCursor {
     /// Cleared as the portal's memory goes (see [`watch_portal`]): once the portal has gone, SQL
     /// may declare another by its name, even at its address.
     alive: Cell<bool>,
+    /// The error the query raised while iteration read ahead (see [`fetch_ahead`]): the next fetch's.
+    failed: RefCell<Option<DbError>>,
 }
 
 impl OpenCursor {
@@ -424,21 +426,27 @@ impl Database for Spi {
             unsafe { pg_sys::PinPortal(portal) };
             PINNED.with(|p| p.borrow_mut().push(name.clone()));
             let id = next_id();
-            let cursor = OpenCursor { interpreter, name, portal, alive: Cell::new(true) };
+            let cursor = OpenCursor { interpreter, name, portal, alive: Cell::new(true), failed: RefCell::new(None) };
             CURSORS.with(|c| c.borrow_mut().insert(id, Rc::new(cursor)));
             unsafe { watch_portal(portal, id) };
             Cursor { id, read_ahead }
         })
     }
 
-    fn fetch(&self, interpreter: u64, cursor: u32, count: i64) -> Result<Result<Rows, DbError>, Canceled> {
+    fn fetch(&self, interpreter: u64, cursor: u32, count: i64, ahead: bool) -> Result<Result<Rows, DbError>, Canceled> {
         let Some(cursor) = open_cursor(interpreter, cursor, false) else {
             return Ok(Err(db_error("34000", "cursor is closed")));
         };
+        if let Some(failed) = cursor.failed.take() {
+            return Ok(Err(failed));
+        }
+        if ahead && count > 0 {
+            return fetch_ahead(&cursor, count);
+        }
         in_subtransaction(|| {
-            let Some(portal) = cursor.portal() else {
-                pgrx::ereport!(ERROR, PgSqlErrorCode::ERRCODE_INVALID_CURSOR_NAME, "cursor is closed or its transaction has ended");
-            };
+            let portal = live_portal(&cursor);
+            // Stepping back over the rows iteration read ahead: over the end too, if it went past it.
+            let count = if ahead && unsafe { (*portal).atEnd } { count - 1 } else { count };
             // Forward with a negative count is backward, as FETCH has it.
             let count = std::ffi::c_long::try_from(count).unwrap_or(std::ffi::c_long::MAX);
             unsafe { pg_sys::SPI_cursor_fetch(portal, true, count) };
@@ -597,6 +605,152 @@ fn open_cursor(interpreter: u64, cursor: u32, closing: bool) -> Option<Rc<OpenCu
         Some(open)
     })
 }
+
+/// The cursor's portal, or the error PostgreSQL would raise for a closed one. Call inside
+/// [`in_subtransaction`].
+fn live_portal(cursor: &OpenCursor) -> pg_sys::Portal {
+    let Some(portal) = cursor.portal() else {
+        pgrx::ereport!(ERROR, PgSqlErrorCode::ERRCODE_INVALID_CURSOR_NAME, "cursor is closed or its transaction has ended");
+    };
+    portal
+}
+
+/// Iteration reading ahead: the next `count` rows, as one-row fetches would give them. When the
+/// query fails at a row, the rows made before it come now and the error with the next fetch.
+fn fetch_ahead(cursor: &OpenCursor, count: i64) -> Result<Result<Rows, DbError>, Canceled> {
+    let mut received = Received::new();
+    let fetched = in_subtransaction(|| unsafe {
+        let portal = live_portal(cursor);
+        received.run(portal, count);
+        received.reply()
+    });
+    match fetched {
+        Ok(Err(failed)) if !received.finished && !received.tuples.is_empty() => {
+            *cursor.failed.borrow_mut() = Some(failed);
+            in_subtransaction(|| unsafe { received.reply() })
+        }
+        fetched => fetched,
+    }
+}
+
+/// A destination for a cursor's rows that keeps them in memory of its own, so that the rows made
+/// before the query failed outlive the subtransaction it failed in (SPI's are freed with it).
+#[repr(C)]
+struct Received {
+    /// First, as PostgreSQL calls back with a pointer to it.
+    receiver: pg_sys::DestReceiver,
+    memory: pg_sys::MemoryContext,
+    tupdesc: pg_sys::TupleDesc,
+    tuples: Vec<pg_sys::HeapTuple>,
+    /// The [`expansion`] of the first `counted` tuples.
+    expanded: usize,
+    counted: usize,
+    /// Whether the fetch ran to its end (so a later error is not the query's).
+    finished: bool,
+}
+
+impl Received {
+    fn new() -> Box<Self> {
+        let receiver = pg_sys::DestReceiver {
+            receiveSlot: Some(receive_slot),
+            rStartup: Some(receive_startup),
+            rShutdown: Some(receive_nothing),
+            rDestroy: Some(receive_nothing),
+            // Not DestNone, by which PortalRunFetch would only count a re-fetch of the current row.
+            mydest: pg_sys::CommandDest::DestSPI,
+        };
+        let memory = unsafe {
+            pg_sys::AllocSetContextCreateExtended(
+                pg_sys::CurrentMemoryContext,
+                c"plpywasm cursor rows".as_ptr(),
+                pg_sys::ALLOCSET_DEFAULT_MINSIZE as usize,
+                pg_sys::ALLOCSET_DEFAULT_INITSIZE as usize,
+                pg_sys::ALLOCSET_DEFAULT_MAXSIZE as usize,
+            )
+        };
+        Box::new(Received {
+            receiver,
+            memory,
+            tupdesc: std::ptr::null_mut(),
+            tuples: Vec::new(),
+            expanded: 0,
+            counted: 0,
+            finished: false,
+        })
+    }
+
+    /// Fetches up to `count` rows forward from `portal` into this; fewer at the end, or where more
+    /// would take more than an eighth of plpywasm.memory_limit (the guest holds them twice while it
+    /// reads them, and one at a time each would have fitted).
+    ///
+    /// # Safety
+    /// `portal` must be a live portal; call inside [`in_subtransaction`].
+    unsafe fn run(&mut self, portal: pg_sys::Portal, count: i64) {
+        let budget = crate::gucs::memory_limit_bytes() / 8;
+        // One row first, to learn what rows take; then as many as the budget has room for.
+        let mut want = 1;
+        loop {
+            let before = self.tuples.len();
+            unsafe { pg_sys::PortalRunFetch(portal, pg_sys::FetchDirection::FETCH_FORWARD, want, &mut self.receiver) };
+            let size = unsafe { self.size() };
+            let left = count.saturating_sub(self.tuples.len() as i64);
+            let room = budget.saturating_sub(size) / (size / self.tuples.len().max(1)).max(1);
+            if ((self.tuples.len() - before) as i64) < want as i64 || left <= 0 || room == 0 {
+                break;
+            }
+            want = std::ffi::c_long::try_from(left.min(room as i64)).unwrap_or(1);
+        }
+        self.finished = true;
+    }
+
+    /// The memory the rows take once read.
+    ///
+    /// # Safety
+    /// Call inside [`in_subtransaction`].
+    unsafe fn size(&mut self) -> usize {
+        if !self.tupdesc.is_null() {
+            self.expanded += unsafe { expansion(self.tupdesc, &self.tuples[self.counted..]) };
+            self.counted = self.tuples.len();
+        }
+        self.expanded + unsafe { pg_sys::MemoryContextMemAllocated(self.memory, true) }
+    }
+
+    /// # Safety
+    /// Call inside [`in_subtransaction`].
+    unsafe fn reply(&mut self) -> Rows {
+        let size = unsafe { self.size() };
+        unsafe { rows_reply(pg_sys::SPI_OK_FETCH as i32, self.tuples.len() as i64, self.tupdesc, &self.tuples, size) }
+    }
+}
+
+impl Drop for Received {
+    fn drop(&mut self) {
+        unsafe { pg_sys::MemoryContextDelete(self.memory) };
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn receive_startup(receiver: *mut pg_sys::DestReceiver, _operation: i32, tupdesc: pg_sys::TupleDesc) {
+    let received = unsafe { &mut *receiver.cast::<Received>() };
+    if received.tupdesc.is_null() {
+        let outer = unsafe { pg_sys::MemoryContextSwitchTo(received.memory) };
+        received.tupdesc = unsafe { pg_sys::CreateTupleDescCopy(tupdesc) };
+        unsafe { pg_sys::MemoryContextSwitchTo(outer) };
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn receive_slot(slot: *mut pg_sys::TupleTableSlot, receiver: *mut pg_sys::DestReceiver) -> bool {
+    let received = unsafe { &mut *receiver.cast::<Received>() };
+    let outer = unsafe { pg_sys::MemoryContextSwitchTo(received.memory) };
+    let copy = unsafe { (*(*slot).tts_ops).copy_heap_tuple.expect("a slot copies its tuple")(slot) };
+    unsafe { pg_sys::MemoryContextSwitchTo(outer) };
+    received.tuples.push(copy);
+    true
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn receive_nothing(_receiver: *mut pg_sys::DestReceiver) {}
 
 /// Ends the innermost explicit subtransaction, keeping or undoing its work.
 fn end_explicit(keep: bool) {
@@ -803,16 +957,63 @@ unsafe extern "C-unwind" fn copy_raised(arg: *mut std::ffi::c_void) {
     }
 }
 
-/// The result of the query that just ran, converted as function arguments are, then released; laid
-/// out as wit/plpywasm.wit's `rows` says.
+/// The rows SPI's last statement left in `SPI_tuptable`, for the guest (see the WIT's `rows`); frees them.
+///
+/// # Safety
+/// Call right after an SPI statement, inside [`in_subtransaction`] (it may raise errors).
 unsafe fn take_rows(status: i32) -> Rows {
     let processed = unsafe { pg_sys::SPI_processed };
     let table = unsafe { pg_sys::SPI_tuptable };
+    if table.is_null() {
+        return unsafe { rows_reply(status, i64::try_from(processed).unwrap_or(i64::MAX), std::ptr::null_mut(), &[], 0) };
+    }
+    unsafe {
+        let tuples = std::slice::from_raw_parts((*table).vals, processed as usize);
+        let size = pg_sys::MemoryContextMemAllocated((*table).tuptabcxt, true) + expansion((*table).tupdesc, tuples);
+        let reply = rows_reply(status, processed as i64, (*table).tupdesc, tuples, size);
+        pg_sys::SPI_freetuptable(table);
+        reply
+    }
+}
+
+/// How much more than their copies `tuples` take once read: a toasted value is still small in a
+/// result's memory, and counts as the size it will be read at.
+///
+/// # Safety
+/// `tupdesc` must describe `tuples`.
+unsafe fn expansion(tupdesc: pg_sys::TupleDesc, tuples: &[pg_sys::HeapTuple]) -> usize {
+    let mut size = 0;
+    for (i, _) in unsafe { attributes_of(tupdesc) }.iter().enumerate().filter(|(_, attribute)| attribute.attlen == -1) {
+        for datum in unsafe { column(tupdesc, tuples, i) }.flatten() {
+            size += unsafe { input_size(datum, -1).saturating_sub(pgrx::varlena::varsize_any(datum.cast_mut_ptr())) };
+        }
+    }
+    size
+}
+
+/// Column `i` (from 0) of `tuples`, None for NULL.
+///
+/// # Safety
+/// `tupdesc` must describe `tuples`.
+unsafe fn column(tupdesc: pg_sys::TupleDesc, tuples: &[pg_sys::HeapTuple], i: usize) -> impl ExactSizeIterator<Item = Option<Datum>> + '_ {
+    tuples.iter().map(move |&tuple| {
+        let mut is_null = false;
+        let datum = unsafe { pg_sys::SPI_getbinval(tuple, tupdesc, i as i32 + 1, &mut is_null) };
+        (!is_null).then_some(datum)
+    })
+}
+
+/// A statement's status, row count and rows (`tuples`, described by `tupdesc`, none if it is null),
+/// for the guest; `size` is what the rows take once read (see [`expansion`]).
+///
+/// # Safety
+/// `tupdesc` must describe `tuples`; call inside [`in_subtransaction`] (it may raise errors).
+unsafe fn rows_reply(status: i32, processed: i64, tupdesc: pg_sys::TupleDesc, tuples: &[pg_sys::HeapTuple], size: usize) -> Rows {
     let mut reply = Vec::new();
     marshal::write_list_head(7, &mut reply);
     marshal::write_scalar(&Node::Int(status.into()), &mut reply);
-    marshal::write_scalar(&Node::Int(i64::try_from(processed).unwrap_or(i64::MAX)), &mut reply);
-    if table.is_null() {
+    marshal::write_scalar(&Node::Int(processed), &mut reply);
+    if tupdesc.is_null() {
         // No result set: no names, types, typmods, decodings or columns.
         for _ in 0..5 {
             marshal::write_scalar(&Node::Null, &mut reply);
@@ -820,25 +1021,9 @@ unsafe fn take_rows(status: i32) -> Rows {
         return reply;
     }
     unsafe {
-        let tupdesc = (*table).tupdesc;
         let attributes = attributes_of(tupdesc);
-        let tuples = std::slice::from_raw_parts((*table).vals, processed as usize);
-        let column = |i: usize| {
-            tuples.iter().map(move |&tuple| {
-                let mut is_null = false;
-                let datum = pg_sys::SPI_getbinval(tuple, tupdesc, i as i32 + 1, &mut is_null);
-                (!is_null).then_some(datum)
-            })
-        };
         // Whatever does not fit in the interpreter must not be copied for it either: a result
-        // larger than its memory limit would only grow the backend's own memory. A toasted value
-        // is still small in the result's context: it counts as the size it will be read at.
-        let mut size = pg_sys::MemoryContextMemAllocated((*table).tuptabcxt, true);
-        for (i, _) in attributes.iter().enumerate().filter(|(_, attribute)| attribute.attlen == -1) {
-            for datum in column(i).flatten() {
-                size += input_size(datum, -1).saturating_sub(pgrx::varlena::varsize_any(datum.cast_mut_ptr()));
-            }
-        }
+        // larger than its memory limit would only grow the backend's own memory.
         if size > crate::gucs::memory_limit_bytes() {
             pgrx::ereport!(
                 ERROR,
@@ -856,10 +1041,9 @@ unsafe fn take_rows(status: i32) -> Rows {
         marshal::write_list_head(converters.len(), &mut reply);
         with_budget(|| {
             for (i, convert) in converters.iter().enumerate() {
-                marshal::write_column(convert, column(i), &mut reply);
+                marshal::write_column(convert, column(tupdesc, tuples, i), &mut reply);
             }
         });
-        pg_sys::SPI_freetuptable(table);
     }
     reply
 }

@@ -66,25 +66,25 @@ out=$(psql -X -qAt -v VERBOSITY=verbose -c "SET ROLE alice" -c "SELECT sys_spin(
       sleep 1
       q -c "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query = 'SELECT sys_spin()'" >/dev/null
       wait)
-echo "$out" | grep -q "57014" && echo "$out" | grep -q "alive"; check "pg_cancel_backend stops a Python loop" $? "$out"
+grep -q "57014" <<<"$out" && grep -q "alive" <<<"$out"; check "pg_cancel_backend stops a Python loop" $? "$out"
 
 # 4. A cancel also stops time.sleep in the guest.
 SECONDS=0
 out=$(psql -X -qAt -c "SET ROLE alice" -c "SET statement_timeout = '300ms'" -c "SELECT sys_sleep(30)" 2>&1)
-echo "$out" | grep -q "statement timeout" && [ "$SECONDS" -lt 10 ]; check "statement_timeout stops time.sleep" $? "$out (${SECONDS}s)"
+grep -q "statement timeout" <<<"$out" && [ "$SECONDS" -lt 10 ]; check "statement_timeout stops time.sleep" $? "$out (${SECONDS}s)"
 
 # 5. pg_terminate_backend() ends a backend running Python with 57P01; the server stays up.
 out=$(psql -X -qAt -v VERBOSITY=verbose -c "SET ROLE alice" -c "SELECT sys_spin()" 2>&1 &
       sleep 1
       q -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'SELECT sys_spin()'" >/dev/null
       wait)
-echo "$out" | grep -q "57P01"; check "pg_terminate_backend ends a Python loop" $? "$out"
+grep -q "57P01" <<<"$out"; check "pg_terminate_backend ends a Python loop" $? "$out"
 # ... and a backend waiting in select() (WASI's poll, not time.sleep).
 out=$(psql -X -qAt -v VERBOSITY=verbose -c "SET ROLE alice" -c "SELECT sys_select()" 2>&1 &
       sleep 1
       q -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'SELECT sys_select()'" >/dev/null
       wait)
-echo "$out" | grep -q "57P01"; check "pg_terminate_backend ends a wait in select()" $? "$out"
+grep -q "57P01" <<<"$out"; check "pg_terminate_backend ends a wait in select()" $? "$out"
 
 # 6. A guest artifact that does not match this build is a clear ERROR naming the fix, not a crash.
 artifact=$(pg_config_bin=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}; "$pg_config_bin" --pkglibdir)/plpywasm_guest.cwasm
@@ -95,13 +95,13 @@ trap restore EXIT
 printf 'not a compiled component' > "$artifact.bad" && mv -f "$artifact.bad" "$artifact"
 out=$(psql -X -qAt -v VERBOSITY=verbose -c "SET ROLE alice" -c "SELECT sys_sleep(0)" 2>&1)
 restore; trap - EXIT
-echo "$out" | grep -q "F0000" && echo "$out" | grep -q "just install"; check "a mismatched guest artifact is a clear error" $? "$out"
+grep -q "F0000" <<<"$out" && grep -q "just install" <<<"$out"; check "a mismatched guest artifact is a clear error" $? "$out"
 out=$(psql -X -qAt -c "SET ROLE alice" -c "SELECT sys_sleep(0)" 2>&1)
 [ "$out" = "1" ]; check "the restored artifact works in a new session" $? "$out"
 
 # 7. plpy.fatal ends the session with FATAL, as in PL/Python; the server lives on.
 out=$(psql -X -qAt -c "SET ROLE alice" -c 'DO $$ plpy.fatal("leaving now") $$ LANGUAGE plpywasm' -c "SELECT 'still here'" 2>&1)
-echo "$out" | grep -q "FATAL:  plpy.Fatal: leaving now" && ! echo "$out" | grep -q "still here"; check "plpy.fatal ends the session" $? "$out"
+grep -q "FATAL:  plpy.Fatal: leaving now" <<<"$out" && ! grep -q "still here" <<<"$out"; check "plpy.fatal ends the session" $? "$out"
 
 # 8. The extension is trusted: a database's owner who is not a superuser may create it there.
 out=$(q -d postgres -c "CREATE ROLE db_owner LOGIN" -c "CREATE DATABASE owned_db OWNER db_owner" 2>&1 &&

@@ -515,6 +515,26 @@ plpy.notice("aggregated", plpy.execute("SELECT last_value FROM fetched")[0]["las
 $$ LANGUAGE plpywasm;
 SELECT count(*) AS locked_rows FROM pgrowlocks('jobs');
 COMMIT;
+-- Where iteration reads ahead, a row the query fails at still comes after the rows before it,
+-- as one row at a time would have them; a fetch of many gets the error alone, as in PL/Python.
+DO $$
+got = []
+cursor = plpy.cursor("SELECT 10 / (5 - g) AS v FROM generate_series(1, 10) g")
+try:
+    for row in cursor:
+        got.append(row["v"])
+except plpy.spiexceptions.DivisionByZero as e:
+    got.append(str(e))
+try:
+    next(iter(cursor))
+except plpy.SPIError as e:
+    got.append(type(e).__name__)
+try:
+    plpy.cursor("SELECT 10 / (5 - g) AS v FROM generate_series(1, 10) g").fetch(10)
+except plpy.spiexceptions.DivisionByZero as e:
+    got.append("fetch(10): " + str(e))
+plpy.notice(got)
+$$ LANGUAGE plpywasm;
 -- A cursor whose first rows were read in a subtransaction that rolled back goes on.
 CREATE FUNCTION countdown(n int) RETURNS SETOF int LANGUAGE plpywasm AS $$
 for i in range(n, 0, -1):

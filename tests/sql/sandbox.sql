@@ -264,7 +264,7 @@ from componentize_py_types import Err
 seen = []
 for handle in range(1, 1000):
     try:
-        seen.append(database.fetch(handle, 10))
+        seen.append(database.fetch(handle, 10, True))
     except Err:
         pass
     database.free_plan(handle)
@@ -364,6 +364,15 @@ except plpy.SPIError as e:
     return "%s %s" % (e.sqlstate, e.detail)
 $$;
 SELECT huge_result();
+-- A cursor reads it, however large, and iteration reads ahead no more rows than fit: 40 rows of
+-- 4 MB are more than the limit together, not one at a time.
+DO $$
+rows = total = 0
+for row in plpy.cursor("SELECT g, repeat(md5(g::text), 131072) AS body FROM generate_series(1, 40) g"):
+    rows += 1
+    total += len(row["body"])
+plpy.notice(rows, total)
+$$ LANGUAGE plpywasm;
 SELECT json_depth((repeat('[', 200) || '1' || repeat(']', 200))::jsonb);
 SELECT sqlstate_of($$SELECT json_depth((repeat('[', 12000) || '1' || repeat(']', 12000))::jsonb)$$);
 SELECT ok();
