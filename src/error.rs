@@ -158,11 +158,15 @@ pub unsafe fn raise_stashed() {
         if unsafe { pg_sys::InterruptPending } != 0 {
             unsafe { ProcessInterrupts() };
         }
-        if let Some(message) = CANCEL_MESSAGE.with(|m| m.borrow_mut().take()) {
+        if let Some(message) = CANCEL_MESSAGE.with(|m| m.borrow().clone()) {
             error.message = message;
         }
     }
-    CANCEL_MESSAGE.with(|m| m.borrow_mut().take());
+    // A guest running further up stops for the same cancel (for a call nested in its own
+    // interpreter, without seeing this error), and reports it in the same words.
+    if !crate::runtime::lending() {
+        CANCEL_MESSAGE.with(|m| m.borrow_mut().take());
+    }
     let PlError { code, message, detail, hint, traceback, fatal, fields } = error;
     let level = if fatal { pg_sys::FATAL } else { pg_sys::PGERROR } as c_int;
     unsafe { report(level, code, message, detail, hint, fields, traceback) };

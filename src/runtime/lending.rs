@@ -107,6 +107,11 @@ fn lend<R>(store: &mut StoreContextMut<'_, HostState>, f: impl FnOnce() -> R) ->
     f()
 }
 
+/// Whether any interpreter is running further up the stack, in a query of its own.
+pub fn lending() -> bool {
+    LOANS.with(|loans| !loans.borrow().is_empty())
+}
+
 /// Whether the interpreter `generation` is running further up the stack, in a query of its own.
 pub fn is_lent(generation: u64) -> bool {
     LOANS.with(|loans| loans.borrow().iter().any(|loan| loan.generation == generation))

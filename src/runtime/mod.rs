@@ -21,7 +21,7 @@ use wasmtime::Engine;
 
 pub use bindings::{Cursor, DbError, Decoding, Interval, Node, Plan, PythonError, Rows, Shape, TransactionStep, Zoned};
 pub use interpreter::{stack_address, Guest, GuestError, Interpreter, Limits, TrapKind};
-pub use lending::{is_lent, Borrowed};
+pub use lending::{is_lent, lending, Borrowed};
 pub use output::{Output, Stream};
 
 use bindings::PlpywasmPre;

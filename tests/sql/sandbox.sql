@@ -135,6 +135,11 @@ CREATE FUNCTION spin_nested() RETURNS int LANGUAGE plpywasm AS $$
 return plpy.execute("SELECT spin() AS s")[0]["s"]
 $$;
 SELECT spin_nested();
+-- A cancel inside a nested call's query is reported in PostgreSQL's words, at every level.
+CREATE FUNCTION sleepy_nested() RETURNS text LANGUAGE plpywasm AS $$
+return plpy.execute("SELECT sleepy() AS s")[0]["s"]
+$$;
+SELECT sleepy_nested();
 -- A stop reaches only the interpreters that run: another role's, idle meanwhile, keeps its GD.
 RESET ROLE;
 SET ROLE bob;
