@@ -39,13 +39,9 @@ fn resource_code(class_name: &str) -> Option<PgSqlErrorCode> {
     }
 }
 
-/// `Class: message`, as Python prints an exception (`Class` alone when it has no message).
+/// `Class: message`, as PL/Python words an exception: with an empty message too ("ValueError: ").
 fn class_and_message(error: &PythonError) -> String {
-    if error.message.is_empty() {
-        error.class_name.clone()
-    } else {
-        format!("{}: {}", error.class_name, error.message)
-    }
+    format!("{}: {}", error.class_name, error.message)
 }
 
 impl PlError {

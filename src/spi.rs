@@ -333,7 +333,9 @@ impl Database for Spi {
         in_subtransaction(|| {
             let (mut type_oids, mut typmods) = (Vec::with_capacity(types.len()), Vec::with_capacity(types.len()));
             for name in types {
-                let name = CString::new(name.as_str()).unwrap_or_else(|_| pgrx::error!("type name contains a NUL character"));
+                let name = CString::new(name.as_str()).unwrap_or_else(|_| {
+                    pgrx::ereport!(ERROR, PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE, "type name contains a NUL character");
+                });
                 let (mut type_oid, mut typmod) = (pg_sys::Oid::INVALID, -1);
                 unsafe { pg_sys::parseTypeString(in_server_encoding(&name), &mut type_oid, &mut typmod, false) };
                 type_oids.push(type_oid);

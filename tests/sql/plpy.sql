@@ -185,6 +185,15 @@ for run in (lambda: plpy.execute("SELECT '\ud800' AS x"), lambda: plpy.prepare("
     except UnicodeEncodeError as e:
         plpy.notice(type(e).__name__, e.reason)
 $$ LANGUAGE plpywasm;
+-- A NUL character, which SQL text cannot hold, is 22021 in a query and in a type name alike.
+DO $$
+for run in (lambda: plpy.execute("SELECT 1\0"), lambda: plpy.prepare("SELECT $1", ["in\0t"]),
+            lambda: plpy.cursor("SELECT 1\0")):
+    try:
+        run()
+    except plpy.spiexceptions.CharacterNotInRepertoire as e:
+        plpy.notice(e.sqlstate, str(e))
+$$ LANGUAGE plpywasm;
 -- What they refuse, as PL/Python's do.
 DO $$
 for quote in (plpy.quote_literal, plpy.quote_ident):
