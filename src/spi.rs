@@ -694,6 +694,11 @@ impl Received {
         loop {
             let before = self.tuples.len();
             unsafe { pg_sys::PortalRunFetch(portal, pg_sys::FetchDirection::FETCH_FORWARD, want, &mut self.receiver) };
+            // The portal's query keeps the destination it last ran with: not this one, soon gone.
+            let query = unsafe { (*portal).queryDesc };
+            if !query.is_null() {
+                unsafe { (*query).dest = pg_sys::None_Receiver };
+            }
             let size = unsafe { self.size() };
             let left = count.saturating_sub(self.tuples.len() as i64);
             let room = budget.saturating_sub(size) / (size / self.tuples.len().max(1)).max(1);
