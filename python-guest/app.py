@@ -18,6 +18,10 @@ timezones.install()
 import base64, collections, dataclasses, datetime, decimal, enum, fractions, functools, hashlib  # noqa: E401,F401
 import itertools, json, marshal, math, random, re, statistics, string, textwrap, typing, uuid  # noqa: E401,F401
 
+import pbkdf2
+
+pbkdf2.install()
+
 import plpy  # (in the snapshot: `import plpy` in a body is a dict lookup)
 import procedures
 import values

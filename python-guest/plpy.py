@@ -343,14 +343,14 @@ class _Cursor:
         if count <= 0 and buffer:
             # Iteration read ahead of where Python is: the cursor steps back over those rows first
             # (and over the end, if it went past it: the host knows), to the row Python last got.
-            _spi(_database.fetch, self._id, -len(buffer), True)
+            self._fetch(-len(buffer), True)
             buffer.clear()
         if not buffer:
-            return _result(_spi(_database.fetch, self._id, count, False))
+            return self._fetch(count, False)
         # Iteration read ahead: those rows come first, as if iteration had taken one at a time.
         ahead = [buffer.popleft() for _ in range(min(count, len(buffer)))]
         if len(ahead) < count:
-            result = _result(_spi(_database.fetch, self._id, count - len(ahead), False))
+            result = self._fetch(count - len(ahead), False)
             result[0:0] = ahead
             result._nrows += len(ahead)
             return result
@@ -360,6 +360,14 @@ class _Cursor:
         result._columns = self._batch._columns
         return result
 
+    def _fetch(self, count, ahead):
+        try:
+            rows = _spi(_database.fetch, self._id, count, ahead)
+        except _BY_SQLSTATE["34000"]:
+            # The portal went with the (sub)transaction that opened it: PL/Python's words.
+            raise ValueError("iterating a cursor in an aborted subtransaction") from None
+        return _result(rows)
+
     def __iter__(self):
         return self
 
@@ -368,7 +376,7 @@ class _Cursor:
             raise ValueError("iterating a closed cursor")
         if not self._buffer:
             # Reading ahead, the rows before a failing one come first, the error after them.
-            self._batch = _result(_spi(_database.fetch, self._id, self._step, self._step > 1))
+            self._batch = self._fetch(self._step, self._step > 1)
             self._buffer.extend(self._batch)
             # Kept for its columns: the rows it held are the buffer's, and may be large.
             self._batch.clear()
@@ -434,10 +442,12 @@ def rollback():
     _spi(_database.transaction, _TransactionStep.ROLLBACK)
 
 
-def _string_argument(function, string):
+def _string_argument(function, string, expected="str"):
     """Refuses what PL/Python's quoting functions refuse: anything but a str, a str with a NUL."""
     if not isinstance(string, str):
-        raise TypeError("%s() argument 1 must be str, not %s" % (function, "None" if string is None else type(string).__name__))
+        raise TypeError(
+            "%s() argument 1 must be %s, not %s" % (function, expected, "None" if string is None else type(string).__name__)
+        )
     if "\0" in string:
         raise ValueError("embedded null character")
 
@@ -445,6 +455,10 @@ def _string_argument(function, string):
 def quote_literal(string):
     """A SQL string literal, as PostgreSQL's quote_literal makes it."""
     _string_argument("quote_literal", string)
+    return _quoted(string)
+
+
+def _quoted(string):
     escaped = string.replace("'", "''")
     if "\\" in string:
         return "E'" + escaped.replace("\\", "\\\\") + "'"
@@ -452,7 +466,10 @@ def quote_literal(string):
 
 
 def quote_nullable(string):
-    return "NULL" if string is None else quote_literal(string)
+    if string is None:
+        return "NULL"
+    _string_argument("quote_nullable", string, "str or None")
+    return _quoted(string)
 
 
 def quote_ident(string):

@@ -425,7 +425,11 @@ impl FromGuest {
     fn fit_f32(&self, f: f64) -> Result<f32, PlError> {
         let narrowed = f as f32;
         if f.is_finite() && (narrowed.is_infinite() || (narrowed == 0.0 && f != 0.0)) {
-            return Err(self.out_of_range(&format!("{f:?}")));
+            // float4in's words, for the text PL/Python would have given it.
+            return Err(PlError::new(
+                PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+                format!("\"{}\" is out of range for type real", python_float_text(f)),
+            ));
         }
         Ok(narrowed)
     }
@@ -453,4 +457,17 @@ fn malformed() -> PlError {
         PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
         "PL/plpywasm guest returned a value that does not match the function's result type",
     )
+}
+
+/// A float out of float4's range as Python writes it (`1e+50`, where Rust writes `1e50`): the text
+/// PL/Python hands to PostgreSQL, and so its error message.
+fn python_float_text(f: f64) -> String {
+    let text = format!("{f:?}");
+    match text.split_once('e') {
+        Some((mantissa, exponent)) => {
+            let (sign, digits) = exponent.strip_prefix('-').map_or(("+", exponent), |digits| ("-", digits));
+            format!("{mantissa}e{sign}{digits:0>2}")
+        }
+        None => text,
+    }
 }

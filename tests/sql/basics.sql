@@ -125,6 +125,8 @@ return json.dumps({
     "uuid": str(uuid.UUID(int=1)),
     "csv": rows,
     "sha1": hashlib.sha1(b"abc").hexdigest(),
+    # (PBKDF2's test vector, RFC 6070; OpenSSL provides it natively, the guest in Python)
+    "pbkdf2": hashlib.pbkdf2_hmac("sha1", b"password", b"salt", 4096, 20).hex(),
     "url": urllib.parse.quote("a b&c"),
     "toml": tomllib.loads("x = 1")["x"],
 }, sort_keys=True)

@@ -196,7 +196,7 @@ for run in (lambda: plpy.execute("SELECT 1\0"), lambda: plpy.prepare("SELECT $1"
 $$ LANGUAGE plpywasm;
 -- What they refuse, as PL/Python's do.
 DO $$
-for quote in (plpy.quote_literal, plpy.quote_ident):
+for quote in (plpy.quote_literal, plpy.quote_ident, plpy.quote_nullable):
     for value in (None, 5, "a\0b"):
         try:
             quote(value)
@@ -419,8 +419,8 @@ $$;
 CREATE FUNCTION next_from_kept() RETURNS text LANGUAGE plpywasm AS $$
 try:
     return str(GD["cursor"].fetch(1)[0]["i"])
-except plpy.SPIError as e:
-    return "%s: %s" % (e.sqlstate, e)
+except ValueError as e:  # the portal went with its transaction: PL/Python's exception
+    return "%s: %s" % (type(e).__name__, e)
 $$;
 SELECT keep_cursor();
 SELECT next_from_kept();

@@ -625,9 +625,9 @@ if "c" not in GD:
 try:
     rows = GD["c"].fetch(1)
     return rows[0]["x"] if rows else None
-except plpy.SPIError as e:
+except ValueError as e:
     del GD["c"]
-    return "%s: %s" % (e.sqlstate, e)
+    return "%s: %s" % (type(e).__name__, e)
 $$;
 GRANT EXECUTE ON FUNCTION bob_next() TO alice;
 SET ROLE alice;
