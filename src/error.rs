@@ -276,9 +276,22 @@ pub fn sqlstate_text(code: PgSqlErrorCode) -> String {
 }
 
 /// A cancel PostgreSQL raised inside a query the guest ran: the guest is stopped, and the entry
-/// point reports it with this message.
+/// point reports it with this message. Until the outermost one has, the cancel is on its way out
+/// through the calls nested in queries (see [`canceling`]).
 pub fn remember_cancel(message: &str) {
     CANCEL_MESSAGE.with(|m| *m.borrow_mut() = Some(message.to_string()));
+}
+
+/// Whether a cancel is on its way out: then the 57014 a nested call raises (once PostgreSQL has
+/// consumed the interrupt) is that cancel, which its caller's Python may not catch either, not a
+/// `plpy.error(sqlstate="57014")`.
+pub fn canceling() -> bool {
+    CANCEL_MESSAGE.with(|m| m.borrow().is_some())
+}
+
+/// Forgets a cancel that SQL between two calls caught (PL/pgSQL may): at an outermost call.
+pub fn forget_cancel() {
+    CANCEL_MESSAGE.with(|m| m.borrow_mut().take());
 }
 
 thread_local! {

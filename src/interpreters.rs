@@ -110,6 +110,9 @@ pub fn with_interpreter<T>(
     f: impl FnOnce(&mut Session) -> Result<T, PlError>,
 ) -> Result<(Result<T, PlError>, Output), PlError> {
     let depth = DEPTH.with(Cell::get);
+    if depth == 0 {
+        crate::error::forget_cancel();
+    }
     if depth > 0 {
         check_depth(depth)?;
         if let Some(mut lent) = Borrowed::find(role.to_u32()) {

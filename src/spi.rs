@@ -818,7 +818,8 @@ fn caught_error<T>((caught, raised): (CaughtError, Raised)) -> Result<Result<T, 
         CaughtError::PostgresError(report) | CaughtError::ErrorReport(report) => report,
         CaughtError::RustPanic { ereport, .. } => ereport,
     };
-    let cancel = (report.sql_error_code() == PgSqlErrorCode::ERRCODE_QUERY_CANCELED && raised_by_interrupt(&raised))
+    let cancel = (report.sql_error_code() == PgSqlErrorCode::ERRCODE_QUERY_CANCELED
+        && (raised_by_interrupt(&raised) || crate::error::canceling()))
         || unsafe { pg_sys::QueryCancelPending != 0 || pg_sys::ProcDiePending != 0 };
     if cancel {
         // Raised again, with this message, once the guest has stopped.

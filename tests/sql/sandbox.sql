@@ -120,6 +120,21 @@ except plpy.SPIError as e:
 return "finished"
 $$;
 SELECT sleepy();
+-- Nor when it was canceled in another role's function, which ran in that role's interpreter.
+RESET ROLE;
+SET ROLE bob;
+CREATE FUNCTION bob_sleepy() RETURNS int LANGUAGE plpywasm AS $$ plpy.execute("SELECT pg_sleep(5)") $$;
+RESET ROLE;
+SET ROLE alice;
+CREATE FUNCTION catches_bob() RETURNS text LANGUAGE plpywasm AS $$
+for _ in range(3):
+    try:
+        plpy.execute("SELECT bob_sleepy()")
+    except plpy.SPIError:
+        pass
+return "went on"
+$$;
+SELECT catches_bob();
 -- Loops inside C code stop too.
 DO $$
 import itertools
