@@ -173,10 +173,12 @@ pub fn with_interpreter<T>(
     Ok(outcome)
 }
 
-/// Forgets what a dropped interpreter had compiled and the sets it had left to close.
+/// Forgets what a dropped interpreter had compiled, the sets it had left to close, and its plans
+/// and cursors.
 fn forget(generation: u64) {
     COMPILED.with(|compiled| compiled.borrow_mut().retain(|&(g, _), _| g != generation));
     ABANDONED.with(|abandoned| abandoned.borrow_mut().retain(|a| a.generation != generation));
+    spi::forget_interpreter(generation);
 }
 
 fn new_interpreter(runtime: &Runtime, role: Oid) -> Result<Interpreter, PlError> {

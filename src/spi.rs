@@ -381,10 +381,7 @@ impl Database for Spi {
             return;
         }
         if let Some(prepared) = PLANS.with(|p| p.borrow_mut().remove(&plan)) {
-            // A plan that is running (it prepared this one's release) is freed when that ends.
-            if let Ok(prepared) = Rc::try_unwrap(prepared) {
-                PgTryBuilder::new(|| unsafe { pg_sys::SPI_freeplan(prepared.plan) }).catch_others(|_| 0).execute();
-            }
+            release(prepared);
         }
     }
 
@@ -606,6 +603,29 @@ fn open_cursor(interpreter: u64, cursor: u32, closing: bool) -> Option<Rc<OpenCu
         }
         Some(open)
     })
+}
+
+/// Frees a plan no longer in [`PLANS`]; one that is running (it prepared this one's release) is
+/// freed when that ends.
+fn release(prepared: Rc<Prepared>) {
+    if let Ok(prepared) = Rc::try_unwrap(prepared) {
+        PgTryBuilder::new(|| unsafe { pg_sys::SPI_freeplan(prepared.plan) }).catch_others(|_| 0).execute();
+    }
+}
+
+/// Frees the plans of a discarded interpreter and forgets its cursors: their Python objects went
+/// with it, finalizers unrun. (The portals of its cursors end with their transaction, or with the
+/// session or a CLOSE if a commit made them held, as SQL's own cursors.)
+pub fn forget_interpreter(generation: u64) {
+    let plans: Vec<Rc<Prepared>> = PLANS.with(|plans| {
+        let mut plans = plans.borrow_mut();
+        let ids: Vec<u32> = plans.iter().filter(|(_, prepared)| prepared.interpreter == generation).map(|(&id, _)| id).collect();
+        ids.iter().filter_map(|id| plans.remove(id)).collect()
+    });
+    for prepared in plans {
+        release(prepared);
+    }
+    CURSORS.with(|cursors| cursors.borrow_mut().retain(|_, open| open.interpreter != generation));
 }
 
 /// The cursor's portal, or the error PostgreSQL would raise for a closed one. Call inside

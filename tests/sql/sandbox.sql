@@ -187,6 +187,20 @@ $$;
 SELECT sqlstate_of($$SELECT recurse(false)$$);
 SELECT sqlstate_of($$SELECT recurse(true)$$);
 SELECT ok();
+-- An interpreter a trap discards takes its plans with it (they were PostgreSQL's memory, which
+-- its plans' finalizers would have freed): repeated, a kept plan would be a leak without bound.
+CREATE FUNCTION keep_marked_plans() RETURNS int LANGUAGE plpywasm AS $$
+GD["plans"] = [plpy.prepare("SELECT 'kept plan marker' AS m") for _ in range(5)]
+return len(GD["plans"])
+$$;
+SELECT keep_marked_plans();
+RESET ROLE;
+SELECT count(*) AS kept_plans FROM pg_backend_memory_contexts WHERE ident LIKE '%kept plan marker%';
+SET ROLE alice;
+SELECT sqlstate_of($$SELECT recurse(true)$$);
+RESET ROLE;
+SELECT count(*) AS kept_plans FROM pg_backend_memory_contexts WHERE ident LIKE '%kept plan marker%';
+SET ROLE alice;
 
 -- Large arguments and results.
 CREATE FUNCTION text_len(t text) RETURNS int LANGUAGE plpywasm AS $$ return len(t) $$;
