@@ -266,7 +266,10 @@ impl Session<'_> {
         self.guest.limit_output(gucs::max_output_bytes());
         let result = {
             let _nested = Nested::enter(depth);
-            spi::scope(access, || self.close_abandoned().and_then(|()| f(self)))
+            spi::scope(access, || {
+                let result = self.close_abandoned().and_then(|()| f(self));
+                (result, self.guest.trapped())
+            })
         };
         let canceled = matches!(&result, Err(err) if err.code == pgrx::PgSqlErrorCode::ERRCODE_QUERY_CANCELED as i32);
         let outcome = stats::Outcome {

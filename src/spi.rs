@@ -170,11 +170,12 @@ thread_local! {
     static NEXT_ID: Cell<u32> = const { Cell::new(1) };
 }
 
-/// Runs one use of the guest. Afterwards, aborts the subtransactions it left open (as PL/Python
-/// does, with a warning), unpins the cursors it opened (a cursor kept in `GD` then ends with its
+/// Runs one use of the guest, `f`, which says whether the guest was stopped. Afterwards, aborts the
+/// subtransactions it left open (as PL/Python does, with a warning, unless the guest was stopped
+/// before its `with` blocks could exit), unpins the cursors it opened (a cursor kept in `GD` then ends with its
 /// transaction, unless a commit made it a held one) and disconnects from SPI if a query connected
 /// it. On an error PostgreSQL's transaction abort does all three instead.
-pub fn scope<T>(access: Access, f: impl FnOnce() -> T) -> T {
+pub fn scope<T>(access: Access, f: impl FnOnce() -> (T, bool)) -> T {
     let explicit_base = EXPLICIT.with(|e| e.borrow().len());
     let pinned_base = PINNED.with(|p| p.borrow().len());
     let outer = SCOPE.with(|s| {
@@ -184,7 +185,8 @@ pub fn scope<T>(access: Access, f: impl FnOnce() -> T) -> T {
     // query's catch) first ends the subtransactions it left open, as PL/Python does: the query
     // that catches the error rolls back its own subtransaction, which must then be the current one.
     // (pgrx has made the error a Rust panic by now, and flushed PostgreSQL's error state.)
-    let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+    // `stopped`: the guest was stopped (a trap, a cancel) before its `with` blocks could exit.
+    let (result, stopped) = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(result) => result,
         Err(error) => {
             SCOPE.with(|s| s.set(outer));
@@ -202,8 +204,10 @@ pub fn scope<T>(access: Access, f: impl FnOnce() -> T) -> T {
         end_explicit(false);
         forced += 1;
     }
-    for _ in 0..forced {
-        warning!("forcibly aborting a subtransaction that has not been exited");
+    if !stopped {
+        for _ in 0..forced {
+            warning!("forcibly aborting a subtransaction that has not been exited");
+        }
     }
     let pinned: Vec<CString> = PINNED.with(|p| {
         let mut p = p.borrow_mut();

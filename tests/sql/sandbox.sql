@@ -93,6 +93,13 @@ while True:
 $$;
 SELECT spin();
 DO $$ sum(range(10**12)) $$ LANGUAGE plpywasm;
+-- Stopped inside `with plpy.subtransaction()`, which could not exit: the subtransaction is rolled
+-- back with the statement, with no warning that Python left it open.
+DO $$
+with plpy.subtransaction():
+    while True:
+        pass
+$$ LANGUAGE plpywasm;
 DO $$
 import re
 re.match(r"(a+)+$", "a" * 64 + "b")
