@@ -12,7 +12,8 @@ pub fn register() {
         c"Largest memory, in megabytes, one Python interpreter may use.",
         c"Applies to interpreters created after the change. Exceeding it raises MemoryError in Python.",
         &MEMORY_LIMIT_MB,
-        16,
+        // The interpreter starts with about 25 MB.
+        32,
         4096,
         GucContext::Suset,
         GucFlags::UNIT_MB,

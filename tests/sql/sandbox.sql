@@ -84,6 +84,10 @@ DROP FUNCTION large_rows(), large_table(), large_arrays();
 DROP ROLE large_rows, large_table, large_arrays;
 SET ROLE alice;
 SELECT sqlstate_of($$SET plpywasm.memory_limit = '1GB'$$);
+-- Nor may a superuser set it below what an interpreter starts with.
+RESET ROLE;
+SELECT sqlstate_of($$SET plpywasm.memory_limit = '16MB'$$);
+SET ROLE alice;
 
 -- statement_timeout stops pure-Python loops.
 SET statement_timeout = '200ms';
