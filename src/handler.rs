@@ -23,6 +23,7 @@ macro_rules! fmgr_v1 {
 fmgr_v1!(pg_finfo_plpywasm_call_handler);
 fmgr_v1!(pg_finfo_plpywasm_inline_handler);
 fmgr_v1!(pg_finfo_plpywasm_validator);
+fmgr_v1!(pg_finfo_plpywasm_jsonb_transform);
 
 /// # Safety
 /// Called by PostgreSQL's function manager only.
@@ -67,6 +68,14 @@ pub unsafe extern "C-unwind" fn plpywasm_validator(fcinfo: pg_sys::FunctionCallI
             datum
         })
     }
+}
+
+/// Both functions of `TRANSFORM FOR TYPE jsonb`, which plpywasm never calls: it converts jsonb
+/// itself (see the SQL in lib.rs). SQL cannot call them either: it has no values of type internal.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn plpywasm_jsonb_transform(_fcinfo: pg_sys::FunctionCallInfo) -> Datum {
+    pgrx::error!("plpywasm converts jsonb itself: its transform functions are not to be called")
 }
 
 #[pg_guard]

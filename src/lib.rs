@@ -43,6 +43,16 @@ CREATE TRUSTED LANGUAGE plpywasm
     INLINE plpywasm_inline_handler
     VALIDATOR plpywasm_validator;
 COMMENT ON LANGUAGE plpywasm IS 'PL/plpywasm: Python in a WebAssembly sandbox';
+-- Accepted so that functions ported from PL/Python with `TRANSFORM FOR TYPE jsonb` create; jsonb
+-- becomes Python objects with or without it, and these functions are never called.
+CREATE FUNCTION plpywasm_jsonb_from_sql(internal) RETURNS internal
+    STRICT IMMUTABLE LANGUAGE c AS 'MODULE_PATHNAME', 'plpywasm_jsonb_transform';
+CREATE FUNCTION plpywasm_jsonb_to_sql(internal) RETURNS jsonb
+    STRICT IMMUTABLE LANGUAGE c AS 'MODULE_PATHNAME', 'plpywasm_jsonb_transform';
+CREATE TRANSFORM FOR jsonb LANGUAGE plpywasm (
+    FROM SQL WITH FUNCTION plpywasm_jsonb_from_sql(internal),
+    TO SQL WITH FUNCTION plpywasm_jsonb_to_sql(internal)
+);
 "#,
     name = "language",
 );

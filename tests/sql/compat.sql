@@ -263,3 +263,11 @@ class Custom(Exception):
 raise Custom("mine")
 $$;
 SELECT custom_error();
+
+-- A function ported with PL/Python's jsonb transform declared creates and runs: plpywasm gives
+-- jsonb as Python objects either way.
+CREATE FUNCTION with_transform(doc jsonb) RETURNS jsonb TRANSFORM FOR TYPE jsonb LANGUAGE plpywasm AS $$
+doc["seen"] = True
+return doc
+$$;
+SELECT with_transform('{"a": [1, 2.5]}');
