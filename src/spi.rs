@@ -685,9 +685,11 @@ impl Received {
             // Not DestNone, by which PortalRunFetch would only count a re-fetch of the current row.
             mydest: pg_sys::CommandDest::DestSPI,
         };
+        // Under the transaction's memory: the caller's may be a per-row context, and the rows
+        // must outlive the subtransaction that fetched them.
         let memory = unsafe {
             pg_sys::AllocSetContextCreateExtended(
-                pg_sys::CurrentMemoryContext,
+                pg_sys::TopTransactionContext,
                 c"plpywasm cursor rows".as_ptr(),
                 pg_sys::ALLOCSET_DEFAULT_MINSIZE as usize,
                 pg_sys::ALLOCSET_DEFAULT_INITSIZE as usize,
