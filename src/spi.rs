@@ -172,9 +172,9 @@ thread_local! {
 
 /// Runs one use of the guest, `f`, which says whether the guest was stopped. Afterwards, aborts the
 /// subtransactions it left open (as PL/Python does, with a warning, unless the guest was stopped
-/// before its `with` blocks could exit), unpins the cursors it opened (a cursor kept in `GD` then ends with its
-/// transaction, unless a commit made it a held one) and disconnects from SPI if a query connected
-/// it. On an error PostgreSQL's transaction abort does all three instead.
+/// before its `with` blocks could exit), unpins the cursors it opened (a cursor kept in `GD` then
+/// ends with its transaction, unless a commit made it a held one) and disconnects from SPI if a
+/// query connected it. On an error PostgreSQL's transaction abort does all three instead.
 pub fn scope<T>(access: Access, f: impl FnOnce() -> (T, bool)) -> T {
     let explicit_base = EXPLICIT.with(|e| e.borrow().len());
     let pinned_base = PINNED.with(|p| p.borrow().len());
