@@ -323,7 +323,7 @@ _READ_AHEAD = 100
 class _Cursor:
     """Rows of a query, fetched on demand: fetch(n), iteration, close()."""
 
-    __slots__ = ("_id", "_step", "_closed", "_buffer", "_batch")
+    __slots__ = ("_id", "_step", "_closed", "_buffer", "_batch", "_ahead")
 
     def __init__(self, cursor):
         self._id = cursor.id
@@ -333,6 +333,9 @@ class _Cursor:
         self._closed = False
         self._buffer = _collections.deque()
         self._batch = None
+        # Whether iteration's last fetch read ahead of the row Python last got: the buffer's rows,
+        # and the end, if that fetch reached it.
+        self._ahead = False
 
     def fetch(self, count):
         if self._closed:
@@ -340,16 +343,18 @@ class _Cursor:
         # Negative: backward, where the query's plan can scan backward (as FETCH and PL/Python).
         count = max(min(_index(count), _ALL_ROWS), -_ALL_ROWS)
         buffer = self._buffer
-        if count <= 0 and buffer:
+        if count <= 0 and self._ahead:
             # Iteration read ahead of where Python is: the cursor steps back over those rows first
             # (and over the end, if it went past it: the host knows), to the row Python last got.
             self._fetch(-len(buffer), True)
             buffer.clear()
         if not buffer:
+            self._ahead = False
             return self._fetch(count, False)
         # Iteration read ahead: those rows come first, as if iteration had taken one at a time.
         ahead = [buffer.popleft() for _ in range(min(count, len(buffer)))]
         if len(ahead) < count:
+            self._ahead = False
             result = self._fetch(count - len(ahead), False)
             result[0:0] = ahead
             result._nrows += len(ahead)
@@ -378,6 +383,7 @@ class _Cursor:
             # Reading ahead, the rows before a failing one come first, the error after them.
             self._batch = self._fetch(self._step, self._step > 1)
             self._buffer.extend(self._batch)
+            self._ahead = self._step > 1 and bool(self._batch)
             # Kept for its columns: the rows it held are the buffer's, and may be large.
             self._batch.clear()
             if not self._buffer:

@@ -28,6 +28,8 @@ pub struct PlError {
     pub fatal: bool,
     /// Schema, table, column, data type and constraint names (PG_DIAG_* field codes).
     pub fields: Vec<(u8, String)>,
+    /// A cancel or termination that stopped the guest, not an error of its own: see [`raise_stashed`].
+    pub interrupted: bool,
 }
 
 /// The SQLSTATE of a Python exception that means a resource ran out.
@@ -46,7 +48,8 @@ fn class_and_message(error: &PythonError) -> String {
 
 impl PlError {
     pub fn new(code: PgSqlErrorCode, message: impl Into<String>) -> PlError {
-        PlError { code: code as i32, message: message.into(), detail: None, hint: None, traceback: None, fatal: false, fields: vec![] }
+        let message = message.into();
+        PlError { code: code as i32, message, detail: None, hint: None, traceback: None, fatal: false, fields: vec![], interrupted: false }
     }
 
     pub fn detail(mut self, detail: impl Into<String>) -> PlError {
@@ -87,9 +90,10 @@ impl PlError {
         const FRESH: &str = "The interpreter was discarded; the next call starts a fresh one.";
         match kind {
             // `raise` lets PostgreSQL report the pending cancel or termination itself.
-            TrapKind::Interrupted => {
-                PlError::new(PgSqlErrorCode::ERRCODE_QUERY_CANCELED, "canceling statement due to user request")
-            }
+            TrapKind::Interrupted => PlError {
+                interrupted: true,
+                ..PlError::new(PgSqlErrorCode::ERRCODE_QUERY_CANCELED, "canceling statement due to user request")
+            },
             TrapKind::StackOverflow => {
                 PlError::new(PgSqlErrorCode::ERRCODE_STATEMENT_TOO_COMPLEX, "stack depth limit exceeded")
                     .detail("The Python code recursed deeper than the WebAssembly stack allows.")
@@ -147,7 +151,7 @@ impl PlError {
 pub unsafe fn raise_stashed() {
     let Some(error) = STASHED.with(|stashed| stashed.borrow_mut().take()) else { return };
     let mut error = error;
-    if error.code == PgSqlErrorCode::ERRCODE_QUERY_CANCELED as i32 {
+    if error.interrupted {
         // A guest stopped for a cancel or a termination: PostgreSQL reports a pending one with its
         // own SQLSTATE (57014 or 57P01) and message; one already raised inside a query the guest
         // ran is reported as it was raised there.
@@ -163,9 +167,13 @@ pub unsafe fn raise_stashed() {
     if !crate::runtime::lending() {
         CANCEL_MESSAGE.with(|m| m.borrow_mut().take());
     }
-    let PlError { code, message, detail, hint, traceback, fatal, fields } = error;
+    let PlError { code, message, detail, hint, traceback, fatal, fields, interrupted } = error;
     let level = if fatal { pg_sys::FATAL } else { pg_sys::PGERROR } as c_int;
-    unsafe { report(level, code, message, detail, hint, fields, traceback) };
+    // Raised where PostgreSQL raises interrupts, so that the query of a guest that called this one
+    // takes it for the cancel it is (see `spi::raised_by_interrupt`), however many calls it crosses;
+    // not a 57014 of code's own, which that guest may catch.
+    let location = if interrupted { c"ProcessInterrupts" } else { c"report" };
+    unsafe { report(level, code, message, detail, hint, fields, traceback, location) };
     unreachable!("ERROR returned")
 }
 
@@ -199,6 +207,7 @@ pub unsafe fn report(
     hint: Option<String>,
     fields: Vec<(u8, String)>,
     traceback: Option<String>,
+    location: &CStr,
 ) {
     // In PostgreSQL's memory, which its error handling cleans up: nothing of ours outlives a longjmp.
     let pg_string = |text: &str| -> *mut c_char { unsafe { pstrdup(message_in_server_encoding(text).as_ptr()) } };
@@ -232,8 +241,8 @@ pub unsafe fn report(
                 };
             }
             drop(pg_fields);
-            // LOCATION names this function, as PL/Python's names PLy_elog_impl.
-            errfinish(concat!(file!(), "\0").as_ptr().cast(), line!() as c_int, c"report".as_ptr());
+            // LOCATION names this function (as PL/Python's names PLy_elog_impl), or `location`.
+            errfinish(concat!(file!(), "\0").as_ptr().cast(), line!() as c_int, location.as_ptr());
         }
     }
 }
@@ -276,17 +285,9 @@ pub fn sqlstate_text(code: PgSqlErrorCode) -> String {
 }
 
 /// A cancel PostgreSQL raised inside a query the guest ran: the guest is stopped, and the entry
-/// point reports it with this message. Until the outermost one has, the cancel is on its way out
-/// through the calls nested in queries (see [`canceling`]).
+/// point reports it with this message (and so does each caller up the stack).
 pub fn remember_cancel(message: &str) {
     CANCEL_MESSAGE.with(|m| *m.borrow_mut() = Some(message.to_string()));
-}
-
-/// Whether a cancel is on its way out: then the 57014 a nested call raises (once PostgreSQL has
-/// consumed the interrupt) is that cancel, which its caller's Python may not catch either, not a
-/// `plpy.error(sqlstate="57014")`.
-pub fn canceling() -> bool {
-    CANCEL_MESSAGE.with(|m| m.borrow().is_some())
 }
 
 /// Forgets a cancel that SQL between two calls caught (PL/pgSQL may): at an outermost call.

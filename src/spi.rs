@@ -36,6 +36,8 @@ struct Prepared {
     params: RefCell<Vec<FromGuest>>,
     /// The shapes the guest was given for the parameters, and encodes them by.
     shapes: Vec<Vec<Shape>>,
+    /// Released while it ran (see [`release`]): its last use frees it.
+    released: Cell<bool>,
 }
 
 impl Prepared {
@@ -304,7 +306,7 @@ impl Database for Spi {
         // client's encoding lacks) or a cancel is noticed as it ends: that error comes back to
         // Python, as PL/Python's does, rather than jump over the guest's frames.
         let reported = catching(|| unsafe {
-            pg_sys::ffi::pg_guard_ffi_boundary(|| crate::error::report(level, code, message, detail, hint, fields, None))
+            pg_sys::ffi::pg_guard_ffi_boundary(|| crate::error::report(level, code, message, detail, hint, fields, None, c"report"))
         });
         match reported {
             Ok(()) => Ok(Ok(())),
@@ -356,7 +358,13 @@ impl Database for Spi {
             let shapes: Vec<Vec<Shape>> = params.iter().map(FromGuest::shapes).collect();
             let id = next_id();
             PLANS.with(|p| {
-                p.borrow_mut().insert(id, Rc::new(Prepared { interpreter, plan, params: RefCell::new(params), shapes: shapes.clone() }))
+                p.borrow_mut().insert(id, Rc::new(Prepared {
+                    interpreter,
+                    plan,
+                    params: RefCell::new(params),
+                    shapes: shapes.clone(),
+                    released: Cell::new(false),
+                }))
             });
             Plan { id, params: shapes }
         })
@@ -367,7 +375,7 @@ impl Database for Spi {
             Ok(prepared) => prepared,
             Err(err) => return Ok(Err(err)),
         };
-        in_subtransaction(|| {
+        let done = in_subtransaction(|| {
             prepared.refresh();
             let (mut values, nulls) = param_values(&prepared.params.borrow(), params);
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -377,7 +385,9 @@ impl Database for Spi {
                 spi_failed("SPI_execute_plan", status);
             }
             unsafe { take_rows(status) }
-        })
+        });
+        used(prepared);
+        done
     }
 
     fn free_plan(&self, interpreter: u64, plan: u32) {
@@ -398,7 +408,7 @@ impl Database for Spi {
             Ok(query) => query,
             Err(err) => return Ok(Err(err)),
         };
-        in_subtransaction(|| {
+        let opened = in_subtransaction(|| {
             let (portal, read_ahead) = unsafe {
                 match &prepared {
                     Some(prepared) => {
@@ -433,7 +443,11 @@ impl Database for Spi {
             CURSORS.with(|c| c.borrow_mut().insert(id, Rc::new(cursor)));
             unsafe { watch_portal(portal, id) };
             Cursor { id, read_ahead }
-        })
+        });
+        if let Some(prepared) = prepared {
+            used(prepared);
+        }
+        opened
     }
 
     fn fetch(&self, interpreter: u64, cursor: u32, count: i64, ahead: bool) -> Result<Result<Rows, DbError>, Canceled> {
@@ -609,11 +623,21 @@ fn open_cursor(interpreter: u64, cursor: u32, closing: bool) -> Option<Rc<OpenCu
     })
 }
 
-/// Frees a plan no longer in [`PLANS`]; one that is running (it prepared this one's release) is
-/// freed when that ends.
+/// Frees a plan no longer in [`PLANS`]; one that is running (what it runs released it) is freed
+/// when its last use ends (see [`used`]).
 fn release(prepared: Rc<Prepared>) {
-    if let Ok(prepared) = Rc::try_unwrap(prepared) {
-        PgTryBuilder::new(|| unsafe { pg_sys::SPI_freeplan(prepared.plan) }).catch_others(|_| 0).execute();
+    match Rc::try_unwrap(prepared) {
+        Ok(prepared) => {
+            PgTryBuilder::new(|| unsafe { pg_sys::SPI_freeplan(prepared.plan) }).catch_others(|_| 0).execute();
+        }
+        Err(running) => running.released.set(true),
+    }
+}
+
+/// Ends a use of a plan, freeing it if it was released meanwhile.
+fn used(prepared: Rc<Prepared>) {
+    if prepared.released.get() {
+        release(prepared);
     }
 }
 
@@ -653,6 +677,10 @@ fn fetch_ahead(cursor: &OpenCursor, count: i64) -> Result<Result<Rows, DbError>,
     match fetched {
         Ok(Err(failed)) if !received.finished && !received.tuples.is_empty() => {
             *cursor.failed.borrow_mut() = Some(failed);
+            // The failed portal can run no more: a commit or rollback must not try to keep it.
+            if let Some(portal) = cursor.portal() {
+                unsafe { unpin(portal) };
+            }
             in_subtransaction(|| unsafe { received.reply() })
         }
         fetched => fetched,
@@ -707,15 +735,17 @@ impl Received {
         })
     }
 
-    /// Fetches up to `count` rows forward from `portal` into this; fewer at the end, or where more
-    /// would take more than an eighth of plpywasm.memory_limit (the guest holds them twice while it
-    /// reads them, and one at a time each would have fitted).
+    /// Fetches up to `count` rows forward from `portal` into this; fewer at the end, or once they
+    /// take a sixteenth of plpywasm.memory_limit (the guest holds them twice while it reads them,
+    /// beside what it holds already; one at a time, each would have fitted).
     ///
     /// # Safety
     /// `portal` must be a live portal; call inside [`in_subtransaction`].
     unsafe fn run(&mut self, portal: pg_sys::Portal, count: i64) {
-        let budget = crate::gucs::memory_limit_bytes() / 8;
-        // One row first, to learn what rows take; then as many as the budget has room for.
+        let budget = crate::gucs::memory_limit_bytes() / 16;
+        // A few rows at a time, as many as the budget has room for at the size rows took so far:
+        // the next rows may be far larger, and once fetched they cannot be left for later.
+        const MOST_AT_ONCE: usize = 4;
         let mut want = 1;
         loop {
             let before = self.tuples.len();
@@ -731,7 +761,7 @@ impl Received {
             if ((self.tuples.len() - before) as i64) < want as i64 || left <= 0 || room == 0 {
                 break;
             }
-            want = std::ffi::c_long::try_from(left.min(room as i64)).unwrap_or(1);
+            want = std::ffi::c_long::try_from(left.min(room.min(MOST_AT_ONCE) as i64)).unwrap_or(1);
         }
         self.finished = true;
     }
@@ -776,7 +806,21 @@ unsafe extern "C-unwind" fn receive_startup(receiver: *mut pg_sys::DestReceiver,
 unsafe extern "C-unwind" fn receive_slot(slot: *mut pg_sys::TupleTableSlot, receiver: *mut pg_sys::DestReceiver) -> bool {
     let received = unsafe { &mut *receiver.cast::<Received>() };
     let outer = unsafe { pg_sys::MemoryContextSwitchTo(received.memory) };
-    let copy = unsafe { (*(*slot).tts_ops).copy_heap_tuple.expect("a slot copies its tuple")(slot) };
+    let mut copy = unsafe { (*(*slot).tts_ops).copy_heap_tuple.expect("a slot copies its tuple")(slot) };
+    // Values stored out of line are read now, while the portal's snapshot sees them: the rows may
+    // outlive the portal (a fetch that failed further on) and the snapshot (a commit).
+    if unsafe { u32::from((*(*copy).t_data).t_infomask) } & pg_sys::HEAP_HASEXTERNAL != 0 {
+        unsafe {
+            let header = pg_sys::heap_copy_tuple_as_datum(copy, received.tupdesc).cast_mut_ptr::<pg_sys::HeapTupleHeaderData>();
+            let flat = pg_sys::palloc0(std::mem::size_of::<pg_sys::HeapTupleData>()).cast::<pg_sys::HeapTupleData>();
+            (*flat).t_len = pgrx::varlena::varsize_any(header.cast()) as u32;
+            (*flat).t_self = (*copy).t_self;
+            (*flat).t_tableOid = (*copy).t_tableOid;
+            (*flat).t_data = header;
+            pg_sys::heap_freetuple(copy);
+            copy = flat;
+        }
+    }
     unsafe { pg_sys::MemoryContextSwitchTo(outer) };
     received.tuples.push(copy);
     true
@@ -844,8 +888,7 @@ fn caught_error<T>((caught, raised): (CaughtError, Raised)) -> Result<Result<T, 
         CaughtError::PostgresError(report) | CaughtError::ErrorReport(report) => report,
         CaughtError::RustPanic { ereport, .. } => ereport,
     };
-    let cancel = (report.sql_error_code() == PgSqlErrorCode::ERRCODE_QUERY_CANCELED
-        && (raised_by_interrupt(&raised) || crate::error::canceling()))
+    let cancel = (report.sql_error_code() == PgSqlErrorCode::ERRCODE_QUERY_CANCELED && raised_by_interrupt(&raised))
         || unsafe { pg_sys::QueryCancelPending != 0 || pg_sys::ProcDiePending != 0 };
     if cancel {
         // Raised again, with this message, once the guest has stopped.
@@ -908,10 +951,18 @@ pub fn keeping_fields<T>(f: impl FnOnce() -> Result<T, PlError>) -> Result<T, Pl
             CaughtError::PostgresError(report) | CaughtError::ErrorReport(report) => report,
             CaughtError::RustPanic { ereport, .. } => ereport,
         };
+        let interrupted = report.sql_error_code() == PgSqlErrorCode::ERRCODE_QUERY_CANCELED && raised_by_interrupt(&raised);
         let error = whole_error(&report, &raised);
         let code = crate::error::sqlstate_code(&error.sqlstate).unwrap_or(report.sql_error_code() as i32);
         let fields = crate::error::diagnostic_fields(error.fields);
-        Err(PlError { code, detail: error.detail, hint: error.hint, fields, ..PlError::new(report.sql_error_code(), error.message) })
+        Err(PlError {
+            code,
+            detail: error.detail,
+            hint: error.hint,
+            fields,
+            interrupted,
+            ..PlError::new(report.sql_error_code(), error.message)
+        })
     })
 }
 

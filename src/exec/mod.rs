@@ -304,7 +304,7 @@ fn report(output: Output) {
             Stream::Stderr => pg_sys::WARNING,
         } as i32;
         // Guarded: sending a message can fail (a character the client's encoding lacks).
-        unsafe { pg_sys::ffi::pg_guard_ffi_boundary(|| crate::error::report(level, 0, line, None, None, Vec::new(), None)) };
+        unsafe { pg_sys::ffi::pg_guard_ffi_boundary(|| crate::error::report(level, 0, line, None, None, Vec::new(), None, c"report")) };
     }
     if output.dropped > 0 {
         warning!(

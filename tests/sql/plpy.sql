@@ -544,6 +544,25 @@ except plpy.spiexceptions.DivisionByZero as e:
     got.append("fetch(10): " + str(e))
 plpy.notice(got)
 $$ LANGUAGE plpywasm;
+-- Having read ahead to the end, iteration's cursor is still on the last row Python got.
+DO $$
+c = plpy.cursor("SELECT g FROM generate_series(1, 3) g")
+it = iter(c)
+got = [next(it)["g"] for _ in range(3)]
+plpy.notice(got, [r["g"] for r in c.fetch(0)], [r["g"] for r in c.fetch(-1)])
+$$ LANGUAGE plpywasm;
+-- A commit after the rows before a failing one, read ahead, is not refused for the failed portal:
+-- those rows are committed, then the error comes.
+CREATE TABLE took(i int);
+CREATE PROCEDURE take_until_failure() LANGUAGE plpywasm AS $$
+for row in plpy.cursor("SELECT i, 1 / (5 - i) AS x FROM generate_series(1, 10) i"):
+    plpy.execute("INSERT INTO took VALUES (%d)" % row["i"])
+    plpy.commit()
+$$;
+CALL take_until_failure();
+SELECT array_agg(i ORDER BY i) AS committed FROM took;
+DROP PROCEDURE take_until_failure();
+DROP TABLE took;
 -- A cursor whose first rows were read in a subtransaction that rolled back goes on.
 CREATE FUNCTION countdown(n int) RETURNS SETOF int LANGUAGE plpywasm AS $$
 for i in range(n, 0, -1):

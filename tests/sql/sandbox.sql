@@ -212,6 +212,21 @@ SELECT sqlstate_of($$SELECT recurse(true)$$);
 RESET ROLE;
 SELECT count(*) AS kept_plans FROM pg_backend_memory_contexts WHERE ident LIKE '%kept plan marker%';
 SET ROLE alice;
+-- A plan released while it runs (by a call its query makes) is freed once it has run.
+CREATE FUNCTION release_running_plan() RETURNS int LANGUAGE plpywasm AS $$
+from wit_world.imports import database
+database.free_plan(GD["running"])
+return 1
+$$;
+DO $$
+for _ in range(3):
+    plan = plpy.prepare("SELECT release_running_plan() /* released plan marker */")
+    GD["running"] = plan._id
+    plan.execute()
+$$ LANGUAGE plpywasm;
+RESET ROLE;
+SELECT count(*) AS released_plans FROM pg_backend_memory_contexts WHERE ident LIKE '%released plan marker%';
+SET ROLE alice;
 
 -- Large arguments and results.
 CREATE FUNCTION text_len(t text) RETURNS int LANGUAGE plpywasm AS $$ return len(t) $$;
@@ -414,6 +429,15 @@ SELECT huge_result();
 DO $$
 rows = total = 0
 for row in plpy.cursor("SELECT g, repeat(md5(g::text), 131072) AS body FROM generate_series(1, 40) g"):
+    rows += 1
+    total += len(row["body"])
+plpy.notice(rows, total)
+$$ LANGUAGE plpywasm;
+-- Nor when large rows come after small ones, which would have said little of their size.
+DO $$
+rows = total = 0
+query = "SELECT g, repeat('x', CASE WHEN g > 30 THEN 12000000 ELSE 10 END) AS body FROM generate_series(1, 50) g"
+for row in plpy.cursor(query):
     rows += 1
     total += len(row["body"])
 plpy.notice(rows, total)
