@@ -131,6 +131,28 @@ try:
 except plpy.spiexceptions.QueryCanceled as e:
     plpy.notice("caught %s" % e.sqlstate)
 $$ LANGUAGE plpywasm;
+-- Also after a real cancel in a nested call of another role's function, which PL/pgSQL in between
+-- caught (a superuser's backend, which its own pg_cancel_backend may cancel).
+RESET ROLE;
+CREATE FUNCTION canceled_here() RETURNS int LANGUAGE plpywasm AS $$
+plpy.execute("SELECT pg_cancel_backend(pg_backend_pid())")
+plpy.execute("SELECT pg_sleep(5)")
+$$;
+ALTER FUNCTION canceled_here() OWNER TO bob;
+CREATE FUNCTION catches_cancel() RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM canceled_here();
+    RETURN 'not canceled';
+EXCEPTION WHEN query_canceled THEN
+    RETURN 'PL/pgSQL caught: ' || SQLERRM;
+END $$;
+DO $$
+plpy.notice(plpy.execute("SELECT catches_cancel() AS c")[0]["c"])
+try:
+    plpy.execute("SELECT fake_cancel()")
+except plpy.spiexceptions.QueryCanceled as e:
+    plpy.notice("caught %s: %s" % (e.sqlstate, e))
+$$ LANGUAGE plpywasm;
 RESET ROLE;
 
 -- A conversion error in a nested call, caught, leaves no trace on the caller's later errors.
