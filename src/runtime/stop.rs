@@ -12,6 +12,11 @@ use super::memory::GuestMemory;
 #[derive(Clone, Copy)]
 pub struct StopFlag(NonNull<AtomicU32>);
 
+/// What the host writes to raise the flag. The guest's checks trap on any other value too, but only
+/// this one means a stop: a guest whose failed allocation (a null pointer) led its runtime to write
+/// over the bottom of memory traps there as well, and is out of memory, not canceled.
+const RAISED: u32 = 0x5354_4f50;
+
 // SAFETY: the flag is an atomic word; see the type's comment for how long it stays valid.
 unsafe impl Send for StopFlag {}
 
@@ -25,7 +30,7 @@ impl StopFlag {
 
     pub fn raise(self) {
         // SAFETY: valid while the store lives (see the type).
-        unsafe { self.0.as_ref() }.store(1, Relaxed);
+        unsafe { self.0.as_ref() }.store(RAISED, Relaxed);
     }
 
     pub fn clear(self) {
@@ -33,6 +38,6 @@ impl StopFlag {
     }
 
     pub fn is_raised(self) -> bool {
-        unsafe { self.0.as_ref() }.load(Relaxed) != 0
+        unsafe { self.0.as_ref() }.load(Relaxed) == RAISED
     }
 }

@@ -87,6 +87,19 @@ SELECT sqlstate_of($$SET plpywasm.memory_limit = '1GB'$$);
 -- Nor may a superuser set it below what an interpreter starts with.
 RESET ROLE;
 SELECT sqlstate_of($$SET plpywasm.memory_limit = '16MB'$$);
+-- A query result with no room left in the interpreter is out of memory, not a cancel (the guest's
+-- runtime, given no memory, writes where the stop flag lies).
+SET plpywasm.memory_limit = '32MB';
+CREATE ROLE small_memory;
+CREATE FUNCTION read_10mb() RETURNS int LANGUAGE plpywasm AS $$
+from wit_world.imports import database
+return len(database.execute("SELECT repeat('x', 10000000) AS b", 0))
+$$;
+ALTER FUNCTION read_10mb() OWNER TO small_memory;
+SELECT sqlstate_of('SELECT read_10mb()');
+DROP FUNCTION read_10mb();
+DROP ROLE small_memory;
+RESET plpywasm.memory_limit;
 SET ROLE alice;
 
 -- statement_timeout stops pure-Python loops.
