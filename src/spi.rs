@@ -7,6 +7,7 @@
 //! Python may not catch: it stops the guest, as a cancel stops running Python.
 
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::ffi::{c_char, CStr, CString};
 use std::rc::Rc;
 
@@ -81,8 +82,9 @@ struct OpenCursor {
     /// Cleared as the portal's memory goes (see [`watch_portal`]): once the portal has gone, SQL
     /// may declare another by its name, even at its address.
     alive: Cell<bool>,
-    /// The error the query raised while iteration read ahead (see [`fetch_ahead`]): the next fetch's.
-    failed: RefCell<Option<DbError>>,
+    /// What iteration read ahead and the guest has not had yet (see [`fetch_ahead`]): replies
+    /// for the next fetches, each with the number of rows it stands for.
+    pending: RefCell<VecDeque<(usize, Result<Rows, DbError>)>>,
 }
 
 impl OpenCursor {
@@ -439,7 +441,7 @@ impl Database for Spi {
             unsafe { pg_sys::PinPortal(portal) };
             PINNED.with(|p| p.borrow_mut().push(name.clone()));
             let id = next_id();
-            let cursor = OpenCursor { interpreter, name, portal, alive: Cell::new(true), failed: RefCell::new(None) };
+            let cursor = OpenCursor { interpreter, name, portal, alive: Cell::new(true), pending: RefCell::new(VecDeque::new()) };
             CURSORS.with(|c| c.borrow_mut().insert(id, Rc::new(cursor)));
             unsafe { watch_portal(portal, id) };
             Cursor { id, read_ahead }
@@ -454,8 +456,13 @@ impl Database for Spi {
         let Some(cursor) = open_cursor(interpreter, cursor, false) else {
             return Ok(Err(db_error("34000", "cursor is closed")));
         };
-        if let Some(failed) = cursor.failed.take() {
-            return Ok(Err(failed));
+        let mut count = count;
+        if ahead && count <= 0 {
+            // Stepping back over the rows iteration read ahead, those the host still holds too.
+            let held: usize = cursor.pending.borrow_mut().drain(..).map(|(rows, _)| rows).sum();
+            count = count.saturating_sub(held as i64);
+        } else if let Some((_, next)) = cursor.pending.borrow_mut().pop_front() {
+            return Ok(next);
         }
         if ahead && count > 0 {
             return fetch_ahead(&cursor, count);
@@ -665,26 +672,35 @@ fn live_portal(cursor: &OpenCursor) -> pg_sys::Portal {
     portal
 }
 
-/// Iteration reading ahead: the next `count` rows, as one-row fetches would give them. When the
-/// query fails at a row, the rows made before it come now and the error with the next fetch.
+/// Iteration reading ahead: the next `count` rows, as one-row fetches would give them. Rows once
+/// fetched cannot be left in the portal, so what the guest should not take at once waits in the
+/// cursor's `pending` for the next fetches: rows beyond what fits the budget, a row that failed to
+/// convert (an error in its place, the rows after it still there), and the error of the query
+/// itself, after the rows made before it.
 fn fetch_ahead(cursor: &OpenCursor, count: i64) -> Result<Result<Rows, DbError>, Canceled> {
     let mut received = Received::new();
-    let fetched = in_subtransaction(|| unsafe {
-        let portal = live_portal(cursor);
-        received.run(portal, count);
-        received.reply()
-    });
-    match fetched {
-        Ok(Err(failed)) if !received.finished && !received.tuples.is_empty() => {
-            *cursor.failed.borrow_mut() = Some(failed);
+    let failed = match in_subtransaction(|| unsafe { received.run(live_portal(cursor), count) })? {
+        Ok(()) => None,
+        Err(failed) if received.tuples.is_empty() => return Ok(Err(failed)),
+        Err(failed) => {
             // The failed portal can run no more: a commit or rollback must not try to keep it.
             if let Some(portal) = cursor.portal() {
                 unsafe { unpin(portal) };
             }
-            in_subtransaction(|| unsafe { received.reply() })
+            Some(failed)
         }
-        fetched => fetched,
-    }
+    };
+    let mut replies = unsafe { received.replies() }?;
+    replies.extend(failed.map(|failed| (0, Err(failed))));
+    let (_, first) = replies.pop_front().expect("at least one reply");
+    *cursor.pending.borrow_mut() = replies;
+    Ok(first)
+}
+
+/// The most a read-ahead reply may hold: the guest holds it twice while it reads it, beside what
+/// it holds already.
+fn read_ahead_budget() -> usize {
+    crate::gucs::memory_limit_bytes() / 16
 }
 
 /// A destination for a cursor's rows that keeps them in memory of its own, so that the rows made
@@ -699,8 +715,6 @@ struct Received {
     /// The [`expansion`] of the first `counted` tuples.
     expanded: usize,
     counted: usize,
-    /// Whether the fetch ran to its end (so a later error is not the query's).
-    finished: bool,
 }
 
 impl Received {
@@ -731,18 +745,16 @@ impl Received {
             tuples: Vec::new(),
             expanded: 0,
             counted: 0,
-            finished: false,
         })
     }
 
     /// Fetches up to `count` rows forward from `portal` into this; fewer at the end, or once they
-    /// take a sixteenth of plpywasm.memory_limit (the guest holds them twice while it reads them,
-    /// beside what it holds already; one at a time, each would have fitted).
+    /// take the read-ahead budget.
     ///
     /// # Safety
     /// `portal` must be a live portal; call inside [`in_subtransaction`].
     unsafe fn run(&mut self, portal: pg_sys::Portal, count: i64) {
-        let budget = crate::gucs::memory_limit_bytes() / 16;
+        let budget = read_ahead_budget();
         // A few rows at a time, as many as the budget has room for at the size rows took so far:
         // the next rows may be far larger, and once fetched they cannot be left for later.
         const MOST_AT_ONCE: usize = 4;
@@ -763,7 +775,6 @@ impl Received {
             }
             want = std::ffi::c_long::try_from(left.min(room.min(MOST_AT_ONCE) as i64)).unwrap_or(1);
         }
-        self.finished = true;
     }
 
     /// The memory the rows take once read.
@@ -778,11 +789,46 @@ impl Received {
         self.expanded + unsafe { pg_sys::MemoryContextMemAllocated(self.memory, true) }
     }
 
+    /// The replies for the rows, in order: groups that each fit the read-ahead budget (one, with
+    /// no rows, at the end of the cursor); a group that fails to convert is converted row by row,
+    /// so that only the rows that fail are errors, each in its place.
+    ///
     /// # Safety
-    /// Call inside [`in_subtransaction`].
-    unsafe fn reply(&mut self) -> Rows {
-        let size = unsafe { self.size() };
-        unsafe { rows_reply(pg_sys::SPI_OK_FETCH as i32, self.tuples.len() as i64, self.tupdesc, &self.tuples, size) }
+    /// Call outside any subtransaction of this fetch.
+    unsafe fn replies(&self) -> Result<VecDeque<(usize, Result<Rows, DbError>)>, Canceled> {
+        let tupdesc = self.tupdesc;
+        let reply = |rows: &[pg_sys::HeapTuple], size: usize| {
+            in_subtransaction(|| unsafe { rows_reply(pg_sys::SPI_OK_FETCH as i32, rows.len() as i64, tupdesc, rows, size) })
+        };
+        let sizes: Vec<usize> = if tupdesc.is_null() {
+            vec![0; self.tuples.len()]
+        } else {
+            self.tuples.iter().map(|&tuple| unsafe { (*tuple).t_len as usize + expansion(tupdesc, &[tuple]) }).collect()
+        };
+        let budget = read_ahead_budget();
+        let mut groups = vec![(0, 0)];
+        for (i, &size) in sizes.iter().enumerate() {
+            let (start, taken) = groups.last_mut().expect("a group");
+            if i > *start && *taken + size > budget {
+                groups.push((i, size));
+            } else {
+                *taken += size;
+            }
+        }
+        let mut replies = VecDeque::new();
+        for (n, &(start, size)) in groups.iter().enumerate() {
+            let end = groups.get(n + 1).map_or(self.tuples.len(), |&(next, _)| next);
+            let rows = &self.tuples[start..end];
+            match reply(rows, size)? {
+                Err(_) if rows.len() > 1 => {
+                    for (i, row) in rows.iter().enumerate() {
+                        replies.push_back((1, reply(std::slice::from_ref(row), sizes[start + i])?));
+                    }
+                }
+                converted => replies.push_back((rows.len(), converted)),
+            }
+        }
+        Ok(replies)
     }
 }
 

@@ -84,6 +84,27 @@ CREATE TABLE neighbours(shown text, secret text);
 INSERT INTO neighbours VALUES ('1', 'SECRET-NEXT-DOOR'), ('', 'SECRET-TOO');
 SELECT echoed(shown) FROM neighbours;
 DO $$ plpy.notice([r["shown"] for r in plpy.execute("SELECT shown FROM neighbours")]) $$ LANGUAGE plpywasm;
+-- A row whose text is not UTF-8 is an error in its place: a cursor read ahead still gives the rows
+-- after it, as fetching one at a time does.
+CREATE TABLE mixed AS SELECT x, CASE WHEN x = 4 THEN convert_from('\x41ff42', 'SQL_ASCII') ELSE 'ok' END AS t
+    FROM generate_series(1, 8) x;
+DO $$
+def read(step):
+    cursor, seen = plpy.cursor("SELECT x, t FROM mixed ORDER BY x"), []
+    while True:
+        try:
+            seen.append(step(cursor)["x"])
+        except StopIteration:
+            return seen
+        except plpy.SPIError as e:
+            seen.append(e.sqlstate)
+def one(cursor):
+    rows = cursor.fetch(1)
+    if not rows:
+        raise StopIteration
+    return rows[0]
+plpy.notice(read(one), read(next))
+$$ LANGUAGE plpywasm;
 
 \c plpywasm_test
 DROP DATABASE plpywasm_latin1;
