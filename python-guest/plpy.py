@@ -10,6 +10,7 @@ import collections as _collections
 from operator import index as _index
 import sys as _sys
 import types as _types
+import weakref as _weakref
 from marshal import loads as _loads
 
 import sqlstates as _sqlstates
@@ -323,7 +324,7 @@ _READ_AHEAD = 100
 class _Cursor:
     """Rows of a query, fetched on demand: fetch(n), iteration, close()."""
 
-    __slots__ = ("_id", "_step", "_closed", "_buffer", "_batch", "_ahead")
+    __slots__ = ("_id", "_step", "_closed", "_buffer", "_batch", "_ahead", "_aborted", "__weakref__")
 
     def __init__(self, cursor):
         self._id = cursor.id
@@ -336,10 +337,16 @@ class _Cursor:
         # Whether iteration's last fetch read ahead of the row Python last got: the buffer's rows,
         # and the end, if that fetch reached it.
         self._ahead = False
+        # Whether the subtransaction it was opened in rolled back, and its portal with it.
+        self._aborted = False
+        if _subtransaction_cursors:
+            _subtransaction_cursors[-1].add(self)
 
     def fetch(self, count):
         if self._closed:
             raise ValueError("fetch from a closed cursor")
+        if self._aborted:
+            raise ValueError("iterating a cursor in an aborted subtransaction")
         # Negative: backward, where the query's plan can scan backward (as FETCH and PL/Python).
         count = max(min(_index(count), _ALL_ROWS), -_ALL_ROWS)
         buffer = self._buffer
@@ -379,6 +386,9 @@ class _Cursor:
     def __next__(self):
         if self._closed:
             raise ValueError("iterating a closed cursor")
+        if self._aborted:
+            # Rows read ahead went with it too, as PL/Python's one-row fetches would find.
+            raise ValueError("iterating a cursor in an aborted subtransaction")
         if not self._buffer:
             # Reading ahead, the rows before a failing one come first, the error after them.
             self._batch = self._fetch(self._step, self._step > 1)
@@ -393,6 +403,8 @@ class _Cursor:
     def close(self):
         if not self._closed:
             self._closed = True
+            if self._aborted:
+                raise ValueError("closing a cursor in an aborted subtransaction")
             _spi(_database.close_cursor, self._id)
 
     def __del__(self):
@@ -415,6 +427,7 @@ class _Subtransaction:
             raise ValueError("this subtransaction has already been entered")
         _spi(_database.transaction, _TransactionStep.BEGIN_SUB)
         self._entered = True
+        _subtransaction_cursors.append(_weakref.WeakSet())
         return self
 
     def __exit__(self, exc_type, exc, tb):
@@ -424,6 +437,13 @@ class _Subtransaction:
             raise ValueError("this subtransaction has already been exited")
         self._exited = True
         _spi(_database.transaction, _TransactionStep.ROLLBACK_SUB if exc_type else _TransactionStep.RELEASE_SUB)
+        opened = _subtransaction_cursors.pop() if _subtransaction_cursors else ()
+        if exc_type:
+            for cursor in opened:
+                cursor._aborted = True
+                cursor._buffer.clear()
+        elif _subtransaction_cursors:
+            _subtransaction_cursors[-1].update(opened)
         return False
 
     enter = __enter__
@@ -433,6 +453,11 @@ class _Subtransaction:
 # Their names in PL/Python, for code that looks at type(...).__name__.
 for _cls, _name in ((_Result, "PLyResult"), (_Plan, "PLyPlan"), (_Cursor, "PLyCursor"), (_Subtransaction, "PLySubtransaction")):
     _cls.__name__ = _cls.__qualname__ = _name
+
+
+# The cursors opened in each subtransaction `with plpy.subtransaction()` has open, innermost last:
+# a rollback ends their portals.
+_subtransaction_cursors = []
 
 
 def subtransaction():

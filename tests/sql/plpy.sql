@@ -544,6 +544,24 @@ except plpy.spiexceptions.DivisionByZero as e:
     got.append("fetch(10): " + str(e))
 plpy.notice(got)
 $$ LANGUAGE plpywasm;
+-- A cursor opened in a subtransaction that rolled back is gone, rows read ahead with it, as
+-- PL/Python's is: iterating, fetching and closing it are ValueErrors.
+DO $$
+got = []
+try:
+    with plpy.subtransaction():
+        cursor = plpy.cursor("SELECT g FROM generate_series(1, 10) g")
+        got.append(next(cursor)["g"])
+        raise ZeroDivisionError
+except ZeroDivisionError:
+    pass
+for step in (lambda: next(cursor), lambda: cursor.fetch(1), cursor.close):
+    try:
+        got.append(step())
+    except ValueError as e:
+        got.append(str(e))
+plpy.notice(got)
+$$ LANGUAGE plpywasm;
 -- Having read ahead to the end, iteration's cursor is still on the last row Python got.
 DO $$
 c = plpy.cursor("SELECT g FROM generate_series(1, 3) g")
