@@ -355,22 +355,34 @@ class _Cursor:
             # (and over the end, if it went past it: the host knows), to the row Python last got.
             self._fetch(-len(buffer), True)
             buffer.clear()
-        if not buffer:
             self._ahead = False
+        if not self._ahead:
             return self._fetch(count, False)
-        # Iteration read ahead: those rows come first, as if iteration had taken one at a time.
-        ahead = [buffer.popleft() for _ in range(min(count, len(buffer)))]
-        if len(ahead) < count:
-            self._ahead = False
-            result = self._fetch(count - len(ahead), False)
-            result[0:0] = ahead
-            result._nrows += len(ahead)
-            return result
-        result = _Result(ahead)
+        # Iteration read ahead: those rows come first, as if iteration had taken one at a time,
+        # then more, read ahead the same way (the host may hold rows it read already).
+        rows = []
+        try:
+            while len(rows) < count:
+                if not buffer and not self._read_batch():
+                    break
+                rows.append(buffer.popleft())
+        except BaseException:
+            buffer.extendleft(reversed(rows))
+            raise
+        result = _Result(rows)
         result._status = self._batch._status
-        result._nrows = len(ahead)
+        result._nrows = len(rows)
         result._columns = self._batch._columns
         return result
+
+    def _read_batch(self):
+        """Reads iteration's next rows into the buffer; False at the end."""
+        self._batch = self._fetch(self._step, self._step > 1)
+        self._buffer.extend(self._batch)
+        self._ahead = self._step > 1 and bool(self._batch)
+        # Kept for its columns: the rows it held are the buffer's, and may be large.
+        self._batch.clear()
+        return bool(self._buffer)
 
     def _fetch(self, count, ahead):
         try:
@@ -389,15 +401,9 @@ class _Cursor:
         if self._aborted:
             # Rows read ahead went with it too, as PL/Python's one-row fetches would find.
             raise ValueError("iterating a cursor in an aborted subtransaction")
-        if not self._buffer:
-            # Reading ahead, the rows before a failing one come first, the error after them.
-            self._batch = self._fetch(self._step, self._step > 1)
-            self._buffer.extend(self._batch)
-            self._ahead = self._step > 1 and bool(self._batch)
-            # Kept for its columns: the rows it held are the buffer's, and may be large.
-            self._batch.clear()
-            if not self._buffer:
-                raise StopIteration
+        # Reading ahead, the rows before a failing one come first, the error after them.
+        if not self._buffer and not self._read_batch():
+            raise StopIteration
         return self._buffer.popleft()
 
     def close(self):
