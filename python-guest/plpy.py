@@ -353,22 +353,20 @@ class _Cursor:
         if count <= 0 and self._ahead:
             # Iteration read ahead of where Python is: the cursor steps back over those rows first
             # (and over the end, if it went past it: the host knows), to the row Python last got.
-            self._fetch(-len(buffer), True)
+            back = -len(buffer)
             buffer.clear()
             self._ahead = False
+            self._fetch(back, True)
         if not self._ahead:
             return self._fetch(count, False)
         # Iteration read ahead: those rows come first, as if iteration had taken one at a time,
         # then more, read ahead the same way (the host may hold rows it read already).
+        # (An error on the way loses the rows taken before it, as one fetch of them all would.)
         rows = []
-        try:
-            while len(rows) < count:
-                if not buffer and not self._read_batch():
-                    break
-                rows.append(buffer.popleft())
-        except BaseException:
-            buffer.extendleft(reversed(rows))
-            raise
+        while len(rows) < count:
+            if not buffer and not self._read_batch():
+                break
+            rows.append(buffer.popleft())
         result = _Result(rows)
         result._status = self._batch._status
         result._nrows = len(rows)
@@ -407,11 +405,17 @@ class _Cursor:
         return self._buffer.popleft()
 
     def close(self):
-        if not self._closed:
-            self._closed = True
-            if self._aborted:
-                raise ValueError("closing a cursor in an aborted subtransaction")
+        if self._closed:
+            return
+        # A cursor whose portal has gone stays open, and says so at every close, as PL/Python's.
+        if self._aborted:
+            raise ValueError("closing a cursor in an aborted subtransaction")
+        try:
             _spi(_database.close_cursor, self._id)
+        except _BY_SQLSTATE["34000"]:
+            self._aborted = True
+            raise ValueError("closing a cursor in an aborted subtransaction") from None
+        self._closed = True
 
     def __del__(self):
         try:

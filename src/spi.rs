@@ -484,10 +484,9 @@ impl Database for Spi {
         // WITH finishes, its AFTER triggers fire), and PostgreSQL refuses to close a portal that
         // is being read.
         in_subtransaction(|| unsafe {
-            if let Some(portal) = cursor.portal() {
-                unpin(portal);
-                pg_sys::SPI_cursor_close(portal);
-            }
+            let portal = live_portal(&cursor);
+            unpin(portal);
+            pg_sys::SPI_cursor_close(portal);
         })
     }
 
@@ -681,11 +680,13 @@ fn fetch_ahead(cursor: &OpenCursor, count: i64) -> Result<Result<Rows, DbError>,
     let mut received = Received::new();
     let failed = match in_subtransaction(|| unsafe { received.run(live_portal(cursor), count) })? {
         Ok(()) => None,
-        Err(failed) if received.tuples.is_empty() => return Ok(Err(failed)),
         Err(failed) => {
             // The failed portal can run no more: a commit or rollback must not try to keep it.
             if let Some(portal) = cursor.portal() {
                 unsafe { unpin(portal) };
+            }
+            if received.tuples.is_empty() {
+                return Ok(Err(failed));
             }
             Some(failed)
         }
