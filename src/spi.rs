@@ -325,11 +325,24 @@ impl Database for Spi {
         // connection made inside it.
         in_subtransaction(|| {
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-            let status = unsafe { pg_sys::SPI_execute(in_server_encoding(&query), read_only(), limit) };
+            let one = one_statement(query.as_bytes());
+            let query = in_server_encoding(&query);
+            if !one {
+                // SPI keeps the last statement's rows, which a destination of our own could not
+                // tell from the others'.
+                let status = unsafe { pg_sys::SPI_execute(query, read_only(), limit) };
+                if status < 0 {
+                    spi_failed("SPI_execute", status);
+                }
+                return unsafe { take_rows(status) };
+            }
+            let mut received = Received::whole();
+            let options = execute_options(&mut received, limit, std::ptr::null_mut());
+            let status = unsafe { pg_sys::SPI_execute_extended(query, &options) };
             if status < 0 {
                 spi_failed("SPI_execute", status);
             }
-            unsafe { take_rows(status) }
+            unsafe { received.result(status) }
         })
     }
 
@@ -381,12 +394,23 @@ impl Database for Spi {
             prepared.refresh();
             let (mut values, nulls) = param_values(&prepared.params.borrow(), params);
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-            let status =
-                unsafe { pg_sys::SPI_execute_plan(prepared.plan, values.as_mut_ptr(), nulls.as_ptr(), read_only(), limit) };
+            let statements = unsafe { PgList::<pg_sys::CachedPlanSource>::from_pg(pg_sys::SPI_plan_get_plan_sources(prepared.plan)) };
+            if statements.len() != 1 {
+                let status =
+                    unsafe { pg_sys::SPI_execute_plan(prepared.plan, values.as_mut_ptr(), nulls.as_ptr(), read_only(), limit) };
+                if status < 0 {
+                    spi_failed("SPI_execute_plan", status);
+                }
+                return unsafe { take_rows(status) };
+            }
+            let params = unsafe { param_list(prepared.plan, &values, &nulls) };
+            let mut received = Received::whole();
+            let options = execute_options(&mut received, limit, params);
+            let status = unsafe { pg_sys::SPI_execute_plan_extended(prepared.plan, &options) };
             if status < 0 {
                 spi_failed("SPI_execute_plan", status);
             }
-            unsafe { take_rows(status) }
+            unsafe { received.result(status) }
         });
         used(prepared);
         done
@@ -716,6 +740,9 @@ struct Received {
     /// The [`expansion`] of the first `counted` tuples.
     expanded: usize,
     counted: usize,
+    /// A statement's whole result (plpy.execute), held to plpywasm.memory_limit as it is made,
+    /// not a cursor's rows (which the read-ahead budget holds back).
+    whole: bool,
 }
 
 impl Received {
@@ -725,8 +752,10 @@ impl Received {
             rStartup: Some(receive_startup),
             rShutdown: Some(receive_nothing),
             rDestroy: Some(receive_nothing),
-            // Not DestNone, by which PortalRunFetch would only count a re-fetch of the current row.
-            mydest: pg_sys::CommandDest::DestSPI,
+            // A store of rows, as PL/pgSQL's RETURN QUERY gives SPI: not DestNone, for which SPI
+            // says a SELECT is a utility statement and PortalRunFetch only counts a re-fetch, nor
+            // DestSPI, whose own tuple table SPI would check.
+            mydest: pg_sys::CommandDest::DestTuplestore,
         };
         // Under the transaction's memory: the caller's may be a per-row context, and the rows
         // must outlive the subtransaction that fetched them.
@@ -746,7 +775,28 @@ impl Received {
             tuples: Vec::new(),
             expanded: 0,
             counted: 0,
+            whole: false,
         })
+    }
+
+    /// For a statement's whole result: refused (54000) as soon as it outgrows plpywasm.memory_limit,
+    /// before the backend holds more of it.
+    fn whole() -> Box<Self> {
+        let mut received = Received::new();
+        received.whole = true;
+        received
+    }
+
+    /// The statement's result for the guest (see the WIT's `rows`).
+    ///
+    /// # Safety
+    /// Call inside [`in_subtransaction`], right after the statement ran into this.
+    unsafe fn result(&mut self, status: i32) -> Rows {
+        let size = unsafe { self.size() };
+        // The rows it returned, when it returned rows: SPI counts none for a utility statement's
+        // (EXPLAIN, SHOW) that it did not keep itself.
+        let processed = if self.tupdesc.is_null() { unsafe { pg_sys::SPI_processed } } else { self.tuples.len() as u64 };
+        unsafe { rows_reply(status, processed as i64, self.tupdesc, &self.tuples, size) }
     }
 
     /// Fetches up to `count` rows forward from `portal` into this; fewer at the end, or once they
@@ -842,6 +892,13 @@ impl Drop for Received {
 #[pg_guard]
 unsafe extern "C-unwind" fn receive_startup(receiver: *mut pg_sys::DestReceiver, _operation: i32, tupdesc: pg_sys::TupleDesc) {
     let received = unsafe { &mut *receiver.cast::<Received>() };
+    if received.whole && !received.tupdesc.is_null() {
+        // A rule may have made the statement several queries; only one returns rows. Anew.
+        unsafe { pg_sys::MemoryContextReset(received.memory) };
+        received.tuples.clear();
+        received.tupdesc = std::ptr::null_mut();
+        (received.expanded, received.counted) = (0, 0);
+    }
     if received.tupdesc.is_null() {
         let outer = unsafe { pg_sys::MemoryContextSwitchTo(received.memory) };
         received.tupdesc = unsafe { pg_sys::CreateTupleDescCopy(tupdesc) };
@@ -870,6 +927,12 @@ unsafe extern "C-unwind" fn receive_slot(slot: *mut pg_sys::TupleTableSlot, rece
     }
     unsafe { pg_sys::MemoryContextSwitchTo(outer) };
     received.tuples.push(copy);
+    if received.whole {
+        let size = unsafe { received.size() };
+        if size > crate::gucs::memory_limit_bytes() {
+            too_large(size);
+        }
+    }
     true
 }
 
@@ -1116,6 +1179,56 @@ unsafe fn take_rows(status: i32) -> Rows {
     }
 }
 
+/// Whether `query` is one statement, by the look of it: no `;` but at its end (a `;` in a literal
+/// or a comment only sends it the way of several).
+fn one_statement(query: &[u8]) -> bool {
+    let end = query.iter().rposition(|&b| !matches!(b, b';' | b' ' | b'\t' | b'\n' | b'\r')).map_or(0, |i| i + 1);
+    !query[..end].contains(&b';')
+}
+
+/// How plpy.execute runs a statement: its rows go to `received`, which holds them to the limit.
+fn execute_options(received: &mut Received, limit: i64, params: pg_sys::ParamListInfo) -> pg_sys::SPIExecuteOptions {
+    pg_sys::SPIExecuteOptions {
+        params,
+        read_only: read_only(),
+        tcount: limit as u64,
+        dest: &mut received.receiver,
+        ..Default::default()
+    }
+}
+
+/// A plan's parameter values as SPI_execute_plan_extended takes them.
+///
+/// # Safety
+/// `values` and `nulls` must hold one value for each of `plan`'s parameters.
+unsafe fn param_list(plan: pg_sys::SPIPlanPtr, values: &[Datum], nulls: &[c_char]) -> pg_sys::ParamListInfo {
+    if values.is_empty() {
+        return std::ptr::null_mut();
+    }
+    unsafe {
+        let list = pg_sys::makeParamList(values.len() as i32);
+        for (i, param) in (*list).params.as_mut_slice(values.len()).iter_mut().enumerate() {
+            *param = pg_sys::ParamExternData {
+                value: values[i],
+                isnull: nulls[i] == b'n' as c_char,
+                pflags: pg_sys::PARAM_FLAG_CONST as u16,
+                ptype: pg_sys::SPI_getargtypeid(plan, i as i32),
+            };
+        }
+        list
+    }
+}
+
+/// Refuses a result of `size` bytes, more than the interpreter may hold.
+fn too_large(size: usize) -> ! {
+    pgrx::ereport!(
+        ERROR,
+        PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+        format!("query result of {} MB does not fit in plpywasm.memory_limit", size >> 20),
+        "Read it in parts with plpy.cursor()."
+    );
+}
+
 /// How much more than their copies `tuples` take once read: a toasted value is still small in a
 /// result's memory, and counts as the size it will be read at.
 ///
@@ -1165,12 +1278,7 @@ unsafe fn rows_reply(status: i32, processed: i64, tupdesc: pg_sys::TupleDesc, tu
         // Whatever does not fit in the interpreter must not be copied for it either: a result
         // larger than its memory limit would only grow the backend's own memory.
         if size > crate::gucs::memory_limit_bytes() {
-            pgrx::ereport!(
-                ERROR,
-                PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-                format!("query result of {} MB does not fit in plpywasm.memory_limit", size >> 20),
-                "Read it in parts with plpy.cursor()."
-            );
+            too_large(size);
         }
         marshal::write_list(attributes.iter().map(|attribute| Node::Text(attribute_name(attribute))), &mut reply);
         marshal::write_list(attributes.iter().map(|attribute| Node::Int(attribute.atttypid.to_u32().into())), &mut reply);

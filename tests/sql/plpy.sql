@@ -185,6 +185,13 @@ for run in (lambda: plpy.execute("SELECT '\ud800' AS x"), lambda: plpy.prepare("
     except UnicodeEncodeError as e:
         plpy.notice(type(e).__name__, e.reason)
 $$ LANGUAGE plpywasm;
+-- Utility statements that return rows give them, counted, as SPI's own result would; a string of
+-- several statements gives the last one's rows.
+DO $$
+for query in ("SHOW DateStyle", "EXPLAIN (COSTS OFF) SELECT 1", "SELECT 1 AS a; SELECT 2 AS b", "SELECT ';' AS semicolon;"):
+    result = plpy.execute(query)
+    plpy.notice(result.status(), result.nrows(), list(result))
+$$ LANGUAGE plpywasm;
 -- A NUL character, which SQL text cannot hold, is 22021 in a query and in a type name alike.
 DO $$
 for run in (lambda: plpy.execute("SELECT 1\0"), lambda: plpy.prepare("SELECT $1", ["in\0t"]),
