@@ -73,6 +73,9 @@ impl Prepared {
     }
 }
 
+/// A reply to a fetch, and the number of rows it stands for.
+type Reply = (usize, Result<Rows, DbError>);
+
 /// A cursor plpy opened, by handle: the interpreter that opened it (the only one that may use it)
 /// and its portal, looked up anew by name each time (a portal dies with its transaction).
 struct OpenCursor {
@@ -84,7 +87,7 @@ struct OpenCursor {
     alive: Cell<bool>,
     /// What iteration read ahead and the guest has not had yet (see [`fetch_ahead`]): replies
     /// for the next fetches, each with the number of rows it stands for.
-    pending: RefCell<VecDeque<(usize, Result<Rows, DbError>)>>,
+    pending: RefCell<VecDeque<Reply>>,
 }
 
 impl OpenCursor {
@@ -821,7 +824,7 @@ impl Received {
             let size = unsafe { self.size() };
             let left = count.saturating_sub(self.tuples.len() as i64);
             let room = budget.saturating_sub(size) / (size / self.tuples.len().max(1)).max(1);
-            if ((self.tuples.len() - before) as i64) < want as i64 || left <= 0 || room == 0 {
+            if ((self.tuples.len() - before) as i64) < i64::from(want) || left <= 0 || room == 0 {
                 break;
             }
             want = std::ffi::c_long::try_from(left.min(room.min(MOST_AT_ONCE) as i64)).unwrap_or(1);
@@ -846,7 +849,7 @@ impl Received {
     ///
     /// # Safety
     /// Call outside any subtransaction of this fetch.
-    unsafe fn replies(&self) -> Result<VecDeque<(usize, Result<Rows, DbError>)>, Canceled> {
+    unsafe fn replies(&self) -> Result<VecDeque<Reply>, Canceled> {
         let tupdesc = self.tupdesc;
         let reply = |rows: &[pg_sys::HeapTuple], size: usize| {
             in_subtransaction(|| unsafe { rows_reply(pg_sys::SPI_OK_FETCH as i32, rows.len() as i64, tupdesc, rows, size) })
