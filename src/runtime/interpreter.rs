@@ -69,6 +69,17 @@ pub struct HostState {
 }
 
 impl HostState {
+    /// Lowers the stop flag if no cancel is pending any more, as a query the guest ran returns: the
+    /// ticker raised it for a cancel that SQL in the query caught (PL/pgSQL may), which must not
+    /// stop the guest that goes on.
+    pub(super) fn lower_stale_stop(&self) {
+        if let Some(stop) = self.stop {
+            if !(self.should_stop)() {
+                self.ticker.lower(stop);
+            }
+        }
+    }
+
     /// What a wait in wasi:io/poll needs (see `poll`): the pollables, and whether to stop.
     pub(super) fn poll_parts(&mut self) -> (&mut ResourceTable, fn() -> bool) {
         (&mut self.table, self.should_stop)

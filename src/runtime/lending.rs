@@ -86,6 +86,9 @@ fn serve<R>(
     if store.data().trapped.is_some() {
         return Err(Trap::Interrupt.into());
     }
+    if result.is_ok() {
+        store.data().lower_stale_stop();
+    }
     result.map_err(|Canceled| Trap::Interrupt.into())
 }
 
