@@ -328,24 +328,17 @@ impl Database for Spi {
         // connection made inside it.
         in_subtransaction(|| {
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-            let one = one_statement(query.as_bytes());
+            // Several statements go SPI's own way: it keeps the last one's rows, which a
+            // destination of our own could not tell from the others'.
+            let mut received = one_statement(query.as_bytes()).then(Received::whole);
             let query = in_server_encoding(&query);
-            if !one {
-                // SPI keeps the last statement's rows, which a destination of our own could not
-                // tell from the others'.
-                let status = unsafe { pg_sys::SPI_execute(query, read_only(), limit) };
-                if status < 0 {
-                    spi_failed("SPI_execute", status);
-                }
-                return unsafe { take_rows(status) };
-            }
-            let mut received = Received::whole();
-            let options = execute_options(&mut received, limit, std::ptr::null_mut());
-            let status = unsafe { pg_sys::SPI_execute_extended(query, &options) };
-            if status < 0 {
-                spi_failed("SPI_execute", status);
-            }
-            unsafe { received.result(status) }
+            let status = match &mut received {
+                Some(received) => unsafe {
+                    pg_sys::SPI_execute_extended(query, &execute_options(received, limit, std::ptr::null_mut()))
+                },
+                None => unsafe { pg_sys::SPI_execute(query, read_only(), limit) },
+            };
+            unsafe { statement_rows("SPI_execute", status, received) }
         })
     }
 
@@ -398,22 +391,15 @@ impl Database for Spi {
             let (mut values, nulls) = param_values(&prepared.params.borrow(), params);
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
             let statements = unsafe { PgList::<pg_sys::CachedPlanSource>::from_pg(pg_sys::SPI_plan_get_plan_sources(prepared.plan)) };
-            if statements.len() != 1 {
-                let status =
-                    unsafe { pg_sys::SPI_execute_plan(prepared.plan, values.as_mut_ptr(), nulls.as_ptr(), read_only(), limit) };
-                if status < 0 {
-                    spi_failed("SPI_execute_plan", status);
-                }
-                return unsafe { take_rows(status) };
-            }
-            let params = unsafe { param_list(prepared.plan, &values, &nulls) };
-            let mut received = Received::whole();
-            let options = execute_options(&mut received, limit, params);
-            let status = unsafe { pg_sys::SPI_execute_plan_extended(prepared.plan, &options) };
-            if status < 0 {
-                spi_failed("SPI_execute_plan", status);
-            }
-            unsafe { received.result(status) }
+            let mut received = (statements.len() == 1).then(Received::whole);
+            let status = match &mut received {
+                Some(received) => unsafe {
+                    let params = param_list(prepared.plan, &values, &nulls);
+                    pg_sys::SPI_execute_plan_extended(prepared.plan, &execute_options(received, limit, params))
+                },
+                None => unsafe { pg_sys::SPI_execute_plan(prepared.plan, values.as_mut_ptr(), nulls.as_ptr(), read_only(), limit) },
+            };
+            unsafe { statement_rows("SPI_execute_plan", status, received) }
         });
         used(prepared);
         done
@@ -679,9 +665,7 @@ fn used(prepared: Rc<Prepared>) {
 /// session or a CLOSE if a commit made them held, as SQL's own cursors.)
 pub fn forget_interpreter(generation: u64) {
     let plans: Vec<Rc<Prepared>> = PLANS.with(|plans| {
-        let mut plans = plans.borrow_mut();
-        let ids: Vec<u32> = plans.iter().filter(|(_, prepared)| prepared.interpreter == generation).map(|(&id, _)| id).collect();
-        ids.iter().filter_map(|id| plans.remove(id)).collect()
+        plans.borrow_mut().extract_if(|_, prepared| prepared.interpreter == generation).map(|(_, prepared)| prepared).collect()
     });
     for prepared in plans {
         release(prepared);
@@ -740,9 +724,9 @@ struct Received {
     memory: pg_sys::MemoryContext,
     tupdesc: pg_sys::TupleDesc,
     tuples: Vec<pg_sys::HeapTuple>,
-    /// The [`expansion`] of the first `counted` tuples.
+    /// The [`expansion`] of each tuple, and their sum.
+    expansions: Vec<usize>,
     expanded: usize,
-    counted: usize,
     /// A statement's whole result (plpy.execute), held to plpywasm.memory_limit as it is made,
     /// not a cursor's rows (which the read-ahead budget holds back).
     whole: bool,
@@ -776,8 +760,8 @@ impl Received {
             memory,
             tupdesc: std::ptr::null_mut(),
             tuples: Vec::new(),
+            expansions: Vec::new(),
             expanded: 0,
-            counted: 0,
             whole: false,
         })
     }
@@ -794,8 +778,8 @@ impl Received {
     ///
     /// # Safety
     /// Call inside [`in_subtransaction`], right after the statement ran into this.
-    unsafe fn result(&mut self, status: i32) -> Rows {
-        let size = unsafe { self.size() };
+    unsafe fn result(&self, status: i32) -> Rows {
+        let size = self.size();
         // The rows it returned, when it returned rows: SPI counts none for a utility statement's
         // (EXPLAIN, SHOW) that it did not keep itself.
         let processed = if self.tupdesc.is_null() { unsafe { pg_sys::SPI_processed } } else { self.tuples.len() as u64 };
@@ -821,7 +805,7 @@ impl Received {
             if !query.is_null() {
                 unsafe { (*query).dest = pg_sys::None_Receiver };
             }
-            let size = unsafe { self.size() };
+            let size = self.size();
             let left = count.saturating_sub(self.tuples.len() as i64);
             let room = budget.saturating_sub(size) / (size / self.tuples.len().max(1)).max(1);
             if ((self.tuples.len() - before) as i64) < i64::from(want) || left <= 0 || room == 0 {
@@ -832,14 +816,7 @@ impl Received {
     }
 
     /// The memory the rows take once read.
-    ///
-    /// # Safety
-    /// Call inside [`in_subtransaction`].
-    unsafe fn size(&mut self) -> usize {
-        if !self.tupdesc.is_null() {
-            self.expanded += unsafe { expansion(self.tupdesc, &self.tuples[self.counted..]) };
-            self.counted = self.tuples.len();
-        }
+    fn size(&self) -> usize {
         self.expanded + unsafe { pg_sys::MemoryContextMemAllocated(self.memory, true) }
     }
 
@@ -854,11 +831,8 @@ impl Received {
         let reply = |rows: &[pg_sys::HeapTuple], size: usize| {
             in_subtransaction(|| unsafe { rows_reply(pg_sys::SPI_OK_FETCH as i32, rows.len() as i64, tupdesc, rows, size) })
         };
-        let sizes: Vec<usize> = if tupdesc.is_null() {
-            vec![0; self.tuples.len()]
-        } else {
-            self.tuples.iter().map(|&tuple| unsafe { (*tuple).t_len as usize + expansion(tupdesc, &[tuple]) }).collect()
-        };
+        let sizes: Vec<usize> =
+            self.tuples.iter().zip(&self.expansions).map(|(&tuple, &expansion)| unsafe { (*tuple).t_len as usize } + expansion).collect();
         let budget = read_ahead_budget();
         let mut groups = vec![(0, 0)];
         for (i, &size) in sizes.iter().enumerate() {
@@ -900,7 +874,8 @@ unsafe extern "C-unwind" fn receive_startup(receiver: *mut pg_sys::DestReceiver,
         unsafe { pg_sys::MemoryContextReset(received.memory) };
         received.tuples.clear();
         received.tupdesc = std::ptr::null_mut();
-        (received.expanded, received.counted) = (0, 0);
+        received.expansions.clear();
+        received.expanded = 0;
     }
     if received.tupdesc.is_null() {
         let outer = unsafe { pg_sys::MemoryContextSwitchTo(received.memory) };
@@ -930,8 +905,11 @@ unsafe extern "C-unwind" fn receive_slot(slot: *mut pg_sys::TupleTableSlot, rece
     }
     unsafe { pg_sys::MemoryContextSwitchTo(outer) };
     received.tuples.push(copy);
+    let expansion = unsafe { expansion(received.tupdesc, copy) };
+    received.expansions.push(expansion);
+    received.expanded += expansion;
     if received.whole {
-        let size = unsafe { received.size() };
+        let size = received.size();
         if size > crate::gucs::memory_limit_bytes() {
             too_large(size);
         }
@@ -1175,7 +1153,8 @@ unsafe fn take_rows(status: i32) -> Rows {
     }
     unsafe {
         let tuples = std::slice::from_raw_parts((*table).vals, processed as usize);
-        let size = pg_sys::MemoryContextMemAllocated((*table).tuptabcxt, true) + expansion((*table).tupdesc, tuples);
+        let expanded: usize = tuples.iter().map(|&tuple| expansion((*table).tupdesc, tuple)).sum();
+        let size = pg_sys::MemoryContextMemAllocated((*table).tuptabcxt, true) + expanded;
         let reply = rows_reply(status, processed as i64, (*table).tupdesc, tuples, size);
         pg_sys::SPI_freetuptable(table);
         reply
@@ -1187,6 +1166,21 @@ unsafe fn take_rows(status: i32) -> Rows {
 fn one_statement(query: &[u8]) -> bool {
     let end = query.iter().rposition(|&b| !matches!(b, b';' | b' ' | b'\t' | b'\n' | b'\r')).map_or(0, |i| i + 1);
     !query[..end].contains(&b';')
+}
+
+/// The result of a statement plpy.execute ran (`call`), for the guest: from `received` if its rows
+/// went there, else from SPI's table.
+///
+/// # Safety
+/// Call inside [`in_subtransaction`], right after the statement ran.
+unsafe fn statement_rows(call: &str, status: i32, received: Option<Box<Received>>) -> Rows {
+    if status < 0 {
+        spi_failed(call, status);
+    }
+    match received {
+        Some(received) => unsafe { received.result(status) },
+        None => unsafe { take_rows(status) },
+    }
 }
 
 /// How plpy.execute runs a statement: its rows go to `received`, which holds them to the limit.
@@ -1232,15 +1226,15 @@ fn too_large(size: usize) -> ! {
     );
 }
 
-/// How much more than their copies `tuples` take once read: a toasted value is still small in a
+/// How much more than its copy `tuple` takes once read: a toasted value is still small in a
 /// result's memory, and counts as the size it will be read at.
 ///
 /// # Safety
-/// `tupdesc` must describe `tuples`.
-unsafe fn expansion(tupdesc: pg_sys::TupleDesc, tuples: &[pg_sys::HeapTuple]) -> usize {
+/// `tupdesc` must describe `tuple`.
+unsafe fn expansion(tupdesc: pg_sys::TupleDesc, tuple: pg_sys::HeapTuple) -> usize {
     let mut size = 0;
     for (i, _) in unsafe { attributes_of(tupdesc) }.iter().enumerate().filter(|(_, attribute)| attribute.attlen == -1) {
-        for datum in unsafe { column(tupdesc, tuples, i) }.flatten() {
+        for datum in unsafe { column(tupdesc, std::slice::from_ref(&tuple), i) }.flatten() {
             size += unsafe { input_size(datum, -1).saturating_sub(pgrx::varlena::varsize_any(datum.cast_mut_ptr())) };
         }
     }
