@@ -73,7 +73,9 @@ impl HostState {
     /// ticker raised it for a cancel that SQL in the query caught (PL/pgSQL may), which must not
     /// stop the guest that goes on.
     pub(super) fn lower_stale_stop(&self) {
-        if let Some(stop) = self.stop {
+        // (The flag is read first: lowering takes the ticker's lock, which a query's every return
+        // should not.)
+        if let Some(stop) = self.stop.filter(|stop| stop.is_raised()) {
             if !(self.should_stop)() {
                 self.ticker.lower(stop);
             }
