@@ -5,6 +5,7 @@ Everything at module level runs once, at build time, and is frozen into the comp
 
 import gc
 import struct
+import types
 
 import bundled_stdlib
 import hostio
@@ -179,6 +180,8 @@ def _call_set(args, whole):
         procedure, argv = _arguments(args)
         result = procedure.call(argv)
         rows = procedures.iterate(result)
+        if procedure.wants_args and type(rows) is types.GeneratorType:
+            rows = procedures.resumed(procedure, argv, rows)
     except BaseException as exc:
         _failed(exc, making=None)
         return 0

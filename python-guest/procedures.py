@@ -66,14 +66,18 @@ class Procedure:
     def call(self, argv):
         if not self.wants_args:
             return self.function(*argv)
-        # A call nested in another of the same function gives the outer one its `args` back, as
-        # PL/Python does. The outermost leaves it set: a generator may read it after returning.
+        return self.with_args(argv, self.function, *argv)
+
+    def with_args(self, argv, step, *rest):
+        """Runs `step` (the call, or a step of its generator) with `args` set to the call's.
+        Nested in another call of the same function, it gives the outer one its `args` back, as
+        PL/Python does. The outermost leaves it set."""
         namespace = self.namespace
         outer = namespace.get("args")
         namespace["args"] = argv
         self.running += 1
         try:
-            return self.function(*argv)
+            return step(*rest)
         finally:
             self.running -= 1
             if self.running:
@@ -231,8 +235,18 @@ def call_trigger(procedure, td_values):
         "event": event, "when": when, "level": level, "name": name, "table_name": table_name,
         "table_schema": table_schema, "relid": relid, "args": args, "new": new, "old": old,
     }
-    procedure.namespace["TD"] = td
-    verdict = procedure.call([])
+    namespace = procedure.namespace
+    outer = namespace.get("TD")
+    namespace["TD"] = td
+    procedure.running += 1
+    try:
+        verdict = procedure.call([])
+    finally:
+        procedure.running -= 1
+        if procedure.running:
+            # A call nested in another of the same function (a query it ran fired it again) gives
+            # the outer one its TD back, as PL/Python does.
+            namespace["TD"] = outer
     if verdict is None:
         return [None]
     if not isinstance(verdict, str):
@@ -302,6 +316,21 @@ def iterate(result):
             "returned object cannot be iterated",
             detail="PL/plpywasm set-returning functions must return an iterable object.",
         ) from None
+
+
+def resumed(procedure, argv, rows):
+    """The rows of a generator that may read the global `args`: each time it resumes (and when it
+    is closed) `args` is its call's, as PL/Python restores it, though other calls of the function
+    ran in between (two in one select list, or one that calls itself)."""
+    try:
+        while True:
+            try:
+                row = procedure.with_args(argv, next, rows)
+            except StopIteration:
+                return
+            yield row
+    finally:
+        procedure.with_args(argv, rows.close)
 
 
 def as_fetch_error(error):

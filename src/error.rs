@@ -279,8 +279,7 @@ pub fn sqlstate_code(text: &str) -> Option<i32> {
 }
 
 /// The five characters of an error code.
-pub fn sqlstate_text(code: PgSqlErrorCode) -> String {
-    let code = code as i32;
+pub fn sqlstate_text(code: i32) -> String {
     (0..5).map(|i| (((code >> (6 * i)) & 0x3F) as u8 + b'0') as char).collect()
 }
 

@@ -607,9 +607,9 @@ unsafe fn reads_ahead(plan: pg_sys::SPIPlanPtr) -> bool {
 }
 
 /// Whether `node` holds what `contain_volatile_functions` does not see but could tell when a row
-/// was made: a statement other than a SELECT, row locks, a data-modifying WITH, an aggregate or
-/// window function (whose transition functions may be volatile, while the aggregate is marked
-/// immutable) or a domain's check (which may call anything).
+/// was made: a statement other than a SELECT, row locks, a data-modifying WITH, an aggregate with
+/// a volatile support function (an aggregate itself is always marked immutable) or a domain's
+/// check (which may call anything).
 #[pg_guard]
 unsafe extern "C-unwind" fn telling(node: *mut pg_sys::Node, context: *mut std::ffi::c_void) -> bool {
     if node.is_null() {
@@ -619,14 +619,48 @@ unsafe extern "C-unwind" fn telling(node: *mut pg_sys::Node, context: *mut std::
         match (*node).type_ {
             pg_sys::NodeTag::T_Query => {
                 let query = node as *mut pg_sys::Query;
-                (*query).commandType != pg_sys::CmdType::CMD_SELECT
+                return (*query).commandType != pg_sys::CmdType::CMD_SELECT
                     || !(*query).rowMarks.is_null()
                     || (*query).hasModifyingCTE
-                    || pg_sys::query_tree_walker(query, Some(telling), context, 0)
+                    || pg_sys::query_tree_walker(query, Some(telling), context, 0);
             }
-            pg_sys::NodeTag::T_Aggref | pg_sys::NodeTag::T_WindowFunc | pg_sys::NodeTag::T_CoerceToDomain => true,
-            _ => pg_sys::expression_tree_walker(node, Some(telling), context),
+            pg_sys::NodeTag::T_Aggref if volatile_aggregate((*(node as *mut pg_sys::Aggref)).aggfnoid) => return true,
+            pg_sys::NodeTag::T_WindowFunc => {
+                // A plain window function's own volatility is contain_volatile_functions' to see.
+                let window = node as *mut pg_sys::WindowFunc;
+                if (*window).winagg && volatile_aggregate((*window).winfnoid) {
+                    return true;
+                }
+            }
+            pg_sys::NodeTag::T_CoerceToDomain => return true,
+            _ => {}
         }
+        pg_sys::expression_tree_walker(node, Some(telling), context)
+    }
+}
+
+/// Whether a function the aggregate `aggregate` runs (transition, final, combine, serialization,
+/// their moving-aggregate forms) is volatile. None of PostgreSQL's own aggregates has one.
+///
+/// # Safety
+/// Call where a catalog lookup may raise an error.
+unsafe fn volatile_aggregate(aggregate: pg_sys::Oid) -> bool {
+    // pg_aggregate's regproc columns, aggtransfn to aggmfinalfn (catalog/pg_aggregate.h).
+    const SUPPORT_FUNCTIONS: std::ops::RangeInclusive<pg_sys::AttrNumber> = 4..=11;
+    let cache = pg_sys::SysCacheIdentifier::AGGFNOID as i32;
+    unsafe {
+        let tuple = pg_sys::SearchSysCache1(cache, aggregate.into());
+        if tuple.is_null() {
+            // Not an aggregate PostgreSQL knows: treated as one that could tell.
+            return true;
+        }
+        let volatile = SUPPORT_FUNCTIONS.into_iter().any(|column| {
+            let mut is_null = false;
+            let function = pg_sys::Oid::from_datum(pg_sys::SysCacheGetAttr(cache, tuple, column, &mut is_null), is_null);
+            function.is_some_and(|function| function != pg_sys::InvalidOid && pg_sys::func_volatile(function) == pg_sys::PROVOLATILE_VOLATILE as c_char)
+        });
+        pg_sys::ReleaseSysCache(tuple);
+        volatile
     }
 }
 
@@ -1000,10 +1034,17 @@ fn raised_by_interrupt(raised: &Raised) -> bool {
 
 /// A caught error as `catching` copied it, all its fields kept.
 fn whole_error(report: &pgrx::pg_sys::panic::ErrorReportWithLevel, raised: &Raised) -> DbError {
-    let sqlstate = crate::error::sqlstate_text(report.sql_error_code());
+    let code = report.sql_error_code();
     // The copy is of the error caught unless another one was raised since (pgrx raises a Rust
-    // panic as an error of its own).
-    let copy = raised.error().filter(|copy| copy.sqlerrcode == report.sql_error_code() as i32);
+    // panic as an error of its own). pgrx reads a code it has no name for (an application's own,
+    // such as P0099) as XX000: the copy keeps it.
+    let copy = raised.error().filter(|copy| {
+        copy.sqlerrcode == code as i32
+            || (PgSqlErrorCode::from(copy.sqlerrcode) == code
+                && !copy.message.is_null()
+                && unsafe { CStr::from_ptr(copy.message) }.to_string_lossy() == report.message())
+    });
+    let sqlstate = crate::error::sqlstate_text(copy.map_or(code as i32, |copy| copy.sqlerrcode));
     match copy {
         Some(copy) => {
             let text = |text: *const c_char| (!text.is_null()).then(|| unsafe { message_from_server(text) });

@@ -441,6 +441,31 @@ impl FromGuest {
         )
     }
 
+    /// Whether `new`, the value of a json or jsonb column in a trigger's "MODIFY", is the one
+    /// `kept` held, as jsonb compares them. The function left it as it was, or changed nothing
+    /// jsonb can see: the row keeps the value as written (a json's text, a jsonb number's scale),
+    /// as it keeps PL/Python's, which are strings.
+    pub fn same_json(&self, kept: (Datum, bool), new: (Datum, bool)) -> bool {
+        if !matches!(self.target, Target::Json) || kept.1 || new.1 {
+            return false;
+        }
+        let jsonb = self.type_oid == pg_sys::JSONBOID;
+        let as_jsonb = move |datum: Datum| unsafe {
+            if jsonb {
+                return datum;
+            }
+            let text = pg_sys::text_to_cstring(datum.cast_mut_ptr());
+            pg_sys::OidFunctionCall1Coll(pg_sys::F_JSONB_IN.into(), pg_sys::InvalidOid, Datum::from(text))
+        };
+        // json that jsonb refuses (a \u0000 escape) is not the same.
+        pgrx::PgTryBuilder::new(|| unsafe {
+            let equal = pg_sys::OidFunctionCall2Coll(pg_sys::F_JSONB_EQ.into(), pg_sys::InvalidOid, as_jsonb(kept.0), as_jsonb(new.0));
+            equal.value() != 0
+        })
+        .catch_others(|_| false)
+        .execute()
+    }
+
     /// Through the type's input function, exactly as if the text were written in SQL.
     fn parse(&self, text: &str) -> Result<Datum, PlError> {
         match &self.target {

@@ -143,7 +143,8 @@ impl RowOut {
     }
 
     /// The row whose attributes are the next nodes. An attribute may keep its value from `kept`
-    /// (by attribute number), where there is one.
+    /// (by attribute number), where there is one: where the guest says so, or a json value
+    /// jsonb finds equal (see [`FromGuest::same_json`]).
     pub fn decode(&self, nodes: &mut Nodes, kept: Option<&[(Datum, bool)]>) -> Result<Datum, PlError> {
         let mut values = Vec::with_capacity(self.attributes.len());
         let mut nulls = Vec::with_capacity(self.attributes.len());
@@ -154,7 +155,13 @@ impl RowOut {
                     nodes.next();
                     *kept.and_then(|kept| kept.get(i)).ok_or_else(malformed)?
                 }
-                Some(convert) => convert.decode(nodes)?,
+                Some(convert) => {
+                    let value = convert.decode(nodes)?;
+                    match kept.and_then(|kept| kept.get(i)) {
+                        Some(&old) if convert.same_json(old, value) => old,
+                        _ => value,
+                    }
+                }
                 None => (Datum::null(), true),
             };
             values.push(value);

@@ -122,6 +122,24 @@ for query in ("SELECT negative_result()", "SELECT * FROM negative_results()"):
 $$ LANGUAGE plpywasm;
 RESET ROLE;
 
+-- An application's own SQLSTATE (one PostgreSQL has no name for) reaches Python and the caller
+-- as it was raised, its fields too: a plain SPIError, as in PL/Python.
+SET ROLE alice;
+CREATE FUNCTION app_error() RETURNS int LANGUAGE plpywasm AS $$ plpy.error("no such order", sqlstate="U0001") $$;
+DO $$
+try:
+    plpy.execute("DO $x$ BEGIN RAISE EXCEPTION USING MESSAGE = 'm', ERRCODE = 'P0099', TABLE = 't1', CONSTRAINT = 'c1'; END $x$")
+except plpy.SPIError as e:
+    plpy.notice(type(e).__name__, e.sqlstate, e.spidata[0], e.table_name, e.constraint_name)
+try:
+    plpy.execute("SELECT app_error()")
+except plpy.SPIError as e:
+    plpy.notice(type(e).__name__, e.sqlstate, str(e))
+$$ LANGUAGE plpywasm;
+CREATE FUNCTION app_error_outer() RETURNS int LANGUAGE plpywasm AS $$ plpy.execute("SELECT app_error()") $$;
+SELECT sqlstate_of($$SELECT app_error_outer()$$);
+RESET ROLE;
+
 -- An error raised with SQLSTATE 57014 by code (not a cancel or a timeout) is caught as any other.
 SET ROLE alice;
 CREATE FUNCTION fake_cancel() RETURNS int LANGUAGE plpywasm AS $$ plpy.error("not really canceled", sqlstate="57014") $$;

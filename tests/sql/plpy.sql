@@ -531,6 +531,20 @@ plpy.notice("aggregated", plpy.execute("SELECT last_value FROM fetched")[0]["las
 $$ LANGUAGE plpywasm;
 SELECT count(*) AS locked_rows FROM pgrowlocks('jobs');
 COMMIT;
+-- An aggregate whose functions are none of them volatile could not tell: iteration reads ahead
+-- over it, and over it as a window function (the notices of its stable final function come first).
+CREATE FUNCTION noisy_final(state int) RETURNS int STABLE LANGUAGE plpgsql AS $$
+BEGIN RAISE NOTICE 'final %', state; RETURN state; END $$;
+CREATE AGGREGATE noisy_sum(int) (sfunc = int4pl, stype = int, initcond = '0', finalfunc = noisy_final);
+DO $$
+for row in plpy.cursor("SELECT id, noisy_sum(id) AS s FROM jobs WHERE id <= 3 GROUP BY id ORDER BY id"):
+    plpy.notice("group", row["s"])
+for row in plpy.cursor("SELECT id, noisy_sum(id) OVER (ORDER BY id) AS s FROM jobs WHERE id <= 3"):
+    plpy.notice("window", row["s"])
+before = plpy.execute("SELECT last_value FROM fetched")[0]["last_value"]
+for row in plpy.cursor("SELECT id, tally_sum(id) OVER (ORDER BY id) AS s FROM jobs WHERE id <= 3"):
+    plpy.notice("volatile window", row["s"], plpy.execute("SELECT last_value FROM fetched")[0]["last_value"] - before)
+$$ LANGUAGE plpywasm;
 -- Where iteration reads ahead, a row the query fails at still comes after the rows before it,
 -- as one row at a time would have them; a fetch of many gets the error alone, as in PL/Python.
 DO $$

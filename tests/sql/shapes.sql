@@ -204,6 +204,16 @@ SELECT n, (SELECT count(*) FROM array_rows(n, -1)) AS rows, (SELECT sum(a[2]) FR
 FROM unnest(ARRAY[0, 1, 127, 128, 129, 1000]) AS n;
 SELECT * FROM array_rows(1000, -1) LIMIT 2;
 SELECT sqlstate_of($$SELECT count(*) FROM array_rows(1000, 300)$$);
+-- A generator reads its own call's `args` whenever it resumes, though another call of the same
+-- function started in between (two in one select list, or one nested in it).
+CREATE FUNCTION counter(start int, n int) RETURNS SETOF text LANGUAGE plpywasm AS $$
+for i in range(n):
+    if args[0] == 1 and i == 1:
+        plpy.execute("SELECT * FROM counter(7, 1)")
+    yield "%d:%d" % (args[0], start + i)
+$$;
+SELECT counter(1, 3), counter(100, 2);
+
 -- A row read ahead is the row as it was yielded, though the generator changes it after.
 CREATE FUNCTION reused_row(n int) RETURNS TABLE (a int[], b text[]) LANGUAGE plpywasm AS $$
 ints, texts = [0, 0], ["é", None]

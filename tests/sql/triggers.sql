@@ -186,6 +186,42 @@ SELECT id, length(big), md5(big) = md5(repeat('x', 100000)) AS big_intact, tags,
 DROP TABLE kept;
 DROP DOMAIN short_code;
 
+-- A trigger that a query it runs fires again, on its own table or another, gets a TD of its own;
+-- the outer call has its own back after the query, and its "MODIFY" stores its own row.
+CREATE TABLE nest_parent (id int, depth int, note text);
+CREATE TABLE nest_child (id int, depth int, note text);
+CREATE FUNCTION nest_stamp() RETURNS trigger LANGUAGE plpywasm AS $$
+new = TD["new"]
+if TD["table_name"] == "nest_parent" or new["depth"] < 2:
+    plpy.execute("INSERT INTO nest_child VALUES (%d, %d)" % (new["id"] * 10, new["depth"] + 1))
+TD["new"]["note"] = "%s %s" % (TD["table_name"], TD["new"]["id"])
+return "MODIFY"
+$$;
+CREATE TRIGGER nest_stamp BEFORE INSERT ON nest_parent FOR EACH ROW EXECUTE FUNCTION nest_stamp();
+CREATE TRIGGER nest_stamp BEFORE INSERT ON nest_child FOR EACH ROW EXECUTE FUNCTION nest_stamp();
+INSERT INTO nest_parent VALUES (1, 0);
+SELECT * FROM nest_parent UNION ALL SELECT * FROM nest_child ORDER BY id;
+DROP TABLE nest_parent, nest_child;
+
+-- "MODIFY" keeps a json or jsonb value that jsonb finds equal to the old one as it was written
+-- (a json's text, a jsonb number's scale); one the function changed is stored as changed.
+CREATE TABLE docs (id int, j json, b jsonb, stamp text);
+CREATE FUNCTION stamp_docs() RETURNS trigger LANGUAGE plpywasm AS $$
+TD["new"]["stamp"] = TD["event"]
+if TD["new"]["id"] == 2:
+    TD["new"]["b"]["qty"] = 2
+    TD["new"]["j"]["y"] = None
+return "MODIFY"
+$$;
+CREATE TRIGGER stamp_docs BEFORE INSERT OR UPDATE ON docs FOR EACH ROW EXECUTE FUNCTION stamp_docs();
+INSERT INTO docs VALUES
+    (1, '{"b": 1.50,  "a": [1, 2], "b": 2, "u": "\u00e9"}', '{"price": 10.00, "qty": 1.10}'),
+    (2, '{"x": 1.0}', '{"price": 10.00, "qty": 1.10}'),
+    (3, '{"z": "\u0000"}', '[1.0, {"d": 0.10}]');
+UPDATE docs SET id = id WHERE id = 1;
+SELECT * FROM docs ORDER BY id;
+DROP TABLE docs;
+
 -- A trigger function called directly is refused, before it runs (no context line, as in PL/Python).
 SELECT sqlstate_of($$SELECT show_td()$$);
 SELECT show_td();
