@@ -466,7 +466,7 @@ impl Database for Spi {
     }
 
     fn fetch(&self, interpreter: u64, cursor: u32, count: i64, ahead: bool) -> Result<Result<Rows, DbError>, Canceled> {
-        let Some(cursor) = open_cursor(interpreter, cursor, false) else {
+        let Some(cursor) = open_cursor(interpreter, cursor) else {
             return Ok(Err(db_error("34000", "cursor is closed")));
         };
         let mut count = count;
@@ -492,15 +492,27 @@ impl Database for Spi {
     }
 
     fn close_cursor(&self, interpreter: u64, cursor: u32) -> Result<Result<(), DbError>, Canceled> {
-        let Some(cursor) = open_cursor(interpreter, cursor, true) else { return Ok(Ok(())) };
+        let Some(open) = open_cursor(interpreter, cursor) else { return Ok(Ok(())) };
         // In a subtransaction, as a query: closing runs what the portal had left (a data-modifying
-        // WITH finishes, its AFTER triggers fire), and PostgreSQL refuses to close a portal that
-        // is being read.
-        in_subtransaction(|| unsafe {
-            let portal = live_portal(&cursor);
+        // WITH finishes, its AFTER triggers fire).
+        let closed = in_subtransaction(|| unsafe {
+            let portal = live_portal(&open);
+            // PostgreSQL refuses to drop a portal that is being read (a call nested in its fetch
+            // closes it) only once it is unpinned: it must stay pinned, and open.
+            if (*portal).status == pg_sys::PortalStatus::PORTAL_ACTIVE {
+                pgrx::ereport!(
+                    ERROR,
+                    PgSqlErrorCode::ERRCODE_INVALID_CURSOR_STATE,
+                    format!("cannot drop active portal \"{}\"", open.name.to_string_lossy())
+                );
+            }
             unpin(portal);
             pg_sys::SPI_cursor_close(portal);
-        })
+        });
+        if open.portal().is_none() {
+            CURSORS.with(|c| c.borrow_mut().remove(&cursor));
+        }
+        closed
     }
 
     fn transaction(&self, step: TransactionStep) -> Result<Result<(), DbError>, Canceled> {
@@ -664,16 +676,9 @@ unsafe fn volatile_aggregate(aggregate: pg_sys::Oid) -> bool {
     }
 }
 
-/// A cursor `interpreter` opened, forgotten if it is `closing`.
-fn open_cursor(interpreter: u64, cursor: u32, closing: bool) -> Option<Rc<OpenCursor>> {
-    CURSORS.with(|c| {
-        let mut cursors = c.borrow_mut();
-        let open = cursors.get(&cursor).filter(|open| open.interpreter == interpreter)?.clone();
-        if closing {
-            cursors.remove(&cursor);
-        }
-        Some(open)
-    })
+/// A cursor `interpreter` opened.
+fn open_cursor(interpreter: u64, cursor: u32) -> Option<Rc<OpenCursor>> {
+    CURSORS.with(|c| c.borrow().get(&cursor).filter(|open| open.interpreter == interpreter).cloned())
 }
 
 /// Frees a plan no longer in [`PLANS`]; one that is running (what it runs released it) is freed

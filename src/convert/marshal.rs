@@ -382,7 +382,7 @@ fn write_long(value: i64, out: &mut Vec<u8>) {
 /// function to refuse as out of range, and a str with a lone surrogate (not UTF-8) is refused
 /// here.
 pub fn read_result(bytes: &[u8]) -> Result<Vec<Node>, PlError> {
-    let mut reader = Reader(bytes);
+    let mut reader = Reader::new(bytes);
     let nodes = reader.result()?;
     reader.end()?;
     Ok(nodes)
@@ -392,7 +392,7 @@ pub fn read_result(bytes: &[u8]) -> Result<Vec<Node>, PlError> {
 /// a tuple of whether the set ends with them and several (a tagged value's tuple starts with its
 /// tag, a number, not a bool).
 pub fn read_rows(bytes: &[u8]) -> Result<(Vec<Vec<Node>>, bool), PlError> {
-    let mut reader = Reader(bytes);
+    let mut reader = Reader::new(bytes);
     let len = match reader.peek()? & !FLAG_REF {
         SMALL_TUPLE => reader.take(2)?[1] as usize,
         TUPLE => {
@@ -407,7 +407,7 @@ pub fn read_rows(bytes: &[u8]) -> Result<(Vec<Vec<Node>>, bool), PlError> {
         _ => return Ok((vec![read_result(bytes)?], false)),
     };
     // Every row is at least a byte: a longer tuple is a lie.
-    if len == 0 || len > reader.0.len() + 1 {
+    if len == 0 || len > reader.bytes.len() + 1 {
         return Err(malformed());
     }
     let rows = (1..len).map(|_| reader.result()).collect::<Result<_, _>>()?;
@@ -417,7 +417,7 @@ pub fn read_rows(bytes: &[u8]) -> Result<(Vec<Vec<Node>>, bool), PlError> {
 
 /// The nodes of a value the guest marshalled as a list of nodes (see wit/plpywasm.wit's `node`).
 pub fn read_nodes(bytes: &[u8]) -> Result<Vec<Node>, PlError> {
-    let mut reader = Reader(bytes);
+    let mut reader = Reader::new(bytes);
     let nodes = reader.nodes()?;
     reader.end()?;
     Ok(nodes)
@@ -425,27 +425,36 @@ pub fn read_nodes(bytes: &[u8]) -> Result<Vec<Node>, PlError> {
 
 /// Rows of nodes: a list of what [`read_nodes`] reads.
 pub fn read_node_rows(bytes: &[u8]) -> Result<Vec<Vec<Node>>, PlError> {
-    let mut reader = Reader(bytes);
+    let mut reader = Reader::new(bytes);
     let rows = reader.list(Reader::nodes)?;
     reader.end()?;
     Ok(rows)
 }
 
 /// Reads marshal's format from the front of a byte string.
-struct Reader<'a>(&'a [u8]);
+struct Reader<'a> {
+    bytes: &'a [u8],
+    /// What the lists read so far take: an item of a byte (None, a small int marshal refers back
+    /// to) can take fifty once read, and the host holds values to plpywasm.memory_limit too.
+    taken: usize,
+}
 
 impl<'a> Reader<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Reader { bytes, taken: 0 }
+    }
+
     fn take(&mut self, n: usize) -> Result<&'a [u8], PlError> {
-        if n > self.0.len() {
+        if n > self.bytes.len() {
             return Err(malformed());
         }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
+        let (head, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
         Ok(head)
     }
 
     fn peek(&self) -> Result<u8, PlError> {
-        self.0.first().copied().ok_or_else(malformed)
+        self.bytes.first().copied().ok_or_else(malformed)
     }
 
     fn i32(&mut self) -> Result<i32, PlError> {
@@ -472,9 +481,11 @@ impl<'a> Reader<'a> {
         }
         let len = usize::try_from(self.i32()?).map_err(|_| malformed())?;
         // Every item is at least a byte: a longer list is a lie.
-        if len > self.0.len() {
+        if len > self.bytes.len() {
             return Err(malformed());
         }
+        self.taken = self.taken.saturating_add(len.saturating_mul(size_of::<T>()));
+        super::check_fits(self.taken, "values from Python")?;
         (0..len).map(|_| item(self)).collect()
     }
 
@@ -559,7 +570,7 @@ impl<'a> Reader<'a> {
     }
 
     fn end(&self) -> Result<(), PlError> {
-        match self.0 {
+        match self.bytes {
             [] => Ok(()),
             _ => Err(malformed()),
         }

@@ -545,6 +545,23 @@ before = plpy.execute("SELECT last_value FROM fetched")[0]["last_value"]
 for row in plpy.cursor("SELECT id, tally_sum(id) OVER (ORDER BY id) AS s FROM jobs WHERE id <= 3"):
     plpy.notice("volatile window", row["s"], plpy.execute("SELECT last_value FROM fetched")[0]["last_value"] - before)
 $$ LANGUAGE plpywasm;
+-- A cursor closed by a call nested in its own fetch is refused, as PostgreSQL refuses to drop a
+-- portal being read, and goes on.
+CREATE FUNCTION closes_reader(n int) RETURNS SETOF int LANGUAGE plpywasm AS $$
+if n == 1:
+    yield 1
+    try:
+        GD["reader"].close()
+    except plpy.SPIError as e:
+        plpy.notice(type(e).__name__, str(e).startswith("cannot drop active portal"))
+    yield 2
+    return
+GD["reader"] = reader = plpy.cursor("SELECT closes_reader(1) AS x")
+plpy.notice([row["x"] for _ in range(3) for row in reader.fetch(1)])
+reader.close()
+yield 0
+$$;
+SELECT closes_reader(0);
 -- Where iteration reads ahead, a row the query fails at still comes after the rows before it,
 -- as one row at a time would have them; a fetch of many gets the error alone, as in PL/Python.
 DO $$
