@@ -236,12 +236,14 @@ _DECODINGS = {
     Decoding.JSON: _json_value,
     Decoding.TAGGED: revive,
 }
+# By number too, as the host marshals a query's: Decoding(number) costs more than the decoding.
+_DECODINGS.update({kind.value: decode for kind, decode in tuple(_DECODINGS.items())})
 
 
 def decoders(decodings):
     """(position, decoder) for the marshalled values that need decoding: a call's arguments, a
     query's columns (wit/plpywasm.wit's decoding; the kind as a member or its number)."""
-    return tuple((position, _DECODINGS[Decoding(kind)]) for position, kind in decodings)
+    return tuple((position, _DECODINGS[kind]) for position, kind in decodings)
 
 
 def decode_rows(names, count, decodings, columns):
@@ -252,7 +254,8 @@ def decode_rows(names, count, decodings, columns):
         return () if names is None else ({} for _ in range(count))
     if not count:
         return ()
-    for position, decode in decoders(decodings):
+    for position, kind in decodings:
+        decode = _DECODINGS[kind]
         columns[position] = [None if value is None else decode(value) for value in columns[position]]
     return map(_row_maker(names), *columns)
 
@@ -370,12 +373,16 @@ def _json_text(obj):
         raise ConversionError("42804", "could not convert Python object to JSON: %s" % exc) from None
 
 
+# timedelta's own fields: a subclass may shadow the attributes, not what the value holds.
+_days_of, _seconds_of, _microseconds_of = _timedelta.days.__get__, _timedelta.seconds.__get__, _timedelta.microseconds.__get__
+
+
 def _encode_interval(obj, out):
     if obj is None:
         out.append(_NULL)
     elif isinstance(obj, datetime.timedelta):
-        days = obj.days
-        microseconds = obj.seconds * 1_000_000 + obj.microseconds
+        days = _days_of(obj)
+        microseconds = _seconds_of(obj) * 1_000_000 + _microseconds_of(obj)
         # timedelta keeps its time part positive; PostgreSQL shows -00:00:01, not -1 days +23:59:59.
         if days < 0 and microseconds > 0:
             days += 1

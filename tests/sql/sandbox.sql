@@ -632,12 +632,12 @@ SELECT null_count(array_fill(NULL::int, ARRAY[100000]));
 -- And the other way: a result or a plan's parameter whose many NULLs (or any items marshal sends
 -- in a byte) would take more than plpywasm.memory_limit in the backend is refused as it is read.
 CREATE FUNCTION nulls_out(m int) RETURNS int[] LANGUAGE plpywasm AS $$ return [[None] * 1000] * m $$;
-SELECT sqlstate_of($$SELECT cardinality(nulls_out(18000))$$);
+SELECT sqlstate_of($$SELECT cardinality(nulls_out(10000))$$);
 SELECT cardinality(nulls_out(100));
 DO $$
 plan = plpy.prepare("SELECT cardinality($1) AS n", ["int[]"])
 try:
-    plan.execute([[[None] * 1000] * 18000])
+    plan.execute([[[None] * 1000] * 10000])
 except plpy.SPIError as e:
     plpy.notice(e.sqlstate, str(e))
 plpy.notice(plan.execute([[[None] * 10] * 10])[0]["n"])
