@@ -124,6 +124,8 @@ import datetime
 return eval(v)
 $$;
 SELECT to_interval('datetime.timedelta(days=1, hours=-1)'), to_interval('datetime.timedelta(microseconds=-1)'), to_interval('"3 weeks"');
+-- A subclass converts by what it holds, whatever attributes it shadows.
+SELECT to_interval('type("Shadowed", (datetime.timedelta,), {"days": 2 ** 31, "seconds": "x"})(1, 5)');
 
 -- json and jsonb ⇄ parsed Python objects; big ints and non-float numbers stay exact.
 SELECT py_repr('{"a": [1, 2.5, null, true, "x"]}'::jsonb), py_repr('"str"'::json), py_repr('null'::jsonb), py_repr('[]'::json);
