@@ -256,7 +256,12 @@ def prepare(query, argtypes=None):
         argtypes = []
     if not _values.is_sequence(argtypes):
         raise TypeError("second argument of plpy.prepare must be a sequence")
-    names = [_sql_text(str(name)) for name in _values.items(argtypes)]
+    names = _values.items(argtypes)
+    for position, name in enumerate(names):
+        if not isinstance(name, str):
+            # PL/Python's words, and its exception (an error without a SQLSTATE of its own).
+            raise _BY_SQLSTATE["XX000"]("plpy.prepare: type name at ordinal position %d is not a string" % position, sqlstate="XX000")
+    names = [_sql_text(str.__str__(name)) for name in names]
     return _Plan(_spi(_database.prepare, _sql_text(query), names))
 
 

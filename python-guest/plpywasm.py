@@ -46,9 +46,11 @@ class Range:
         if self._bounds is None:
             return False
         lower, upper = self._lower, self._upper
-        if lower is not None and (x < lower if self._bounds[0] == "[" else x <= lower):
+        # A date or timestamp range's bound may be the string 'infinity' or '-infinity' (see
+        # README): beyond every value, as PostgreSQL's <@ has it.
+        if lower is not None and lower != "-infinity" and (lower == "infinity" or (x < lower if self._bounds[0] == "[" else x <= lower)):
             return False
-        if upper is not None and (x > upper if self._bounds[1] == "]" else x >= upper):
+        if upper is not None and upper != "infinity" and (upper == "-infinity" or (x > upper if self._bounds[1] == "]" else x >= upper)):
             return False
         return True
 

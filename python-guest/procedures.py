@@ -18,6 +18,8 @@ from wit_world.imports.types import PythonError
 GD = {}
 
 _PROCEDURE_NAME = "__plpywasm_procedure"
+# A global a call found unset.
+_UNSET = object()
 
 # For tracebacks, by the file name given to each compiled body: how to name it, and its lines.
 _sources = {}
@@ -37,8 +39,9 @@ class Procedure:
         self.filename = filename
         # Whether the body may read the global `args`; setting it costs a dict store per call.
         self.wants_args = _may_read_args(function.__code__)
-        # Calls of it running now: more than one when it calls itself through SQL.
-        self.running = 0
+        # Calls of it running now, more than one when it calls itself through SQL: a cell that the
+        # copies `reshaped` makes share, since a nested call may run on one.
+        self.running = [0]
         # (position, decoder) of the arguments that need decoding once unmarshalled.
         self.decoders = ()
         # How the result becomes nodes, or a plain marshalled value, set from the result's shape
@@ -66,22 +69,26 @@ class Procedure:
     def call(self, argv):
         if not self.wants_args:
             return self.function(*argv)
-        return self.with_args(argv, self.function, *argv)
+        return self.with_global("args", argv, self.function, *argv)
 
-    def with_args(self, argv, step, *rest):
-        """Runs `step` (the call, or a step of its generator) with `args` set to the call's.
-        Nested in another call of the same function, it gives the outer one its `args` back, as
-        PL/Python does. The outermost leaves it set."""
+    def with_global(self, name, value, step, *rest):
+        """Runs `step` (a call, or a step of its generator) with the global `name` (`args`, `TD`)
+        set to the call's `value`. Nested in another call of the same function, it gives the outer
+        one its value back, as PL/Python does. The outermost leaves it set."""
         namespace = self.namespace
-        outer = namespace.get("args")
-        namespace["args"] = argv
-        self.running += 1
+        outer = namespace.get(name, _UNSET)
+        namespace[name] = value
+        running = self.running
+        running[0] += 1
         try:
             return step(*rest)
         finally:
-            self.running -= 1
-            if self.running:
-                namespace["args"] = outer
+            running[0] -= 1
+            if running[0]:
+                if outer is _UNSET:
+                    namespace.pop(name, None)
+                else:
+                    namespace[name] = outer
 
     def release(self):
         _sources.pop(self.filename, None)
@@ -235,18 +242,8 @@ def call_trigger(procedure, td_values):
         "event": event, "when": when, "level": level, "name": name, "table_name": table_name,
         "table_schema": table_schema, "relid": relid, "args": args, "new": new, "old": old,
     }
-    namespace = procedure.namespace
-    outer = namespace.get("TD")
-    namespace["TD"] = td
-    procedure.running += 1
-    try:
-        verdict = procedure.call([])
-    finally:
-        procedure.running -= 1
-        if procedure.running:
-            # A call nested in another of the same function (a query it ran fired it again) gives
-            # the outer one its TD back, as PL/Python does.
-            namespace["TD"] = outer
+    # (A query it runs may fire it again.)
+    verdict = procedure.with_global("TD", td, procedure.call, [])
     if verdict is None:
         return [None]
     if not isinstance(verdict, str):
@@ -325,12 +322,12 @@ def resumed(procedure, argv, rows):
     try:
         while True:
             try:
-                row = procedure.with_args(argv, next, rows)
+                row = procedure.with_global("args", argv, next, rows)
             except StopIteration:
                 return
             yield row
     finally:
-        procedure.with_args(argv, rows.close)
+        procedure.with_global("args", argv, rows.close)
 
 
 def as_fetch_error(error):

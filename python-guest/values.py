@@ -424,7 +424,9 @@ def _valid_text(text):
 def _plain_text(obj):
     if obj is None:
         return obj
-    text = obj if type(obj) is str else str(obj)
+    # A str subclass's value, as PL/Python and psycopg take it: an `Enum` of strs would say
+    # "Status.DONE".
+    text = obj if type(obj) is str else str.__str__(obj) if isinstance(obj, str) else str(obj)
     # marshal takes exact strs only; __str__ may return a subclass.
     if type(text) is not str:
         text = str.__str__(text)

@@ -201,6 +201,13 @@ for run in (lambda: plpy.execute("SELECT 1\0"), lambda: plpy.prepare("SELECT $1"
     except plpy.spiexceptions.CharacterNotInRepertoire as e:
         plpy.notice(e.sqlstate, str(e))
 $$ LANGUAGE plpywasm;
+-- A type name that is not a str is refused, in PL/Python's words.
+DO $$
+try:
+    plpy.prepare("SELECT $1", [1])
+except plpy.SPIError as e:
+    plpy.notice(type(e).__name__, e.sqlstate, str(e))
+$$ LANGUAGE plpywasm;
 -- What they refuse, as PL/Python's do.
 DO $$
 for quote in (plpy.quote_literal, plpy.quote_ident, plpy.quote_nullable):

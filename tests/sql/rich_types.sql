@@ -124,6 +124,17 @@ import datetime
 return eval(v)
 $$;
 SELECT to_interval('datetime.timedelta(days=1, hours=-1)'), to_interval('datetime.timedelta(microseconds=-1)'), to_interval('"3 weeks"');
+-- A str subclass is text by its value, as in PL/Python: a `(str, Enum)` member's str() would name it.
+CREATE TYPE feeling AS ENUM ('sad', 'happy');
+CREATE FUNCTION str_enum(kind text) RETURNS SETOF text LANGUAGE plpywasm AS $$
+import enum
+class Mood(str, enum.Enum):
+    HAPPY = "happy"
+plan = plpy.prepare("SELECT $1::text AS t, $2::feeling AS m, $3::text[] AS a", ["text", "feeling", "text[]"])
+yield Mood.HAPPY
+yield repr(plan.execute([Mood.HAPPY, Mood.HAPPY, [Mood.HAPPY]])[0])
+$$;
+SELECT str_enum('x');
 -- A subclass converts by what it holds, whatever attributes it shadows.
 SELECT to_interval('type("Shadowed", (datetime.timedelta,), {"days": 2 ** 31, "seconds": "x"})(1, 5)');
 
@@ -211,6 +222,9 @@ r = plpy.execute("SELECT int4range(1, 10) AS r, '{[1,2), [4,8)}'::int4multirange
 yield repr(r)
 yield repr((5 in r["r"], 10 in r["r"], 0 in Range(None, 1), 1 in Range(None, 1, "(]"), 1 in Range(empty=True)))
 yield repr((r["r"].lower, r["r"].upper, r["r"].bounds, r["r"].lower_inc, r["r"].upper_inc, r["r"].lower_inf, r["r"].upper_inf))
+import datetime
+d = plpy.execute("SELECT '[2020-01-01,infinity)'::daterange AS a, '[-infinity,2020-01-01]'::daterange AS b")[0]
+yield repr((datetime.date(2030, 1, 1) in d["a"], datetime.date(2019, 1, 1) in d["a"], datetime.date(2019, 1, 1) in d["b"], datetime.date(2021, 1, 1) in d["b"]))
 yield repr((Range(1, None, "[]").bounds, Range(empty=True).bounds, bool(Range(empty=True)), Range(empty=True).isempty))
 yield repr((Range(1, 5) == Range(1, 5), len({Range(1, 5), Range(1, 5)}), Range(1, 5) == Range(1, 5, "[]"), Range(1, 5) == "[1,5)"))
 yield repr(sorted([Range(3, 4), Range(empty=True), Range(1, 2), Range(None, 2), Range(1, None)]))

@@ -213,6 +213,14 @@ for i in range(n):
     yield "%d:%d" % (args[0], start + i)
 $$;
 SELECT counter(1, 3), counter(100, 2);
+-- Also for a polymorphic function, whose calls of other types run on copies of it.
+CREATE FUNCTION poly_counter(x anyelement) RETURNS SETOF text LANGUAGE plpywasm AS $$
+yield repr(args)
+if x == 1:
+    plpy.execute("SELECT poly_counter(2) LIMIT 1")
+yield repr(args)
+$$;
+SELECT poly_counter(1), poly_counter('a'::text);
 
 -- A row read ahead is the row as it was yielded, though the generator changes it after.
 CREATE FUNCTION reused_row(n int) RETURNS TABLE (a int[], b text[]) LANGUAGE plpywasm AS $$
