@@ -5,7 +5,8 @@ database error comes back as `plpy.SPIError` (or its subclass for the SQLSTATE, 
 `plpy.spiexceptions`) that Python code may catch and go on.
 """
 
-# Everything here but the public API has a leading underscore: dir(plpy) shows what PL/Python's does.
+# Everything here but the public API has a leading underscore, and dir(plpy) leaves it out (see
+# __dir__): it shows what PL/Python's does.
 import collections as _collections
 from operator import index as _index
 import sys as _sys
@@ -388,12 +389,14 @@ class _Cursor:
         return bool(self._buffer)
 
     def _fetch(self, count, ahead):
+        return _result(self._reply(count, ahead))
+
+    def _reply(self, count, ahead):
         try:
-            rows = _spi(_database.fetch, self._id, count, ahead)
+            return _spi(_database.fetch, self._id, count, ahead)
         except _BY_SQLSTATE["34000"]:
             # The portal went with the (sub)transaction that opened it: PL/Python's words.
             raise ValueError("iterating a cursor in an aborted subtransaction") from None
-        return _result(rows)
 
     def __iter__(self):
         return self
@@ -404,6 +407,12 @@ class _Cursor:
         if self._aborted:
             # Rows read ahead went with it too, as PL/Python's one-row fetches would find.
             raise ValueError("iterating a cursor in an aborted subtransaction")
+        if self._step == 1:
+            # One row at a time: no batch to keep, no result to make.
+            _, processed, names, _, _, decodings, columns = _loads(self._reply(1, False))
+            if not processed:
+                raise StopIteration
+            return next(iter(_values.decode_rows(names, processed, decodings, columns)))
         # Reading ahead, the rows before a failing one come first, the error after them.
         if not self._buffer and not self._read_batch():
             raise StopIteration
@@ -522,3 +531,7 @@ def quote_ident(string):
     """An identifier, quoted only where PostgreSQL needs it."""
     _string_argument("quote_ident", string)
     return _host.quote_ident(_wit_text(string))
+
+
+def __dir__():
+    return [name for name in globals() if not name.startswith("_") or name.startswith("__")]

@@ -604,11 +604,11 @@ _IMMUTABLE = frozenset((
 _KEPT = (_KEEP,)
 
 
-def _encoder(shape, rest):
+def _encoder(shape, rest, in_array=False):
     kind = type(shape)
     if kind is Shape_Array:
         element_shape = next(rest)
-        element = _encoder(element_shape, rest)
+        element = _encoder(element_shape, rest, True)
         # Where elements are multiranges, a Multirange (a list) is one, not a dimension.
         atoms = _ATOMS.get(type(element_shape), ())
         pack = _PACKERS.get(type(element_shape))
@@ -616,7 +616,7 @@ def _encoder(shape, rest):
     if kind is Shape_Composite:
         names = shape.value
         fields = [_encoder(next(rest), rest) for _ in names]
-        return lambda obj, out: encode_row(obj, out, names, fields)
+        return lambda obj, out: encode_row(obj, out, names, fields, _NODE_MARKS, in_array)
     return _SCALAR_ENCODERS[kind]
 
 
@@ -775,10 +775,20 @@ def _flatten(seq, flat, atoms, dims, depth):
         _flatten(item, flat, atoms, dims, depth + 1)
 
 
-def encode_row(obj, out, names, fields, marks=_NODE_MARKS):
+# PL/Python's hint where a row in an array is not one: since PostgreSQL 10, [["a", 1]] for an
+# array of rows is two dimensions of rows, not one of ("a", 1).
+_ROW_IN_ARRAY_HINT = """To return a composite type in an array, return the composite type as a Python tuple, e.g., "[('foo',)]"."""
+
+
+def encode_row(obj, out, names, fields, marks=_NODE_MARKS, in_array=False):
     """A row from a mapping, a sequence or an object with attributes, as PL/Python takes them.
     `marks` are what stands for a NULL row, a row literal and a row's head: nodes, or
-    _PLAIN_MARKS for a row that crosses marshalled."""
+    _PLAIN_MARKS for a row that crosses marshalled. `in_array`: an element of an array."""
+    if in_array and isinstance(obj, str) and not obj.lstrip(" \t\n\r\v\f").startswith("("):
+        # As PL/Python says it, before record_in would: the likely mistake above.
+        raise ConversionError(
+            "22P02", 'malformed record literal: "%s"' % obj, detail="Missing left parenthesis.", hint=_ROW_IN_ARRAY_HINT
+        )
     if _null_or_literal(obj, out, marks):
         return
     out.append(marks[2])
@@ -807,7 +817,8 @@ def encode_row(obj, out, names, fields, marks=_NODE_MARKS):
                 raise ConversionError(
                     "42703",
                     'attribute "%s" does not exist in Python object' % name,
-                    hint="To return null in a column, let the returned object have an attribute named after column with value None.",
+                    hint=_ROW_IN_ARRAY_HINT if in_array else
+                    "To return null in a column, let the returned object have an attribute named after column with value None.",
                 ) from None
             field(value, out)
 

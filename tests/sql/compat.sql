@@ -229,9 +229,23 @@ SELECT sequence_as_row();
 
 -- plpy shows what PL/Python's shows, and its objects have PL/Python's type names.
 DO $$
-plpy.notice(sorted(name for name in dir(plpy) if not name.startswith("_")))
+plpy.notice(sorted(name for name in dir(plpy) if not name.startswith("__")))
 plpy.notice([type(o).__name__ for o in (plpy.execute("SELECT 1"), plpy.prepare("SELECT 1"), plpy.cursor("SELECT 1"), plpy.subtransaction())])
 $$ LANGUAGE plpywasm;
+
+-- A row in an array given as a list is a dimension since PostgreSQL 10: PL/Python's error and hint.
+CREATE TYPE two_fields AS (first text, second int);
+CREATE FUNCTION rows_as_lists(kind int) RETURNS two_fields[] LANGUAGE plpywasm AS $$
+return [[["first", 1]], [["first"]], [1], [" (a,1)"]][kind]
+$$;
+DO $$
+for kind in range(3):
+    try:
+        plpy.execute("SELECT rows_as_lists(%d)" % kind)
+    except plpy.SPIError as e:
+        plpy.notice(e.sqlstate, str(e), e.detail, e.hint)
+$$ LANGUAGE plpywasm;
+SELECT rows_as_lists(3);
 
 -- Errors in procedures name a procedure; traceback lines keep what follows the code.
 CREATE PROCEDURE failing_proc() LANGUAGE plpywasm AS $$
