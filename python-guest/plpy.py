@@ -99,14 +99,17 @@ _sys.modules["plpy.spiexceptions"] = spiexceptions
 
 def _message(args, fields):
     """The message of plpy.info(...) and the like, given by position or as `message=`, as in
-    PL/Python; checks the SQLSTATE too, as they do."""
+    PL/Python; the other keywords become their str(), None too ("None"), as PL/Python's manual
+    says, and the SQLSTATE is checked, as they do."""
     if "message" in fields:
         if args:
             raise TypeError("argument 'message' given by name and position")
         args = (fields.pop("message"),)
+    for name in _FIELDS:
+        if name in fields:
+            fields[name] = str(fields[name])
     sqlstate = fields.get("sqlstate")
     if sqlstate is not None:
-        sqlstate = fields["sqlstate"] = str(sqlstate)
         if len(sqlstate) != 5 or not all("0" <= c <= "9" or "A" <= c <= "Z" for c in sqlstate):
             raise ValueError("invalid SQLSTATE code")
     return str(args[0]) if len(args) == 1 else str(args)
@@ -330,7 +333,7 @@ _READ_AHEAD = 100
 class _Cursor:
     """Rows of a query, fetched on demand: fetch(n), iteration, close()."""
 
-    __slots__ = ("_id", "_step", "_closed", "_buffer", "_batch", "_ahead", "_aborted", "__weakref__")
+    __slots__ = ("_id", "_step", "_closed", "_buffer", "_batch", "_ahead", "_aborted", "_columns", "__weakref__")
 
     def __init__(self, cursor):
         self._id = cursor.id
@@ -345,6 +348,9 @@ class _Cursor:
         self._ahead = False
         # Whether the subtransaction it was opened in rolled back, and its portal with it.
         self._aborted = False
+        # Iteration one row at a time: the names and decodings of its columns, which the host
+        # then sends once.
+        self._columns = None
         if _subtransaction_cursors:
             _subtransaction_cursors[-1].add(self)
 
@@ -389,11 +395,11 @@ class _Cursor:
         return bool(self._buffer)
 
     def _fetch(self, count, ahead):
-        return _result(self._reply(count, ahead))
+        return _result(self._reply(count, ahead, False))
 
-    def _reply(self, count, ahead):
+    def _reply(self, count, ahead, described):
         try:
-            return _spi(_database.fetch, self._id, count, ahead)
+            return _spi(_database.fetch, self._id, count, ahead, described)
         except _BY_SQLSTATE["34000"]:
             # The portal went with the (sub)transaction that opened it: PL/Python's words.
             raise ValueError("iterating a cursor in an aborted subtransaction") from None
@@ -408,8 +414,13 @@ class _Cursor:
             # Rows read ahead went with it too, as PL/Python's one-row fetches would find.
             raise ValueError("iterating a cursor in an aborted subtransaction")
         if self._step == 1:
-            # One row at a time: no batch to keep, no result to make.
-            _, processed, names, _, _, decodings, columns = _loads(self._reply(1, False))
+            # One row at a time: no batch to keep, no result to make, the columns described once.
+            known = self._columns
+            _, processed, names, _, _, decodings, columns = _loads(self._reply(1, False, known is not None))
+            if known is None:
+                self._columns = names, decodings
+            else:
+                names, decodings = known
             if not processed:
                 raise StopIteration
             return next(iter(_values.decode_rows(names, processed, decodings, columns)))

@@ -104,6 +104,11 @@ impl PlError {
                     .detail("The Python interpreter reached plpywasm.memory_limit.")
                     .hint(FRESH)
             }
+            TrapKind::NoAddressSpace(cause) => {
+                PlError::new(PgSqlErrorCode::ERRCODE_OUT_OF_MEMORY, "out of memory")
+                    .detail(format!("Could not map the memory of a new Python interpreter: {cause}."))
+                    .hint("Each interpreter reserves 4 GB of address space, which a limit on the server's (ulimit -v) may refuse.")
+            }
             TrapKind::Other(trap) => PlError::new(
                 PgSqlErrorCode::ERRCODE_EXTERNAL_ROUTINE_EXCEPTION,
                 "PL/plpywasm interpreter stopped abnormally",

@@ -88,6 +88,8 @@ struct OpenCursor {
     /// What iteration read ahead and the guest has not had yet (see [`fetch_ahead`]): replies
     /// for the next fetches, each with the number of rows it stands for.
     pending: RefCell<VecDeque<Reply>>,
+    /// Its columns, once a fetch has seen them: the same for every fetch.
+    columns: RefCell<Option<Rc<Columns>>>,
 }
 
 impl OpenCursor {
@@ -454,7 +456,14 @@ impl Database for Spi {
             unsafe { pg_sys::PinPortal(portal) };
             PINNED.with(|p| p.borrow_mut().push(name.clone()));
             let id = next_id();
-            let cursor = OpenCursor { interpreter, name, portal, alive: Cell::new(true), pending: RefCell::new(VecDeque::new()) };
+            let cursor = OpenCursor {
+                interpreter,
+                name,
+                portal,
+                alive: Cell::new(true),
+                pending: RefCell::new(VecDeque::new()),
+                columns: RefCell::new(None),
+            };
             CURSORS.with(|c| c.borrow_mut().insert(id, Rc::new(cursor)));
             unsafe { watch_portal(portal, id) };
             Cursor { id, read_ahead }
@@ -465,7 +474,7 @@ impl Database for Spi {
         opened
     }
 
-    fn fetch(&self, interpreter: u64, cursor: u32, count: i64, ahead: bool) -> Result<Result<Rows, DbError>, Canceled> {
+    fn fetch(&self, interpreter: u64, cursor: u32, count: i64, ahead: bool, described: bool) -> Result<Result<Rows, DbError>, Canceled> {
         let Some(cursor) = open_cursor(interpreter, cursor) else {
             return Ok(Err(db_error("34000", "cursor is closed")));
         };
@@ -487,7 +496,7 @@ impl Database for Spi {
             // Forward with a negative count is backward, as FETCH has it.
             let count = std::ffi::c_long::try_from(count).unwrap_or(std::ffi::c_long::MAX);
             unsafe { pg_sys::SPI_cursor_fetch(portal, true, count) };
-            unsafe { take_rows(pg_sys::SPI_OK_FETCH as i32) }
+            unsafe { take_fetched(&cursor, described) }
         })
     }
 
@@ -1198,12 +1207,40 @@ unsafe fn take_rows(status: i32) -> Rows {
         return unsafe { rows_reply(status, i64::try_from(processed).unwrap_or(i64::MAX), std::ptr::null_mut(), &[], 0) };
     }
     unsafe {
-        let tuples = std::slice::from_raw_parts((*table).vals, processed as usize);
-        let expanded: usize = tuples.iter().map(|&tuple| expansion((*table).tupdesc, tuple)).sum();
-        let size = pg_sys::MemoryContextMemAllocated((*table).tuptabcxt, true) + expanded;
+        let (tuples, size) = spi_table(table, processed);
         let reply = rows_reply(status, processed as i64, (*table).tupdesc, tuples, size);
         pg_sys::SPI_freetuptable(table);
         reply
+    }
+}
+
+/// The rows a fetch from `cursor` left in `SPI_tuptable`, as [`take_rows`] takes them, with the
+/// cursor's columns, and without their description if the guest has it (`described`).
+///
+/// # Safety
+/// Call right after SPI_cursor_fetch, inside [`in_subtransaction`] (it may raise errors).
+unsafe fn take_fetched(cursor: &OpenCursor, described: bool) -> Rows {
+    unsafe {
+        let processed = pg_sys::SPI_processed;
+        let table = pg_sys::SPI_tuptable;
+        let tupdesc = (*table).tupdesc;
+        let columns = cursor.columns.borrow_mut().get_or_insert_with(|| Rc::new(Columns::of(tupdesc))).clone();
+        let (tuples, size) = spi_table(table, processed);
+        let reply = columns.reply(pg_sys::SPI_OK_FETCH as i32, processed as i64, !described, tupdesc, tuples, size);
+        pg_sys::SPI_freetuptable(table);
+        reply
+    }
+}
+
+/// The `processed` rows of an SPI tuple table, and what they take once read (see [`expansion`]).
+///
+/// # Safety
+/// `table` must be SPI's tuple table of the last statement, which made `processed` rows.
+unsafe fn spi_table<'a>(table: *mut pg_sys::SPITupleTable, processed: u64) -> (&'a [pg_sys::HeapTuple], usize) {
+    unsafe {
+        let tuples = std::slice::from_raw_parts((*table).vals, processed as usize);
+        let expanded: usize = tuples.iter().map(|&tuple| expansion((*table).tupdesc, tuple)).sum();
+        (tuples, pg_sys::MemoryContextMemAllocated((*table).tuptabcxt, true) + expanded)
     }
 }
 
@@ -1305,36 +1342,80 @@ unsafe fn column(tupdesc: pg_sys::TupleDesc, tuples: &[pg_sys::HeapTuple], i: us
 /// # Safety
 /// `tupdesc` must describe `tuples`; call inside [`in_subtransaction`] (it may raise errors).
 unsafe fn rows_reply(status: i32, processed: i64, tupdesc: pg_sys::TupleDesc, tuples: &[pg_sys::HeapTuple], size: usize) -> Rows {
-    let mut reply = Vec::new();
-    marshal::write_list_head(7, &mut reply);
-    marshal::write_scalar(&Node::Int(status.into()), &mut reply);
-    marshal::write_scalar(&Node::Int(processed), &mut reply);
     if tupdesc.is_null() {
         // No result set: no names, types, typmods, decodings or columns.
+        let mut reply = reply_head(status, processed);
         for _ in 0..5 {
             marshal::write_scalar(&Node::Null, &mut reply);
         }
         return reply;
     }
-    unsafe {
-        let attributes = attributes_of(tupdesc);
+    unsafe { Columns::of(tupdesc).reply(status, processed, true, tupdesc, tuples, size) }
+}
+
+/// The start of a reply (see the WIT's `rows`): the list's head, the status and the row count.
+fn reply_head(status: i32, processed: i64) -> Rows {
+    let mut reply = Vec::new();
+    marshal::write_list_head(7, &mut reply);
+    marshal::write_scalar(&Node::Int(status.into()), &mut reply);
+    marshal::write_scalar(&Node::Int(processed), &mut reply);
+    reply
+}
+
+/// A result's columns as the guest gets them: their converters, and their names, type OIDs,
+/// typmods and decodings, marshalled.
+struct Columns {
+    converters: Vec<ToGuest>,
+    description: Vec<u8>,
+}
+
+impl Columns {
+    /// # Safety
+    /// `tupdesc` must be a valid tuple descriptor.
+    unsafe fn of(tupdesc: pg_sys::TupleDesc) -> Columns {
+        let attributes = unsafe { attributes_of(tupdesc) };
+        let mut description = Vec::new();
+        marshal::write_list(attributes.iter().map(|attribute| Node::Text(attribute_name(attribute))), &mut description);
+        marshal::write_list(attributes.iter().map(|attribute| Node::Int(attribute.atttypid.to_u32().into())), &mut description);
+        marshal::write_list(attributes.iter().map(|attribute| Node::Int(attribute.atttypmod.into())), &mut description);
+        let converters: Vec<ToGuest> = attributes.iter().map(|attribute| ToGuest::for_type(attribute.atttypid)).collect();
+        marshal::write_decodings(&marshal::decodings(converters.iter().map(Some)), &mut description);
+        Columns { converters, description }
+    }
+
+    /// A reply with `tuples` (described by `tupdesc`, of these columns), saying what the columns
+    /// are if `describe`, else an Ellipsis for each part of that; `size` is what the rows take
+    /// once read (see [`expansion`]).
+    ///
+    /// # Safety
+    /// `tupdesc` must describe `tuples`; call inside [`in_subtransaction`] (it may raise errors).
+    unsafe fn reply(
+        &self,
+        status: i32,
+        processed: i64,
+        describe: bool,
+        tupdesc: pg_sys::TupleDesc,
+        tuples: &[pg_sys::HeapTuple],
+        size: usize,
+    ) -> Rows {
         // Whatever does not fit in the interpreter must not be copied for it either: a result
         // larger than its memory limit would only grow the backend's own memory.
         if size > crate::gucs::memory_limit_bytes() {
             too_large(size);
         }
-        marshal::write_list(attributes.iter().map(|attribute| Node::Text(attribute_name(attribute))), &mut reply);
-        marshal::write_list(attributes.iter().map(|attribute| Node::Int(attribute.atttypid.to_u32().into())), &mut reply);
-        marshal::write_list(attributes.iter().map(|attribute| Node::Int(attribute.atttypmod.into())), &mut reply);
-        let converters: Vec<ToGuest> = attributes.iter().map(|attribute| ToGuest::for_type(attribute.atttypid)).collect();
+        let mut reply = reply_head(status, processed);
+        if describe {
+            reply.extend_from_slice(&self.description);
+        } else {
+            reply.extend_from_slice(&[marshal::ELLIPSIS; 4]);
+        }
         // Column after column, in marshal's format (see convert::marshal).
-        marshal::write_decodings(&marshal::decodings(converters.iter().map(Some)), &mut reply);
-        marshal::write_list_head(converters.len(), &mut reply);
+        marshal::write_list_head(self.converters.len(), &mut reply);
         with_budget(|| {
-            for (i, convert) in converters.iter().enumerate() {
-                marshal::write_column(convert, column(tupdesc, tuples, i), &mut reply);
+            for (i, convert) in self.converters.iter().enumerate() {
+                marshal::write_column(convert, unsafe { column(tupdesc, tuples, i) }, &mut reply);
             }
         });
+        reply
     }
-    reply
 }

@@ -33,7 +33,8 @@ const SMALL_TUPLE: u8 = b')';
 const DICT: u8 = b'{';
 /// Ends a dict.
 const NULL: u8 = b'0';
-const ELLIPSIS: u8 = b'.';
+/// Also what a cursor's reply says of columns the guest knows (see spi::Columns).
+pub const ELLIPSIS: u8 = b'.';
 /// A long's digits are 15 bits wide.
 const LONG_SHIFT: u32 = 15;
 

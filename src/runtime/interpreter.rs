@@ -218,6 +218,8 @@ pub enum TrapKind {
     Interrupted,
     StackOverflow,
     OutOfMemory,
+    /// A new interpreter's memory could not be mapped (the process's address space is limited).
+    NoAddressSpace(String),
     Other(String),
 }
 
@@ -275,7 +277,12 @@ impl Interpreter {
             let exchange = Exchange::find(memory, exchange).ok_or_else(|| wasmtime::Error::msg("the guest's exchange is not where it says"))?;
             wasmtime::Result::Ok((exports, stop, exchange, probe))
         };
-        let (exports, stop, exchange, probe) = instantiate(&mut store).map_err(|err| GuestError::Trap(trap(err, false, false)))?;
+        let (exports, stop, exchange, probe) = instantiate(&mut store).map_err(|err: wasmtime::Error| {
+            let unmapped = err.chain().any(|cause| {
+                cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::OutOfMemory)
+            });
+            GuestError::Trap(if unmapped { TrapKind::NoAddressSpace(err.root_cause().to_string()) } else { trap(err, false, false) })
+        })?;
         let state = store.data_mut();
         state.exports = Some(exports);
         state.stop = Some(stop);

@@ -53,9 +53,9 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         let interpreter = store.data().generation;
         serve(&mut store, |db| db.open_cursor(interpreter, &query, plan, &params)).map(|cursor| (cursor,))
     })?;
-    database.func_wrap("fetch", |mut store, (cursor, count, ahead): (u32, i64, bool)| {
+    database.func_wrap("fetch", |mut store, (cursor, count, ahead, described): (u32, i64, bool, bool)| {
         let interpreter = store.data().generation;
-        serve(&mut store, |db| db.fetch(interpreter, cursor, count, ahead)).map(|rows| (rows,))
+        serve(&mut store, |db| db.fetch(interpreter, cursor, count, ahead, described)).map(|rows| (rows,))
     })?;
     database.func_wrap("close-cursor", |mut store, (cursor,): (u32,)| {
         let interpreter = store.data().generation;

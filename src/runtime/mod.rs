@@ -52,8 +52,8 @@ pub trait Database: Sync {
     /// plpy.cursor, over a query or a prepared statement.
     fn open_cursor(&self, interpreter: u64, query: &str, plan: Option<u32>, params: &[u8]) -> Result<Result<Cursor, DbError>, Canceled>;
     /// A cursor's next rows; a negative `count` fetches backward. `ahead`: for iteration reading
-    /// ahead (see the WIT's `fetch`).
-    fn fetch(&self, interpreter: u64, cursor: u32, count: i64, ahead: bool) -> Result<Result<Rows, DbError>, Canceled>;
+    /// ahead, `described` (see the WIT's `fetch`).
+    fn fetch(&self, interpreter: u64, cursor: u32, count: i64, ahead: bool, described: bool) -> Result<Result<Rows, DbError>, Canceled>;
     fn close_cursor(&self, interpreter: u64, cursor: u32) -> Result<Result<(), DbError>, Canceled>;
     /// plpy.subtransaction(), plpy.commit(), plpy.rollback().
     fn transaction(&self, step: TransactionStep) -> Result<Result<(), DbError>, Canceled>;

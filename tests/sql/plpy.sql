@@ -43,6 +43,14 @@ plpy.notice("noticed", detail="d", hint="h", sqlstate="01234", schema_name="s", 
 plpy.error("failed", sqlstate="XY000", schema_name="s", table_name="t", column_name="c", datatype_name="dt", constraint_name="cn")
 $$ LANGUAGE plpywasm;
 \set VERBOSITY default
+-- Keywords are their str(), as PL/Python's manual says: None too. A SQLSTATE of None is invalid.
+DO $$
+plpy.notice("with Nones", detail=None, hint=None, table_name=None)
+try:
+    plpy.notice("m", sqlstate=None)
+except ValueError as e:
+    plpy.notice("ValueError", str(e))
+$$ LANGUAGE plpywasm;
 
 -- plpy.execute: rows as dicts, converted as arguments are; status, nrows, columns.
 CREATE FUNCTION user_names() RETURNS text LANGUAGE plpywasm AS $$
@@ -551,6 +559,16 @@ for row in plpy.cursor("SELECT id, noisy_sum(id) OVER (ORDER BY id) AS s FROM jo
 before = plpy.execute("SELECT last_value FROM fetched")[0]["last_value"]
 for row in plpy.cursor("SELECT id, tally_sum(id) OVER (ORDER BY id) AS s FROM jobs WHERE id <= 3"):
     plpy.notice("volatile window", row["s"], plpy.execute("SELECT last_value FROM fetched")[0]["last_value"] - before)
+$$ LANGUAGE plpywasm;
+-- Iterating one row at a time, the host describes the columns once; explicit fetches between
+-- the rows are whole results, and decoded values (numeric, jsonb) come out the same every row.
+DO $$
+cursor = plpy.cursor("SELECT g, g::numeric / 4 AS n, jsonb_build_object('g', g) AS j, random() < 2 AS t FROM generate_series(1, 5) g")
+rows = [next(cursor)]
+fetched = cursor.fetch(1)
+rows += list(cursor)
+plpy.notice(rows)
+plpy.notice(fetched.colnames(), fetched.coltypes(), list(fetched))
 $$ LANGUAGE plpywasm;
 -- A cursor closed by a call nested in its own fetch is refused, as PostgreSQL refuses to drop a
 -- portal being read, and goes on.

@@ -337,7 +337,7 @@ from componentize_py_types import Err
 seen = []
 for handle in range(1, 1000):
     try:
-        seen.append(database.fetch(handle, 10, True))
+        seen.append(database.fetch(handle, 10, True, False))
     except Err:
         pass
     database.free_plan(handle)
