@@ -103,11 +103,14 @@ out=$(psql -X -qAt -c "SET ROLE alice" -c "SELECT sys_sleep(0)" 2>&1)
 out=$(psql -X -qAt -c "SET ROLE alice" -c 'DO $$ plpy.fatal("leaving now") $$ LANGUAGE plpywasm' -c "SELECT 'still here'" 2>&1)
 grep -q "FATAL:  plpy.Fatal: leaving now" <<<"$out" && ! grep -q "still here" <<<"$out"; check "plpy.fatal ends the session" $? "$out"
 
-# 8. The extension is trusted: a database's owner who is not a superuser may create it there.
+# 8. The extension is trusted: a database's owner who is not a superuser may create it there. It
+#    lives in pg_catalog, as plpgsql does: dropping the public schema leaves the language and the
+#    functions of other schemas.
 out=$(q -d postgres -c "CREATE ROLE db_owner LOGIN" -c "CREATE DATABASE owned_db OWNER db_owner" 2>&1 &&
-  psql -X -qAt -U db_owner -d owned_db -c "CREATE EXTENSION plpywasm" \
-    -c 'CREATE FUNCTION f() RETURNS text LANGUAGE plpywasm AS $$ return "owner\x27s" $$' -c "SELECT f()" 2>&1)
-[ "$out" = "owner's" ]; check "a database owner may create the extension" $? "$out"
+  psql -X -qAt -U db_owner -d owned_db -c "CREATE EXTENSION plpywasm" -c "CREATE SCHEMA app" \
+    -c 'CREATE FUNCTION app.f() RETURNS text LANGUAGE plpywasm AS $$ return "owner\x27s" $$' \
+    -c "DROP SCHEMA public CASCADE" -c "SELECT app.f()" 2>&1)
+[ "$out" = "owner's" ]; check "a database owner may create the extension, in pg_catalog" $? "$out"
 q -d postgres -c "DROP DATABASE IF EXISTS owned_db" -c "DROP ROLE IF EXISTS db_owner" >/dev/null 2>&1
 
 # 9. Through everything the suite did, no backend crashed: the postmaster never restarted.
