@@ -449,6 +449,10 @@ class _Cursor:
             pass
 
 
+# The host's words, and PL/Python's, for exiting a subtransaction that is no longer there.
+_NO_SUBTRANSACTION = "there is no subtransaction to exit from"
+
+
 class _Subtransaction:
     """`with plpy.subtransaction():` — the block's work is undone if it raises."""
 
@@ -471,9 +475,20 @@ class _Subtransaction:
         if self._exited:
             raise ValueError("this subtransaction has already been exited")
         self._exited = True
-        _spi(_database.transaction, _TransactionStep.ROLLBACK_SUB if exc_type else _TransactionStep.RELEASE_SUB)
         opened = _subtransaction_cursors.pop() if _subtransaction_cursors else ()
-        if exc_type:
+        try:
+            _spi(_database.transaction, _TransactionStep.ROLLBACK_SUB if exc_type else _TransactionStep.RELEASE_SUB)
+            aborted = exc_type is not None
+        except _BY_SQLSTATE["25000"] as error:
+            if error.args[0] != _NO_SUBTRANSACTION:
+                raise
+            # Aborted, with a warning, when the call that entered it returned (a generator yielded
+            # inside the block, or it was kept for a later call). An error the block raised goes
+            # on rather than this one.
+            if exc_type is None:
+                raise ValueError(_NO_SUBTRANSACTION) from None
+            aborted = True
+        if aborted:
             for cursor in opened:
                 cursor._aborted = True
                 cursor._buffer.clear()

@@ -541,7 +541,8 @@ impl Database for Spi {
                 EXPLICIT.with(|e| e.borrow_mut().push(explicit));
             }),
             TransactionStep::ReleaseSub | TransactionStep::RollbackSub if open_here == 0 => {
-                return Ok(Err(db_error("25000", "this subtransaction has not been entered")));
+                // (The guest knows these words: see plpy's _NO_SUBTRANSACTION.)
+                return Ok(Err(db_error("25000", "there is no subtransaction to exit from")));
             }
             TransactionStep::ReleaseSub | TransactionStep::RollbackSub => {
                 let keep = matches!(step, TransactionStep::ReleaseSub);

@@ -464,6 +464,16 @@ return 1
 $$;
 SELECT leaves_subxact();
 SELECT count(*) FROM txn_tbl WHERE i = 200;
+-- So is one a set's generator left open as it yielded: exiting it later says so, in PL/Python's
+-- words, unless the block raised, whose own error goes on.
+CREATE FUNCTION yields_in_subxact(fail bool) RETURNS SETOF int LANGUAGE plpywasm AS $$
+with plpy.subtransaction():
+    yield 1
+    if fail:
+        plpy.execute("SELECT 1/0")
+$$;
+SELECT sqlstate_of('SELECT yields_in_subxact(false)');
+SELECT sqlstate_of('SELECT yields_in_subxact(true)');
 RESET ROLE;
 
 -- Result rows are dicts by column name, whatever the names; a repeated name keeps its last value.
