@@ -1,11 +1,12 @@
 """What the guest asks of the host instead of WASI: output (sys.stdout, sys.stderr), which the
-host bounds and reports, and sleeping (time.sleep), which the host can cut short on a cancel; and
-asyncio made to run without what WASI lacks."""
+host bounds and reports, Python's warnings, and sleeping (time.sleep), which the host can cut
+short on a cancel; and asyncio made to run without what WASI lacks."""
 
 import io
 import math
 import sys
 import time
+import warnings
 
 from wit_world.imports import host
 
@@ -41,7 +42,10 @@ class HostStream(io.TextIOBase):
 
 
 def wit_text(text):
-    """`text` as the host can take it: a lone surrogate (no UTF-8 form) becomes "?"."""
+    """`text` as the host can take it: a lone surrogate (no UTF-8 form) becomes "?". A str subclass
+    by its value: its own isascii() or encode() may say anything."""
+    if type(text) is not str:
+        text = str.__str__(text)
     if text.isascii():
         return text
     try:
@@ -69,9 +73,24 @@ def _no_self_pipe(loop):
     pass
 
 
+# PostgreSQL's LOG level: the server's log, not the client (by default).
+_LOG = 15
+
+
+def _log_warning(message, category, filename, lineno, file=None, line=None):
+    """Python's warnings (a SyntaxWarning for "\\d" in a str literal, a DeprecationWarning) go to
+    the server's log, as PL/Python's reach the server's stderr: not to the client as WARNINGs."""
+    text = warnings.formatwarning(message, category, filename, lineno, line).rstrip("\n")
+    try:
+        host.report(_LOG, wit_text(text), None, None, None, [])
+    except Exception:
+        pass
+
+
 def install():
     sys.stdout = sys.__stdout__ = HostStream(1, "<stdout>")
     sys.stderr = sys.__stderr__ = HostStream(2, "<stderr>")
+    warnings.showwarning = _log_warning
     time.sleep = sleep
     # asyncio's event loops wake themselves through a socket pair, which WASI cannot make (the
     # loop's waits are select() calls the host can cut short). Nothing here can wake a loop from

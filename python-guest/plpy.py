@@ -122,6 +122,7 @@ def _report(level, args, fields):
         _host.report(level, _wit_text(message), _optional_text(report.detail), _optional_text(report.hint), _optional_text(report.sqlstate), report._extra_fields())
     except _Err as err:
         # Sending it failed (a character the client's encoding lacks): plpy.Error, as in PL/Python.
+        err.with_traceback(None)
         failure = err.value
         raise Error(failure.message, sqlstate=failure.sqlstate, detail=failure.detail, hint=failure.hint) from None
 
@@ -212,13 +213,20 @@ def _spi(call, *args):
     try:
         return call(*args)
     except _Err as err:
-        failure = err.value
-        error = _BY_SQLSTATE.get(failure.sqlstate, SPIError)(
-            failure.message, sqlstate=failure.sqlstate, detail=failure.detail, hint=failure.hint, **dict(failure.fields)
-        )
-        error.query = failure.query
-        error.position = failure.position or None
-        raise error from None
+        # The bindings' frame that raised the Err holds it: a cycle through its traceback, which
+        # would keep this frame and its callers (a cursor, whose portal stays pinned) alive until
+        # the collector runs. And the new error is raised as it is made, for the same reason.
+        err.with_traceback(None)
+        raise _spi_error(err.value) from None
+
+
+def _spi_error(failure):
+    error = _BY_SQLSTATE.get(failure.sqlstate, SPIError)(
+        failure.message, sqlstate=failure.sqlstate, detail=failure.detail, hint=failure.hint, **dict(failure.fields)
+    )
+    error.query = failure.query
+    error.position = failure.position or None
+    return error
 
 
 # SPI counts rows in an int64.

@@ -2,13 +2,21 @@
 ranges and multiranges, as psycopg 3 gives them (psycopg.types.range): `Range(lower, upper,
 bounds="[)", empty=False)` and `Multirange([range, …])`. Their `str()` is the literal PostgreSQL
 reads, which is how a returned one reaches the database: by the type's input function, its bounds
-by their own `str()`."""
+by their own `str()`. And `JsonString`, a json or jsonb value that is a JSON string."""
 
 _BOUNDS = ("[)", "(]", "()", "[]")
 # What makes PostgreSQL quote a bound (rangetypes.c, range_bound_escape).
 _SPECIAL = frozenset('"\\()[],')
 # And a row's field (rowtypes.c, record_out).
 _ROW_SPECIAL = frozenset('"\\(),')
+
+
+class JsonString(str):
+    """A json or jsonb value that is a JSON string, as read from PostgreSQL: a str that stays a JSON
+    string when it goes back, where a plain str given for json or jsonb is JSON text (as PL/Python
+    and psycopg take it: `json.dumps(d)` is `d`)."""
+
+    __slots__ = ()
 
 
 class Range:

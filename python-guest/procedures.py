@@ -6,7 +6,6 @@ import copy
 import itertools
 import keyword
 import sys
-import textwrap
 import traceback
 
 import plpy
@@ -104,12 +103,22 @@ def _parse(body, filename, label):
     body = body.replace("\r\n", "\n").replace("\r", "\n")
     try:
         tree = ast.parse(body, filename)
-    except IndentationError:
-        dedented = textwrap.dedent(body)
-        if dedented == body:
+    except IndentationError as unindented:
+        # As the block of an `if`, which takes any indentation and leaves what is inside string
+        # literals as it is (removing the indentation from the text would change them).
+        try:
+            block = ast.parse("if 1:\n" + body, filename).body[0].body
+        except IndentationError:
+            raise unindented from None
+        except SyntaxError as error:
+            # The body's own mistake, at its own line.
+            error.lineno -= 1
+            if error.end_lineno is not None:
+                error.end_lineno -= 1
             raise
-        body = dedented
-        tree = ast.parse(body, filename)
+        for statement in block:
+            ast.increment_lineno(statement, -1)
+        tree = ast.Module(body=block, type_ignores=[])
     # Tracebacks show the body's own lines: there is no file to read them from.
     _sources[filename] = (label, body.splitlines())
     return tree

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence, Set
 from json.encoder import encode_basestring
 
-from plpywasm import Multirange, Range
+from plpywasm import JsonString, Multirange, Range
 
 from wit_world.imports.types import (
     Decoding,
@@ -114,18 +114,22 @@ def _inet(text):
 _json_decoder = json.JSONDecoder(parse_float=_json_float)
 _json_scan = json.scanner.make_scanner(_json_decoder)
 _json_encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
+_json_check = json.JSONDecoder().decode
 _JSON_SPACE = " \t\n\r"
 
 
 def _json_value(text):
-    """What json.loads makes of PostgreSQL's JSON text. Text that neither starts nor ends with
-    whitespace (jsonb's never does) is scanned at once: decode() first matches a regular
-    expression at each end, which costs as much as scanning a small document."""
+    """What json.loads makes of PostgreSQL's JSON text; a JSON string is a JsonString, which stays
+    one when it goes back. Text that neither starts nor ends with whitespace (jsonb's never does)
+    is scanned at once: decode() first matches a regular expression at each end, which costs as
+    much as scanning a small document."""
     if text and text[0] not in _JSON_SPACE and text[-1] not in _JSON_SPACE:
         value, end = _json_scan(text, 0)
-        if end == len(text):
-            return value
-    return _json_decoder.decode(text)
+        if end != len(text):
+            value = _json_decoder.decode(text)
+    else:
+        value = _json_decoder.decode(text)
+    return JsonString(value) if type(value) is str else value
 
 
 def _uuid(octets):
@@ -367,6 +371,15 @@ def _encode_json(obj, out):
 
 
 def _json_text(obj):
+    if type(obj) is str:
+        # JSON text, as PL/Python and psycopg take a str (`return json.dumps(d)` is `d`), kept as
+        # written; a str that is no JSON text is a JSON string, and so is a JsonString.
+        try:
+            _json_check(obj)
+        except ValueError:
+            pass
+        else:
+            return _valid_text(obj)
     try:
         return _valid_text(dumps_json(obj))
     except TypeError as exc:
@@ -596,7 +609,7 @@ def modified_row_encoder(shapes):
 
 # The types of values a trigger's row may hold that never change in place.
 _IMMUTABLE = frozenset((
-    type(None), bool, int, float, str, bytes, decimal.Decimal, uuid.UUID,
+    type(None), bool, int, float, str, JsonString, bytes, decimal.Decimal, uuid.UUID,
     datetime.date, datetime.datetime, datetime.time, datetime.timedelta,
     ipaddress.IPv4Address, ipaddress.IPv6Address, ipaddress.IPv4Interface, ipaddress.IPv6Interface,
     ipaddress.IPv4Network, ipaddress.IPv6Network,

@@ -17,6 +17,19 @@ CREATE FUNCTION indented(n int) RETURNS int LANGUAGE plpywasm AS $$
     return total
 $$;
 SELECT indented(100);
+-- What is inside its string literals stays as written, lines less indented than the code too.
+CREATE FUNCTION indented_text() RETURNS text LANGUAGE plpywasm AS $$
+    query = plpy.execute("SELECT 'a' AS x\
+ WHERE true")
+    letter = """Dear customer,
+        your order has shipped.
+Regards"""
+# a comment at the margin
+    return query[0]["x"] + "|" + letter
+$$;
+SELECT indented_text();
+SELECT sqlstate_of($$CREATE FUNCTION badly_indented() RETURNS int LANGUAGE plpywasm AS '    x = 1
+  return x'$$);
 
 -- Unnamed arguments are reachable through `args`; named ones are parameters too.
 CREATE FUNCTION unnamed(int, text) RETURNS text LANGUAGE plpywasm AS $$ return repr(args) $$;

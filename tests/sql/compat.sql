@@ -247,6 +247,20 @@ for kind in range(3):
 $$ LANGUAGE plpywasm;
 SELECT rows_as_lists(3);
 
+-- Python's warnings go to the server's log (LOG), as PL/Python's go to its stderr: a "\d" in a
+-- str literal (a SyntaxWarning since Python 3.12) is no WARNING at CREATE or at the call.
+CREATE FUNCTION digits(s text) RETURNS text[] LANGUAGE plpywasm AS $$
+import re
+return re.findall("\d+", s)
+$$;
+SELECT digits('a1b22');
+SET client_min_messages = log;
+DO $$
+import warnings
+warnings.warn_explicit("deprecated thing", UserWarning, "body", 1)
+$$ LANGUAGE plpywasm;
+RESET client_min_messages;
+
 -- Errors in procedures name a procedure; traceback lines keep what follows the code.
 CREATE PROCEDURE failing_proc() LANGUAGE plpywasm AS $$
 raise Exception("error test")   

@@ -193,6 +193,17 @@ for run in (lambda: plpy.execute("SELECT '\ud800' AS x"), lambda: plpy.prepare("
     except UnicodeEncodeError as e:
         plpy.notice(type(e).__name__, e.reason)
 $$ LANGUAGE plpywasm;
+-- A message is shown by its text, a lone surrogate as "?", whatever a str subclass says of itself.
+DO $$
+class Sneaky(str):
+    def isascii(self):
+        return True
+class Shown:
+    def __str__(self):
+        return Sneaky("a\udcffb")
+plpy.notice(Shown())
+print(Shown())
+$$ LANGUAGE plpywasm;
 -- Utility statements that return rows give them, counted, as SPI's own result would; a string of
 -- several statements gives the last one's rows.
 DO $$
@@ -654,6 +665,23 @@ CALL take_until_failure();
 SELECT array_agg(i ORDER BY i) AS committed FROM took;
 DROP PROCEDURE take_until_failure();
 DROP TABLE took;
+-- A cursor whose fetch failed is closed once Python lets it go, as in PL/Python: a commit after
+-- that does not find its failed portal still pinned.
+CREATE TABLE locked_rows AS SELECT generate_series(1, 3) AS id;
+CREATE PROCEDURE drop_failed_cursor() LANGUAGE plpywasm AS $$
+c = plpy.cursor("SELECT id FROM locked_rows ORDER BY id FOR UPDATE")
+next(c)
+try:
+    c.fetch(-1)
+except plpy.SPIError as e:
+    plpy.notice(type(e).__name__)
+del c
+plpy.commit()
+plpy.notice("committed")
+$$;
+CALL drop_failed_cursor();
+DROP PROCEDURE drop_failed_cursor();
+DROP TABLE locked_rows;
 -- A cursor whose first rows were read in a subtransaction that rolled back goes on.
 CREATE FUNCTION countdown(n int) RETURNS SETOF int LANGUAGE plpywasm AS $$
 for i in range(n, 0, -1):

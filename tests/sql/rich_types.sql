@@ -160,6 +160,20 @@ SELECT sqlstate_of($$SELECT to_jsonb('(lambda d: (d.update(me=[d]), d)[1])({"n":
 SELECT to_jsonb('(lambda x: [x, x, {"y": x}])([decimal.Decimal("1.5")])');
 CREATE FUNCTION json_sum(doc jsonb) RETURNS jsonb LANGUAGE plpywasm AS $$ return {"total": sum(doc["values"]), "n": len(doc["values"])} $$;
 SELECT json_sum('{"values": [1, 2, 3.5]}');
+-- A plain str given for json or jsonb is JSON text, as PL/Python and psycopg take it, kept as
+-- written (`json.dumps(d)` is `d`); a str that is no JSON text is a JSON string. A JSON string
+-- read from PostgreSQL is a plpywasm.JsonString, which stays one: identity round trips hold.
+CREATE FUNCTION as_jsonb(v text) RETURNS jsonb LANGUAGE plpywasm AS $$ return v $$;
+CREATE FUNCTION as_json(v text) RETURNS json LANGUAGE plpywasm AS $$ return v $$;
+SELECT as_jsonb('{"a": [1, 2.50]}'), as_jsonb('42'), as_jsonb('"quoted"'), as_jsonb('plain words'), as_json(' {"b": 1,  "b": 2} ');
+CREATE FUNCTION jsonb_id(j jsonb) RETURNS jsonb LANGUAGE plpywasm AS $$ return j $$;
+SELECT v, jsonb_id(v) = v AS same FROM unnest(ARRAY['"{\"a\": 1}"', '"42"', '"null"', '"plain"', '{"k": "[1]"}']::jsonb[]) AS v;
+DO $$
+import json
+j = plpy.execute("SELECT '\"42\"'::jsonb AS j")[0]["j"]
+plan = plpy.prepare("SELECT $1 AS a, $2 AS b, $3 AS c", ["jsonb", "jsonb", "jsonb"])
+plpy.notice(type(j).__name__, isinstance(j, str), plan.execute([j, json.dumps({"x": [1]}), "text"])[0])
+$$ LANGUAGE plpywasm;
 
 -- uuid ⇄ uuid.UUID, inet/cidr ⇄ ipaddress objects.
 SELECT py_repr('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid), id('00000000-0000-0000-0000-000000000000'::uuid), id('ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid);
