@@ -103,25 +103,48 @@ def _parse(body, filename, label):
     body = body.replace("\r\n", "\n").replace("\r", "\n")
     try:
         tree = ast.parse(body, filename)
-    except IndentationError as unindented:
-        # As the block of an `if`, which takes any indentation and leaves what is inside string
-        # literals as it is (removing the indentation from the text would change them).
-        try:
-            block = ast.parse("if 1:\n" + body, filename).body[0].body
-        except IndentationError:
-            raise unindented from None
-        except SyntaxError as error:
-            # The body's own mistake, at its own line.
-            error.lineno -= 1
-            if error.end_lineno is not None:
-                error.end_lineno -= 1
+    except IndentationError as error:
+        if error.lineno != _first_code_line(body):
             raise
-        for statement in block:
-            ast.increment_lineno(statement, -1)
-        tree = ast.Module(body=block, type_ignores=[])
+        tree = _parse_indented(body, filename)
     # Tracebacks show the body's own lines: there is no file to read them from.
     _sources[filename] = (label, body.splitlines())
     return tree
+
+
+def _first_code_line(body):
+    """The number of the body's first line that is neither blank nor a comment."""
+    for number, line in enumerate(body.split("\n"), 1):
+        text = line.strip(" \t\f")
+        if text and not text.startswith("#"):
+            return number
+    return None
+
+
+def _parse_indented(body, filename):
+    """A body indented as a whole, parsed as the block of an `if`: that takes any indentation and
+    leaves what is inside string literals as written (removing the indentation from the text would
+    change them). Its mistakes are reported at its own lines; so is a line less indented than the
+    first, which would end the block (or be its `else`)."""
+    try:
+        wrapper = ast.parse("if 1:\n" + body, filename)
+    except SyntaxError as error:
+        error.lineno -= 1
+        if error.end_lineno is not None:
+            error.end_lineno -= 1
+        raise
+    block = wrapper.body[0]
+    outside = wrapper.body[1:] or block.orelse
+    if outside:
+        number = outside[0].lineno - 1 - (0 if wrapper.body[1:] else 1)
+        lines = body.split("\n")
+        raise IndentationError(
+            "unindent does not match any outer indentation level",
+            (filename, number, 1, lines[number - 1] if 0 < number <= len(lines) else "", number, 2),
+        )
+    for statement in block.body:
+        ast.increment_lineno(statement, -1)
+    return ast.Module(body=block.body, type_ignores=[])
 
 
 def _parameter(name, position):

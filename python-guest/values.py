@@ -15,6 +15,7 @@ import json
 import json.scanner
 import marshal
 import math
+import re
 import sys
 import uuid
 from collections.abc import Iterator, Mapping, Sequence, Set
@@ -114,7 +115,6 @@ def _inet(text):
 _json_decoder = json.JSONDecoder(parse_float=_json_float)
 _json_scan = json.scanner.make_scanner(_json_decoder)
 _json_encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
-_json_check = json.JSONDecoder().decode
 _JSON_SPACE = " \t\n\r"
 
 
@@ -367,23 +367,35 @@ def _as_bytes(obj):
 
 
 def _encode_json(obj, out):
-    out.append(_NULL if obj is None else (_JSON, _json_text(obj)))
+    if obj is None:
+        out.append(_NULL)
+    elif type(obj) is str:
+        # As a plain str: JSON text, or a JSON string of it if the host finds it is none.
+        out.append(_json_text(obj))
+    else:
+        out.append((_JSON, _json_text(obj)))
 
 
 def _json_text(obj):
+    """JSON text for `obj`. A plain str is JSON text already, as PL/Python and psycopg take a str
+    (`return json.dumps(d)` is `d`), kept as written: the host makes one that is no JSON text a
+    JSON string (parsing it here could take more memory and stack than the interpreter has). Any
+    other str, a JsonString included, is a JSON string."""
     if type(obj) is str:
-        # JSON text, as PL/Python and psycopg take a str (`return json.dumps(d)` is `d`), kept as
-        # written; a str that is no JSON text is a JSON string, and so is a JsonString.
-        try:
-            _json_check(obj)
-        except ValueError:
-            pass
-        else:
-            return _valid_text(obj)
+        return _valid_text(obj)
     try:
-        return _valid_text(dumps_json(obj))
+        text = dumps_json(obj)
     except TypeError as exc:
         raise ConversionError("42804", "could not convert Python object to JSON: %s" % exc) from None
+    # A lone surrogate (a json value's "\ud800" read in) can only be in a string: escaped, as read.
+    return text if text.isascii() else _LONE_SURROGATE.sub(_escaped_surrogate, text)
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escaped_surrogate(match):
+    return "\\u%04x" % ord(match.group())
 
 
 # timedelta's own fields: a subclass may shadow the attributes, not what the value holds.

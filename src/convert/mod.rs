@@ -391,6 +391,7 @@ impl FromGuest {
         Ok(match (&self.target, node) {
             (Target::Void { .. }, _) => return Err(malformed()),
             (Target::Text, Node::Text(text)) => io::text_datum(&text)?,
+            (Target::Json, Node::Text(text)) => self.parse_json_text(&text)?,
             (_, Node::Text(text)) => self.parse(&text)?,
             (Target::Bool, Node::Boolean(b)) => Datum::from(b),
             (Target::Int2, Node::Int(i)) => Datum::from(self.fit::<i16>(i)?),
@@ -466,6 +467,15 @@ impl FromGuest {
         .execute()
     }
 
+    /// A str given for json or jsonb: JSON text, as PL/Python and psycopg take it, or, if it is no
+    /// JSON text (22P02, as NaN is not), a JSON string of it.
+    fn parse_json_text(&self, text: &str) -> Result<Datum, PlError> {
+        let parsed = pgrx::PgTryBuilder::new(std::panic::AssertUnwindSafe(|| Some(self.parse(text))))
+            .catch_when(PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION, |_| None)
+            .execute();
+        parsed.unwrap_or_else(|| self.parse(&json_string(text)))
+    }
+
     /// Through the type's input function, exactly as if the text were written in SQL.
     fn parse(&self, text: &str) -> Result<Datum, PlError> {
         match &self.target {
@@ -474,6 +484,25 @@ impl FromGuest {
             _ => self.input.parse(text, self.typmod),
         }
     }
+}
+
+/// `text` as a JSON string literal.
+fn json_string(text: &str) -> String {
+    let mut literal = String::with_capacity(text.len() + 2);
+    literal.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => literal.push_str("\\\""),
+            '\\' => literal.push_str("\\\\"),
+            '\n' => literal.push_str("\\n"),
+            '\r' => literal.push_str("\\r"),
+            '\t' => literal.push_str("\\t"),
+            c if u32::from(c) < 0x20 => literal.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => literal.push(c),
+        }
+    }
+    literal.push('"');
+    literal
 }
 
 /// The guest sent nodes that do not fit the shape it was given: its runtime was tampered with.

@@ -30,6 +30,14 @@ $$;
 SELECT indented_text();
 SELECT sqlstate_of($$CREATE FUNCTION badly_indented() RETURNS int LANGUAGE plpywasm AS '    x = 1
   return x'$$);
+-- A line less indented than the first is an error, not the end of the body.
+SELECT sqlstate_of($$CREATE FUNCTION dedented() RETURNS int LANGUAGE plpywasm AS '    x = 1
+return x'$$);
+SELECT sqlstate_of($$CREATE FUNCTION dedented_else() RETURNS int LANGUAGE plpywasm AS '  plpy.notice(1)
+else:
+  plpy.notice(2)'$$);
+SELECT sqlstate_of($$CREATE FUNCTION unclosed() RETURNS int LANGUAGE plpywasm AS '  x = 1
+  return (x'$$);
 
 -- Unnamed arguments are reachable through `args`; named ones are parameters too.
 CREATE FUNCTION unnamed(int, text) RETURNS text LANGUAGE plpywasm AS $$ return repr(args) $$;

@@ -166,6 +166,9 @@ SELECT json_sum('{"values": [1, 2, 3.5]}');
 CREATE FUNCTION as_jsonb(v text) RETURNS jsonb LANGUAGE plpywasm AS $$ return v $$;
 CREATE FUNCTION as_json(v text) RETURNS json LANGUAGE plpywasm AS $$ return v $$;
 SELECT as_jsonb('{"a": [1, 2.50]}'), as_jsonb('42'), as_jsonb('"quoted"'), as_jsonb('plain words'), as_json(' {"b": 1,  "b": 2} ');
+SELECT as_jsonb('NaN'), as_jsonb(repeat('[', 6000)) = pg_catalog.to_jsonb(repeat('[', 6000)) AS deep_string, as_json(E'tab\there');
+CREATE FUNCTION json_id(j json) RETURNS json LANGUAGE plpywasm AS $$ return j $$;
+SELECT json_id('"\ud800 lone"'), json_id('["\ud83d\ude00", "\udc00"]');
 CREATE FUNCTION jsonb_id(j jsonb) RETURNS jsonb LANGUAGE plpywasm AS $$ return j $$;
 SELECT v, jsonb_id(v) = v AS same FROM unnest(ARRAY['"{\"a\": 1}"', '"42"', '"null"', '"plain"', '{"k": "[1]"}']::jsonb[]) AS v;
 DO $$
