@@ -245,9 +245,41 @@ _DECODINGS.update({kind.value: decode for kind, decode in tuple(_DECODINGS.items
 
 
 def decoders(decodings):
-    """(position, decoder) for the marshalled values that need decoding: a call's arguments, a
-    query's columns (wit/plpywasm.wit's decoding; the kind as a member or its number)."""
-    return tuple((position, _DECODINGS[kind]) for position, kind in decodings)
+    """(position, decoder) for the marshalled arguments of a call that need decoding
+    (wit/plpywasm.wit's decoding)."""
+    return tuple((position, _ARGUMENT_DECODINGS[kind]) for position, kind in decodings)
+
+
+def _json_argument(text):
+    """A json or jsonb argument, remembered with its text (see _json_source)."""
+    global _json_source_bytes
+    value = _json_value(text)
+    if len(text) <= _JSON_SOURCE_BYTES:
+        if _json_source_bytes + len(text) > _JSON_SOURCE_BYTES:
+            _JSON_SOURCES.clear()
+            _json_source_bytes = 0
+        _JSON_SOURCES[id(value)] = (value, text)
+        _json_source_bytes += len(text)
+    return value
+
+
+def _json_source(obj):
+    """The text a json or jsonb argument was read from, if `obj` is that argument, unchanged: given
+    back, it goes back as written (a json's formatting, a jsonb number's scale), as PL/Python's
+    text does. Unchanged as JSON says (true is not 1, 1.0 is not 1)."""
+    source = _JSON_SOURCES.get(id(obj))
+    if source is None or source[0] is not obj:
+        return None
+    text = source[1]
+    return text if dumps_json(_json_value(text)) == dumps_json(obj) else None
+
+
+# The last arguments _json_argument read, by id (the entry keeps the value, so no other object
+# takes its id): at most this much text, and what it holds, stays alive after their calls.
+_JSON_SOURCES = {}
+_JSON_SOURCE_BYTES = 1 << 18
+_json_source_bytes = 0
+_ARGUMENT_DECODINGS = {**_DECODINGS, Decoding.JSON: _json_argument}
 
 
 def decode_rows(names, count, decodings, columns):
@@ -384,7 +416,7 @@ def _json_text(obj):
     if type(obj) is str:
         return _valid_text(obj)
     try:
-        text = dumps_json(obj)
+        text = (_JSON_SOURCES and _json_source(obj)) or dumps_json(obj)
     except TypeError as exc:
         raise ConversionError("42804", "could not convert Python object to JSON: %s" % exc) from None
     # A lone surrogate (a json value's "\ud800" read in) can only be in a string: escaped, as read.

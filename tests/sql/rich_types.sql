@@ -170,6 +170,14 @@ SELECT as_jsonb('NaN'), as_jsonb(repeat('[', 6000)) = pg_catalog.to_jsonb(repeat
 CREATE FUNCTION json_id(j json) RETURNS json LANGUAGE plpywasm AS $$ return j $$;
 SELECT json_id('"\ud800 lone"'), json_id('["\ud83d\ude00", "\udc00"]');
 CREATE FUNCTION jsonb_id(j jsonb) RETURNS jsonb LANGUAGE plpywasm AS $$ return j $$;
+-- A json or jsonb argument given back unchanged goes back as written, as PL/Python's text does (a
+-- json's formatting and repeated keys, a jsonb number's scale); a changed one, as it is now.
+SELECT json_id('{"a":1,  "a":2}')::text, json_id(' [1.50, true] ')::text, jsonb_id('2.50')::text, jsonb_id('{"p": 10.00}')::text;
+CREATE FUNCTION jsonb_changed(j jsonb) RETURNS jsonb LANGUAGE plpywasm AS $$
+j["p"] = True
+return j
+$$;
+SELECT jsonb_changed('{"p": 1}'), jsonb_changed('{"p": 1.50}');
 SELECT v, jsonb_id(v) = v AS same FROM unnest(ARRAY['"{\"a\": 1}"', '"42"', '"null"', '"plain"', '{"k": "[1]"}']::jsonb[]) AS v;
 DO $$
 import json
