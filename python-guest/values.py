@@ -254,7 +254,8 @@ def _json_argument(text):
     """A json or jsonb argument, remembered with its text (see _json_source)."""
     global _json_source_bytes
     value = _json_value(text)
-    if len(text) <= _JSON_SOURCE_BYTES:
+    # (Not None, a bool or a small int: one object each, which any code may return.)
+    if type(value) in _JSON_DOCUMENTS and len(text) <= _JSON_SOURCE_BYTES:
         if _json_source_bytes + len(text) > _JSON_SOURCE_BYTES:
             _JSON_SOURCES.clear()
             _json_source_bytes = 0
@@ -277,6 +278,7 @@ def _json_source(obj):
 # The last arguments _json_argument read, by id (the entry keeps the value, so no other object
 # takes its id): at most this much text, and what it holds, stays alive after their calls.
 _JSON_SOURCES = {}
+_JSON_DOCUMENTS = frozenset((dict, list, float, decimal.Decimal, JsonString))
 _JSON_SOURCE_BYTES = 1 << 18
 _json_source_bytes = 0
 _ARGUMENT_DECODINGS = {**_DECODINGS, Decoding.JSON: _json_argument}
@@ -401,19 +403,26 @@ def _as_bytes(obj):
 def _encode_json(obj, out):
     if obj is None:
         out.append(_NULL)
-    elif type(obj) is str:
+    elif _is_json_document(obj):
         # As a plain str: JSON text, or a JSON string of it if the host finds it is none.
         out.append(_json_text(obj))
     else:
         out.append((_JSON, _json_text(obj)))
 
 
+def _is_json_document(obj):
+    """Whether `obj` is a plain str that reads as a JSON object or array (what `json.dumps(d)`
+    gives): JSON text, as PL/Python and psycopg take a str, kept as written. Any other str, a value
+    of a JSON document (`"123"`) or a JsonString included, is a JSON string, as
+    `return j["id"]` means it."""
+    return type(obj) is str and obj.lstrip(_JSON_SPACE)[:1] in ("{", "[")
+
+
 def _json_text(obj):
-    """JSON text for `obj`. A plain str is JSON text already, as PL/Python and psycopg take a str
-    (`return json.dumps(d)` is `d`), kept as written: the host makes one that is no JSON text a
-    JSON string (parsing it here could take more memory and stack than the interpreter has). Any
-    other str, a JsonString included, is a JSON string."""
-    if type(obj) is str:
+    """JSON text for `obj`. A JSON document given as a str is left to the host, which makes one
+    that is no JSON text a JSON string (parsing it here could take more memory and stack than the
+    interpreter has)."""
+    if _is_json_document(obj):
         return _valid_text(obj)
     try:
         text = (_JSON_SOURCES and _json_source(obj)) or dumps_json(obj)

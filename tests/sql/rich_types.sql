@@ -160,13 +160,19 @@ SELECT sqlstate_of($$SELECT to_jsonb('(lambda d: (d.update(me=[d]), d)[1])({"n":
 SELECT to_jsonb('(lambda x: [x, x, {"y": x}])([decimal.Decimal("1.5")])');
 CREATE FUNCTION json_sum(doc jsonb) RETURNS jsonb LANGUAGE plpywasm AS $$ return {"total": sum(doc["values"]), "n": len(doc["values"])} $$;
 SELECT json_sum('{"values": [1, 2, 3.5]}');
--- A plain str given for json or jsonb is JSON text, as PL/Python and psycopg take it, kept as
--- written (`json.dumps(d)` is `d`); a str that is no JSON text is a JSON string. A JSON string
--- read from PostgreSQL is a plpywasm.JsonString, which stays one: identity round trips hold.
+-- A str holding a JSON object or array given for json or jsonb is JSON text, as PL/Python and
+-- psycopg take a str, kept as written (`json.dumps(d)` is `d`); any other str is a JSON string, as
+-- is such text PostgreSQL refuses. A JSON string read from PostgreSQL is a plpywasm.JsonString,
+-- which stays one: identity round trips hold.
 CREATE FUNCTION as_jsonb(v text) RETURNS jsonb LANGUAGE plpywasm AS $$ return v $$;
 CREATE FUNCTION as_json(v text) RETURNS json LANGUAGE plpywasm AS $$ return v $$;
 SELECT as_jsonb('{"a": [1, 2.50]}'), as_jsonb('42'), as_jsonb('"quoted"'), as_jsonb('plain words'), as_json(' {"b": 1,  "b": 2} ');
-SELECT as_jsonb('NaN'), as_jsonb(repeat('[', 6000)) = pg_catalog.to_jsonb(repeat('[', 6000)) AS deep_string, as_json(E'tab\there');
+SELECT as_jsonb('NaN'), as_jsonb(repeat('[', 6000)) = pg_catalog.to_jsonb(repeat('[', 6000)) AS deep_string, as_json(E'tab\there'), as_jsonb(' {"unclosed": 1');
+DO $$
+doc = plpy.execute("""SELECT '{"id": "123", "ok": "true", "list": "[1]"}'::jsonb AS j""")[0]["j"]
+plan = plpy.prepare("SELECT $1 AS id, $2 AS ok, $3 AS list", ["jsonb", "jsonb", "jsonb"])
+plpy.notice(plan.execute([doc["id"], doc["ok"], doc["list"]])[0])
+$$ LANGUAGE plpywasm;
 CREATE FUNCTION json_id(j json) RETURNS json LANGUAGE plpywasm AS $$ return j $$;
 SELECT json_id('"\ud800 lone"'), json_id('["\ud83d\ude00", "\udc00"]');
 CREATE FUNCTION jsonb_id(j jsonb) RETURNS jsonb LANGUAGE plpywasm AS $$ return j $$;
