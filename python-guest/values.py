@@ -405,7 +405,7 @@ def _encode_json(obj, out):
         out.append(_NULL)
     elif _is_json_document(obj):
         # As a plain str: JSON text, or a JSON string of it if the host finds it is none.
-        out.append(_json_text(obj))
+        out.append(_valid_text(obj))
     else:
         out.append((_JSON, _json_text(obj)))
 

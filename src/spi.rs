@@ -98,6 +98,14 @@ impl OpenCursor {
         let portal = unsafe { pg_sys::SPI_cursor_find(self.name.as_ptr()) };
         (self.alive.get() && portal == self.portal && !portal.is_null()).then_some(portal)
     }
+
+    /// Its columns, made from `tupdesc` (the portal's) at the first fetch that needs them.
+    ///
+    /// # Safety
+    /// `tupdesc` must be a valid tuple descriptor; call where a catalog lookup may raise an error.
+    unsafe fn columns(&self, tupdesc: pg_sys::TupleDesc) -> Rc<Columns> {
+        self.columns.borrow_mut().get_or_insert_with(|| Rc::new(unsafe { Columns::of(tupdesc) })).clone()
+    }
 }
 
 /// Has cursor `id` marked gone when `portal`'s memory goes, whenever and however it does (CLOSE,
@@ -751,7 +759,7 @@ fn fetch_ahead(cursor: &OpenCursor, count: i64) -> Result<Result<Rows, DbError>,
             Some(failed)
         }
     };
-    let mut replies = unsafe { received.replies() }?;
+    let mut replies = unsafe { received.replies(cursor) }?;
     replies.extend(failed.map(|failed| (0, Err(failed))));
     let (_, first) = replies.pop_front().expect("at least one reply");
     *cursor.pending.borrow_mut() = replies;
@@ -869,16 +877,24 @@ impl Received {
         self.expanded + unsafe { pg_sys::MemoryContextMemAllocated(self.memory, true) }
     }
 
-    /// The replies for the rows, in order: groups that each fit the read-ahead budget (one, with
-    /// no rows, at the end of the cursor); a group that fails to convert is converted row by row,
-    /// so that only the rows that fail are errors, each in its place.
+    /// The replies for the rows, in order, with `cursor`'s columns: groups that each fit the
+    /// read-ahead budget (one, with no rows, at the end of the cursor); a group that fails to
+    /// convert is converted row by row, so that only the rows that fail are errors, each in its
+    /// place.
     ///
     /// # Safety
-    /// Call outside any subtransaction of this fetch.
-    unsafe fn replies(&self) -> Result<VecDeque<Reply>, Canceled> {
+    /// Call outside any subtransaction of this fetch, which `cursor` ran into this.
+    unsafe fn replies(&self, cursor: &OpenCursor) -> Result<VecDeque<Reply>, Canceled> {
         let tupdesc = self.tupdesc;
         let reply = |rows: &[pg_sys::HeapTuple], size: usize| {
-            in_subtransaction(|| unsafe { rows_reply(pg_sys::SPI_OK_FETCH as i32, rows.len() as i64, tupdesc, rows, size) })
+            in_subtransaction(|| unsafe {
+                let status = pg_sys::SPI_OK_FETCH as i32;
+                if tupdesc.is_null() {
+                    rows_reply(status, rows.len() as i64, tupdesc, rows, size)
+                } else {
+                    cursor.columns(tupdesc).reply(status, rows.len() as i64, true, tupdesc, rows, size)
+                }
+            })
         };
         let sizes: Vec<usize> =
             self.tuples.iter().zip(&self.expansions).map(|(&tuple, &expansion)| unsafe { (*tuple).t_len as usize } + expansion).collect();
@@ -1225,9 +1241,8 @@ unsafe fn take_fetched(cursor: &OpenCursor, described: bool) -> Rows {
         let processed = pg_sys::SPI_processed;
         let table = pg_sys::SPI_tuptable;
         let tupdesc = (*table).tupdesc;
-        let columns = cursor.columns.borrow_mut().get_or_insert_with(|| Rc::new(Columns::of(tupdesc))).clone();
         let (tuples, size) = spi_table(table, processed);
-        let reply = columns.reply(pg_sys::SPI_OK_FETCH as i32, processed as i64, !described, tupdesc, tuples, size);
+        let reply = cursor.columns(tupdesc).reply(pg_sys::SPI_OK_FETCH as i32, processed as i64, !described, tupdesc, tuples, size);
         pg_sys::SPI_freetuptable(table);
         reply
     }
