@@ -221,8 +221,10 @@ def _spi(call, *args):
 
 
 def _spi_error(failure):
-    error = _BY_SQLSTATE.get(failure.sqlstate, SPIError)(
-        failure.message, sqlstate=failure.sqlstate, detail=failure.detail, hint=failure.hint, **dict(failure.fields)
+    # No SQLSTATE: SPI refused the statement itself (PL/Python's plain SPIError).
+    sqlstate = failure.sqlstate or None
+    error = _BY_SQLSTATE.get(sqlstate, SPIError)(
+        failure.message, sqlstate=sqlstate, detail=failure.detail, hint=failure.hint, **dict(failure.fields)
     )
     error.query = failure.query
     error.position = failure.position or None

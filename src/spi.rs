@@ -350,6 +350,7 @@ impl Database for Spi {
             };
             unsafe { statement_rows("SPI_execute", status, received) }
         })
+        .map(Result::flatten)
     }
 
     fn prepare(&self, interpreter: u64, query: &str, types: &[String]) -> Result<Result<Plan, DbError>, Canceled> {
@@ -412,7 +413,7 @@ impl Database for Spi {
             unsafe { statement_rows("SPI_execute_plan", status, received) }
         });
         used(prepared);
-        done
+        done.map(Result::flatten)
     }
 
     fn free_plan(&self, interpreter: u64, plan: u32) {
@@ -1272,14 +1273,17 @@ fn one_statement(query: &[u8]) -> bool {
 ///
 /// # Safety
 /// Call inside [`in_subtransaction`], right after the statement ran.
-unsafe fn statement_rows(call: &str, status: i32, received: Option<Box<Received>>) -> Rows {
+unsafe fn statement_rows(call: &str, status: i32, received: Option<Box<Received>>) -> Result<Rows, DbError> {
     if status < 0 {
-        spi_failed(call, status);
+        // SPI refused the statement (a transaction command, COPY to the client) without raising:
+        // a plain plpy.SPIError, with no SQLSTATE, as PL/Python's.
+        let message = unsafe { CStr::from_ptr(pg_sys::SPI_result_code_string(status)) };
+        return Err(db_error("", format!("{call} failed: {}", message.to_string_lossy())));
     }
-    match received {
+    Ok(match received {
         Some(received) => unsafe { received.result(status) },
         None => unsafe { take_rows(status) },
-    }
+    })
 }
 
 /// How plpy.execute runs a statement: its rows go to `received`, which holds them to the limit.

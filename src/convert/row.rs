@@ -143,8 +143,8 @@ impl RowOut {
     }
 
     /// The row whose attributes are the next nodes. An attribute may keep its value from `kept`
-    /// (by attribute number), where there is one: where the guest says so, or a json value
-    /// jsonb finds equal (see [`FromGuest::same_json`]).
+    /// (by attribute number), where there is one: where the guest says so, or a json value not
+    /// given as text that jsonb finds equal (see [`FromGuest::same_json`]).
     pub fn decode(&self, nodes: &mut Nodes, kept: Option<&[(Datum, bool)]>) -> Result<Datum, PlError> {
         let mut values = Vec::with_capacity(self.attributes.len());
         let mut nulls = Vec::with_capacity(self.attributes.len());
@@ -156,9 +156,12 @@ impl RowOut {
                     *kept.and_then(|kept| kept.get(i)).ok_or_else(malformed)?
                 }
                 Some(convert) => {
+                    // A str is JSON text the function wrote (`json.dumps(d, sort_keys=True)`): an
+                    // edit even where jsonb sees no change.
+                    let written = matches!(nodes.as_slice().first(), Some(Node::Text(_)));
                     let value = convert.decode(nodes)?;
                     match kept.and_then(|kept| kept.get(i)) {
-                        Some(&old) if convert.same_json(old, value) => old,
+                        Some(&old) if !written && convert.same_json(old, value) => old,
                         _ => value,
                     }
                 }

@@ -183,3 +183,16 @@ except plpy.SPIError as e:
 raise ValueError("unrelated")
 $$;
 SELECT after_caught();
+
+-- A statement SPI refuses without raising (a transaction command, COPY to the client) is a plain
+-- plpy.SPIError with no SQLSTATE, as in PL/Python; uncaught, 38000.
+DO $$
+for query in ("SAVEPOINT s", "COMMIT", "COPY (SELECT 1) TO STDOUT"):
+    for run in (lambda: plpy.execute(query), lambda: plpy.prepare(query).execute()):
+        try:
+            run()
+        except plpy.SPIError as e:
+            plpy.notice("%s %s %s" % (type(e).__name__, e.sqlstate, e))
+plpy.notice(plpy.execute("SELECT 1 AS one")[0]["one"])
+$$ LANGUAGE plpywasm;
+SELECT sqlstate_of($$DO 'plpy.execute("ROLLBACK")' LANGUAGE plpywasm$$);

@@ -220,6 +220,15 @@ INSERT INTO docs VALUES
     (3, '{"z": "\u0000"}', '[1.0, {"d": 0.10}]');
 UPDATE docs SET id = id WHERE id = 1;
 SELECT * FROM docs ORDER BY id;
+-- JSON text the function writes is stored as written, though jsonb finds it equal to the old.
+CREATE OR REPLACE FUNCTION stamp_docs() RETURNS trigger LANGUAGE plpywasm AS $$
+import json
+TD["new"]["j"] = json.dumps(TD["new"]["j"], sort_keys=True)
+TD["new"]["b"] = '{"price": 10.0, "qty": 1.1}'
+return "MODIFY"
+$$;
+UPDATE docs SET id = id WHERE id = 1;
+SELECT * FROM docs WHERE id = 1;
 DROP TABLE docs;
 
 -- A trigger function called directly is refused, before it runs (no context line, as in PL/Python).
