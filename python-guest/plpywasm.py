@@ -2,7 +2,8 @@
 ranges and multiranges, as psycopg 3 gives them (psycopg.types.range): `Range(lower, upper,
 bounds="[)", empty=False)` and `Multirange([range, …])`. Their `str()` is the literal PostgreSQL
 reads, which is how a returned one reaches the database: by the type's input function, its bounds
-by their own `str()`. And `JsonString`, a json or jsonb value that is a JSON string."""
+by their own `str()`. And `JsonString`, a json or jsonb value that is a JSON string, and
+`JsonArray`, an element of a json[] or jsonb[] that is a JSON array."""
 
 _BOUNDS = ("[)", "(]", "()", "[]")
 # What makes PostgreSQL quote a bound (rangetypes.c, range_bound_escape).
@@ -15,6 +16,14 @@ class JsonString(str):
     """A json or jsonb value that is a JSON string, as read from PostgreSQL: a str that stays a JSON
     string when it goes back, where a plain str given for json or jsonb is JSON text (as PL/Python
     and psycopg take it: `json.dumps(d)` is `d`)."""
+
+    __slots__ = ()
+
+
+class JsonArray(list):
+    """An element of an array of json or jsonb that is a JSON array, as read from PostgreSQL: a
+    list that stays one element when the array goes back, where a plain list in an array is one
+    of its dimensions (as in PL/Python)."""
 
     __slots__ = ()
 

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence, Set
 from json.encoder import encode_basestring
 
-from plpywasm import JsonString, Multirange, Range
+from plpywasm import JsonArray, JsonString, Multirange, Range
 
 from wit_world.imports.types import (
     Decoding,
@@ -132,6 +132,13 @@ def _json_value(text):
     return JsonString(value) if type(value) is str else value
 
 
+def _json_element(text):
+    """An element of an array of json or jsonb: a JSON array is a JsonArray, which an array's
+    encoder takes for one element, not a dimension."""
+    value = _json_value(text)
+    return JsonArray(value) if type(value) is list else value
+
+
 def _uuid(octets):
     return uuid.UUID(bytes=octets)
 
@@ -223,7 +230,9 @@ def revive(value):
         return _TAGGED[value[0]](*value[1:])
     if kind is list:
         for position, item in enumerate(value):
-            if type(item) in _REVIVED:
+            if type(item) is tuple and item[0] == _JSON:
+                value[position] = _json_element(item[1])
+            elif type(item) in _REVIVED:
                 value[position] = revive(item)
     elif kind is dict:
         for name, item in value.items():
@@ -713,7 +722,7 @@ def is_sequence(obj):
 
 
 # The sequences that are an element of an array, not a dimension of it, by element shape.
-_ATOMS = {Shape_Multirange: (Multirange,)}
+_ATOMS = {Shape_Multirange: (Multirange,), Shape_Json: (JsonArray,)}
 
 
 def _is_dimension(obj, atoms, top):

@@ -185,6 +185,19 @@ return j
 $$;
 SELECT jsonb_changed('{"p": 1}'), jsonb_changed('{"p": 1.50}');
 SELECT v, jsonb_id(v) = v AS same FROM unnest(ARRAY['"{\"a\": 1}"', '"42"', '"null"', '"plain"', '{"k": "[1]"}']::jsonb[]) AS v;
+-- An element of an array of json or jsonb that is a JSON array stays one element: a
+-- plpywasm.JsonArray, where a plain list is a dimension.
+CREATE FUNCTION jsonb_array_id(v jsonb[]) RETURNS jsonb[] LANGUAGE plpywasm AS $$ return v $$;
+CREATE FUNCTION json_array_id(v json[]) RETURNS json[] LANGUAGE plpywasm AS $$ return v $$;
+SELECT jsonb_array_id(ARRAY['[1, 2]', '[3]', '{"a": [4]}', '5', '[]']::jsonb[]);
+SELECT json_array_id('[0:1][1:2]={{"[1,2]",null},{"[]","[[3]]"}}'::json[])::text;
+DO $$
+from plpywasm import JsonArray
+a = plpy.execute("""SELECT '{"[1, 2]",3}'::jsonb[] AS a""")[0]["a"]
+plpy.notice(type(a[0]).__name__, a)
+plan = plpy.prepare("SELECT $1::text AS t", ["jsonb[]"])
+plpy.notice(plan.execute([a])[0]["t"], plan.execute([[[1, 2]]])[0]["t"], plan.execute([[JsonArray([1, 2])]])[0]["t"])
+$$ LANGUAGE plpywasm;
 DO $$
 import json
 j = plpy.execute("SELECT '\"42\"'::jsonb AS j")[0]["j"]
