@@ -5,11 +5,15 @@ reads, which is how a returned one reaches the database: by the type's input fun
 by their own `str()`. And `JsonString`, a json or jsonb value that is a JSON string, and
 `JsonArray`, an element of a json[] or jsonb[] that is a JSON array."""
 
+import datetime
+
 _BOUNDS = ("[)", "(]", "()", "[]")
 # What makes PostgreSQL quote a bound (rangetypes.c, range_bound_escape).
 _SPECIAL = frozenset('"\\()[],')
-# And a row's field (rowtypes.c, record_out).
+# And a row's field (rowtypes.c, record_out), and an array's element (arrayfuncs.c, array_out).
 _ROW_SPECIAL = frozenset('"\\(),')
+_ARRAY_SPECIAL = frozenset('{}"\\,')
+_timedelta = datetime.timedelta
 
 
 class JsonString(str):
@@ -131,12 +135,43 @@ def _bound_text(value):
 
 
 def _text(value):
-    """A value's literal: its str(), or for a row (a tuple, or a dict in column order) the row
-    literal record_out would write."""
+    """A value's literal, as the type's output function writes it: for a row (a tuple, or a dict in
+    column order), an array (a list), bytes and a timedelta, as record_out, array_out, byteaout
+    and interval_out do; for anything else, its str()."""
     if isinstance(value, (tuple, dict)):
         fields = value.values() if isinstance(value, dict) else value
         return "(%s)" % ",".join("" if field is None else _quoted(_text(field), _ROW_SPECIAL) for field in fields)
+    if isinstance(value, list):
+        return "{%s}" % ",".join(_array_element(item) for item in value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "\\x" + bytes(value).hex()
+    if isinstance(value, _timedelta):
+        return _interval_text(value)
     return str(value)
+
+
+def _array_element(value):
+    if value is None:
+        return "NULL"
+    text = _text(value)
+    if isinstance(value, list) or (text and text.upper() != "NULL" and not any(c in _ARRAY_SPECIAL or c.isspace() for c in text)):
+        return text
+    return '"%s"' % text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _interval_text(value):
+    """As interval_out: the time part has the sign of the whole, which a timedelta's, always
+    positive, has not (-3 hours is -03:00:00, not -1 days +21:00:00)."""
+    days = _timedelta.days.__get__(value)
+    microseconds = _timedelta.seconds.__get__(value) * 1_000_000 + _timedelta.microseconds.__get__(value)
+    if days < 0 and microseconds > 0:
+        days += 1
+        microseconds -= 86_400_000_000
+    sign = "-" if microseconds < 0 else ""
+    seconds, microseconds = divmod(abs(microseconds), 1_000_000)
+    minutes, seconds = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    return "%d days %s%02d:%02d:%02d.%06d" % (days, sign, hours, minutes, seconds, microseconds)
 
 
 def _quoted(text, special):

@@ -674,7 +674,7 @@ _IMMUTABLE = frozenset((
     type(None), bool, int, float, str, JsonString, bytes, decimal.Decimal, uuid.UUID,
     datetime.date, datetime.datetime, datetime.time, datetime.timedelta,
     ipaddress.IPv4Address, ipaddress.IPv6Address, ipaddress.IPv4Interface, ipaddress.IPv6Interface,
-    ipaddress.IPv4Network, ipaddress.IPv6Network,
+    ipaddress.IPv4Network, ipaddress.IPv6Network, Range,
 ))
 _KEPT = (_KEEP,)
 

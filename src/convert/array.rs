@@ -1,5 +1,6 @@
 //! Arrays of any element type and any number of dimensions: nested lists in Python.
-//! Lower bounds are not kept (Python lists start at 0), as in PL/Python.
+//! Lower bounds are not kept (Python lists start at 0), as in PL/Python; int2vector and oidvector
+//! count from 0, as their input functions make them.
 
 use std::ffi::c_char;
 
@@ -79,6 +80,8 @@ impl ArrayIn {
 pub struct ArrayOut {
     element: Element,
     convert: FromGuest,
+    /// The name of int2vector or oidvector: one dimension counted from 0, no NULLs.
+    vector: Option<&'static str>,
 }
 
 impl ArrayOut {
@@ -86,7 +89,12 @@ impl ArrayOut {
     pub fn for_type(array_type: Oid, typmod: i32) -> Option<ArrayOut> {
         let element = Element::of_array(array_type)?;
         let convert = FromGuest::for_type(element.type_oid, typmod);
-        Some(ArrayOut { element, convert })
+        let vector = match array_type {
+            pg_sys::INT2VECTOROID => Some("int2vector"),
+            pg_sys::OIDVECTOROID => Some("oidvector"),
+            _ => None,
+        };
+        Some(ArrayOut { element, convert, vector })
     }
 
     pub fn is_current(&self) -> bool {
@@ -108,7 +116,7 @@ impl ArrayOut {
         }
         let count = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d as usize)).ok_or_else(malformed)?;
         let e = &self.element;
-        if dims.is_empty() || count == 0 {
+        if (dims.is_empty() || count == 0) && self.vector.is_none() {
             return Ok(Datum::from(unsafe { pg_sys::construct_empty_array(e.type_oid) }));
         }
         let packed = matches!(nodes.as_slice().first(), Some(Node::Ints(_) | Node::Floats(_) | Node::Texts(_)));
@@ -128,6 +136,9 @@ impl ArrayOut {
             values.push(value);
             nulls.push(is_null);
         }
+        if let Some(name) = self.vector {
+            return Self::vector(name, self.element.type_oid, dims.len(), &values, &nulls);
+        }
         let mut dims: Vec<i32> = dims.iter().map(|&d| d as i32).collect();
         let mut lower_bounds = vec![1i32; dims.len()];
         Ok(Datum::from(unsafe {
@@ -142,6 +153,26 @@ impl ArrayOut {
                 e.by_value,
                 e.align,
             )
+        }))
+    }
+
+    /// An int2vector or oidvector, as its input function makes them.
+    fn vector(name: &str, element: Oid, dimensions: usize, values: &[Datum], nulls: &[bool]) -> Result<Datum, PlError> {
+        if dimensions > 1 || nulls.contains(&true) {
+            return Err(PlError::new(
+                PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
+                format!("{name} must have one dimension and no NULLs"),
+            ));
+        }
+        let n = values.len() as i32;
+        Ok(Datum::from(unsafe {
+            if element == pg_sys::INT2OID {
+                let items: Vec<i16> = values.iter().map(|d| d.value() as i16).collect();
+                pg_sys::buildint2vector(items.as_ptr(), n) as *mut u8
+            } else {
+                let items: Vec<Oid> = values.iter().map(|d| Oid::from(d.value() as u32)).collect();
+                pg_sys::buildoidvector(items.as_ptr(), n) as *mut u8
+            }
         }))
     }
 }

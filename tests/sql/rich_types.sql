@@ -239,6 +239,30 @@ from plpywasm import Range
 return Range((1, 'x\\y'), {"x": 2, "label": ""}, "[]")
 $$;
 SELECT make_point2range(), lower(make_point2range()) = ROW(1, 'x\y')::point2 AS lower_ok, upper(make_point2range()) = ROW(2, '')::point2 AS upper_ok;
+-- Bounds whose str() is no literal of their type are written as its output function writes
+-- them: an interval's time keeps its sign, bytes are hex, a list is an array.
+CREATE TYPE intervalrange AS RANGE (subtype = interval);
+CREATE TYPE bytearange AS RANGE (subtype = bytea);
+CREATE TYPE intarrayrange AS RANGE (subtype = int4[]);
+CREATE FUNCTION same_range(r anyelement) RETURNS text LANGUAGE plpywasm AS $$
+return str(r)
+$$;
+CREATE FUNCTION range_id(r anyelement) RETURNS anyelement LANGUAGE plpywasm AS $$ return r $$;
+SELECT range_id(v)::text, range_id(v) = v AS same,
+       (lower(range_id(v)), upper(range_id(v)))::text = (lower(v), upper(v))::text AS same_bounds
+FROM unnest(ARRAY['[-03:00:00,01:00:00)', '[-5 days -00:00:00.000001,1 day 02:03:04.5]', '(-1 days +21:00:00,)']::intervalrange[]) AS v;
+SELECT range_id(bytearange('\x00', '\xff22282c')), range_id(intarrayrange('{1,2}', '{3,NULL}')),
+       range_id('{"[-03:00:00,-02:00:00)"}'::intervalrange[]);
+SELECT same_range(intarrayrange('{1,2}', '{3,4}')), same_range(bytearange('\x01', NULL));
+CREATE TABLE ranged (id int, r intervalrange, b bytearange);
+CREATE FUNCTION bump_id() RETURNS trigger LANGUAGE plpywasm AS $$
+TD["new"]["id"] += 1
+return "MODIFY"
+$$;
+CREATE TRIGGER bump_id BEFORE INSERT ON ranged FOR EACH ROW EXECUTE FUNCTION bump_id();
+INSERT INTO ranged VALUES (1, '[-03:00:00,)', bytearange('\x00', '\xff'));
+SELECT * FROM ranged;
+DROP TABLE ranged;
 CREATE FUNCTION make_range(v text) RETURNS int4range LANGUAGE plpywasm AS $$ from plpywasm import Range; return eval(v) $$;
 SELECT make_range('Range(1, 5)'), make_range('Range(1, 5, "[]")'), make_range('Range(None, 3, "(]")'), make_range('Range()'),
        make_range('Range(empty=True)'), make_range('"[3,4]"');
@@ -335,3 +359,11 @@ $$;
 SELECT rich_columns();
 DROP FUNCTION py_repr(anyelement), id(anyelement);
 RESET ROLE;
+
+-- int2vector and oidvector count from 0, as their input functions make them.
+CREATE FUNCTION make_int2vector(v text) RETURNS int2vector LANGUAGE plpywasm AS $$ return eval(v) $$;
+CREATE FUNCTION make_oidvector(v text) RETURNS oidvector LANGUAGE plpywasm AS $$ return eval(v) $$;
+SELECT make_int2vector('[1, 2]') = '1 2'::int2vector AS same, (make_int2vector('[1, 2]'))[0] AS first,
+       make_int2vector('[]') = ''::int2vector AS same_empty, (make_oidvector('[23, 25]'))[0]::regtype AS first_oid,
+       make_oidvector('[23, 25]') = '23 25'::oidvector AS same_oids;
+SELECT sqlstate_of($$SELECT make_int2vector('[[1], [2]]')$$), sqlstate_of($$SELECT make_oidvector('[1, None]')$$);
