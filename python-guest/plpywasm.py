@@ -67,12 +67,21 @@ class Range:
         if self._bounds is None:
             return False
         lower, upper = self._lower, self._upper
-        # A date or timestamp range's bound may be the string 'infinity' or '-infinity' (see
-        # README): beyond every value, as PostgreSQL's <@ has it.
-        if lower is not None and lower != "-infinity" and (lower == "infinity" or (x < lower if self._bounds[0] == "[" else x <= lower)):
-            return False
-        if upper is not None and upper != "infinity" and (upper == "-infinity" or (x > upper if self._bounds[1] == "]" else x >= upper)):
-            return False
+        # A date or timestamp range's bound that Python has no value for is its text (see
+        # README): 'infinity', a year after 9999 or BC, beyond every Python value on its side.
+        textual = isinstance(x, str)
+        if lower is not None:
+            if isinstance(lower, str) and not textual:
+                if not _before_all(lower):
+                    return False
+            elif x < lower if self._bounds[0] == "[" else x <= lower:
+                return False
+        if upper is not None:
+            if isinstance(upper, str) and not textual:
+                if _before_all(upper):
+                    return False
+            elif x > upper if self._bounds[1] == "]" else x >= upper:
+                return False
         return True
 
     def __bool__(self):
@@ -127,6 +136,11 @@ class Range:
         if self._bounds is None:
             return (type(self), (None, None, "[)", True))
         return (type(self), self._key())
+
+
+def _before_all(bound):
+    """Whether a date or timestamp the text `bound` stands for is before every one Python has."""
+    return bound == "-infinity" or bound.endswith(" BC")
 
 
 def _bound_text(value):

@@ -293,6 +293,9 @@ yield repr((r["r"].lower, r["r"].upper, r["r"].bounds, r["r"].lower_inc, r["r"].
 import datetime
 d = plpy.execute("SELECT '[2020-01-01,infinity)'::daterange AS a, '[-infinity,2020-01-01]'::daterange AS b")[0]
 yield repr((datetime.date(2030, 1, 1) in d["a"], datetime.date(2019, 1, 1) in d["a"], datetime.date(2019, 1, 1) in d["b"], datetime.date(2021, 1, 1) in d["b"]))
+d = plpy.execute("SELECT '[0044-03-15 BC,2020-01-01)'::daterange AS a, '[2020-01-01,10000-01-01)'::daterange AS b, tsrange('0044-03-15 BC', NULL) AS c")[0]
+yield repr((datetime.date(1, 1, 1) in d["a"], datetime.date(2021, 1, 1) in d["a"], datetime.date(9999, 1, 1) in d["b"], datetime.datetime(1, 1, 1) in d["c"]))
+yield repr(("infinity" in Range("a", "j"), "k" in Range("a", "j")))
 yield repr((Range(1, None, "[]").bounds, Range(empty=True).bounds, bool(Range(empty=True)), Range(empty=True).isempty))
 yield repr((Range(1, 5) == Range(1, 5), len({Range(1, 5), Range(1, 5)}), Range(1, 5) == Range(1, 5, "[]"), Range(1, 5) == "[1,5)"))
 yield repr(sorted([Range(3, 4), Range(empty=True), Range(1, 2), Range(None, 2), Range(1, None)]))
