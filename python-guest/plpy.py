@@ -307,7 +307,8 @@ class _Plan:
             raise _BY_SQLSTATE.get(exc.sqlstate, SPIError)(
                 str(exc), sqlstate=exc.sqlstate, detail=exc.detail, hint=exc.hint
             ) from None
-        return _values.dump(out)
+        # As characters: the bindings never free bytes given to the host (wit/plpywasm.wit).
+        return _values.dump(out).decode("latin-1")
 
     def execute(self, args=None, limit=0):
         return _result(_spi(_database.execute_plan, self._id, self._params(args), _limit(limit, "SPI_execute_plan")))
@@ -333,7 +334,7 @@ def cursor(query, args=None):
         raise TypeError("plpy.cursor expected a query or a plan as its first argument")
     if args is not None:
         raise TypeError("plpy.cursor of a query takes no arguments")
-    return _Cursor(_spi(_database.open_cursor, _sql_text(query), None, b""))
+    return _Cursor(_spi(_database.open_cursor, _sql_text(query), None, ""))
 
 
 # Rows a cursor's iteration fetches at a time, where it may read ahead.
@@ -454,7 +455,12 @@ class _Cursor:
 
     def __del__(self):
         try:
-            self.close()
+            if self._aborted and not self._closed:
+                # close() refuses, as PL/Python's; the host still forgets the portal that went.
+                self._closed = True
+                _database.close_cursor(self._id)
+            else:
+                self.close()
         except BaseException:
             pass
 

@@ -41,16 +41,18 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         let interpreter = store.data().generation;
         serve(&mut store, |db| db.prepare(interpreter, &query, &types)).map(|plan| (plan,))
     })?;
-    database.func_wrap("execute-plan", |mut store, (plan, params, limit): (u32, Vec<u8>, u64)| {
+    database.func_wrap("execute-plan", |mut store, (plan, params, limit): (u32, String, u64)| {
         let interpreter = store.data().generation;
+        let params = latin1(&params)?;
         serve(&mut store, |db| db.execute_plan(interpreter, plan, &params, limit)).map(|rows| (rows,))
     })?;
     database.func_wrap("free-plan", |store, (plan,): (u32,)| {
         store.data().database.free_plan(store.data().generation, plan);
         Ok(())
     })?;
-    database.func_wrap("open-cursor", |mut store, (query, plan, params): (String, Option<u32>, Vec<u8>)| {
+    database.func_wrap("open-cursor", |mut store, (query, plan, params): (String, Option<u32>, String)| {
         let interpreter = store.data().generation;
+        let params = latin1(&params)?;
         serve(&mut store, |db| db.open_cursor(interpreter, &query, plan, &params)).map(|cursor| (cursor,))
     })?;
     database.func_wrap("fetch", |mut store, (cursor, count, ahead, described): (u32, i64, bool, bool)| {
@@ -65,6 +67,13 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         serve(&mut store, |db| db.transaction(step)).map(|done| (done,))
     })?;
     Ok(())
+}
+
+/// The bytes a string of the WIT carries as characters (see `execute-plan`).
+fn latin1(text: &str) -> wasmtime::Result<Vec<u8>> {
+    text.chars()
+        .map(|c| u8::try_from(c).map_err(|_| wasmtime::Error::msg("parameters not Latin-1")))
+        .collect()
 }
 
 /// Runs `query` with `store` lent to the calls it nests. A canceled query, or a nested call that

@@ -759,3 +759,20 @@ os._exit(1)
 $$;
 SELECT left(sqlstate_of($$SELECT full_then_exit()$$), 50);
 RESET ROLE;
+
+-- Parameters given to the host are not kept by the interpreter: 40,000 queries with 4 KB of
+-- parameters each fit in its memory, with the plan kept in SD (the bindings leaked each one's
+-- bytes: 160 MB).
+SET plpywasm.memory_limit = '32MB';
+CREATE FUNCTION plan_params(n int) RETURNS bigint LANGUAGE plpywasm AS $$
+if "p" not in SD:
+    SD["p"] = plpy.prepare("SELECT length($1) AS x", ["text"])
+total = 0
+for i in range(n):
+    total += SD["p"].execute(["a" * 4000])[0]["x"]
+    for row in SD["p"].cursor(["b" * 10]):
+        total += row["x"]
+return total
+$$;
+SELECT plan_params(40000);
+RESET plpywasm.memory_limit;
