@@ -119,7 +119,7 @@ def _report(level, args, fields):
     message = _message(args, fields)
     report = _Reported(**fields)  # validates the keywords
     try:
-        _host.report(level, _wit_text(message), _optional_text(report.detail), _optional_text(report.hint), _optional_text(report.sqlstate), report._extra_fields())
+        _host.report(level, _wit_text(message), _optional_text(report.detail), _optional_text(report.hint), _optional_text(report.sqlstate), report._extra_fields() or None)
     except _Err as err:
         # Sending it failed (a character the client's encoding lacks): plpy.Error, as in PL/Python.
         err.with_traceback(None)
@@ -224,7 +224,7 @@ def _spi_error(failure):
     # No SQLSTATE: SPI refused the statement itself (PL/Python's plain SPIError).
     sqlstate = failure.sqlstate or None
     error = _BY_SQLSTATE.get(sqlstate, SPIError)(
-        failure.message, sqlstate=sqlstate, detail=failure.detail, hint=failure.hint, **dict(failure.fields)
+        failure.message, sqlstate=sqlstate, detail=failure.detail, hint=failure.hint, **dict(failure.fields or ())
     )
     error.query = failure.query
     error.position = failure.position or None
@@ -276,7 +276,7 @@ def prepare(query, argtypes=None):
             # PL/Python's words, and its exception (an error without a SQLSTATE of its own).
             raise _BY_SQLSTATE["XX000"]("plpy.prepare: type name at ordinal position %d is not a string" % position, sqlstate="XX000")
     names = [_sql_text(str.__str__(name)) for name in names]
-    return _Plan(_spi(_database.prepare, _sql_text(query), names))
+    return _Plan(_spi(_database.prepare, _sql_text(query), names or None))
 
 
 class _Plan:
@@ -286,7 +286,7 @@ class _Plan:
 
     def __init__(self, plan):
         self._id = plan.id
-        self._encoders = [_values.encoder(shape) for shape in plan.params]
+        self._encoders = [_values.encoder(shape) for shape in plan.params or ()]
 
     def _params(self, args):
         if args is None:

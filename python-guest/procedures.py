@@ -407,7 +407,7 @@ def _describe(exc, compiling, making):
             sqlstate=optional_text(getattr(fields, "sqlstate", None)),
             detail=optional_text(getattr(fields, "detail", None)),
             hint=optional_text(getattr(fields, "hint", None)),
-            fields=fields._extra_fields() if isinstance(fields, plpy._Reported) else [],
+            fields=(fields._extra_fields() or None) if isinstance(fields, plpy._Reported) else None,
         )
     except BaseException:
         return PythonError(
@@ -418,7 +418,7 @@ def _describe(exc, compiling, making):
             sqlstate=None,
             detail=None,
             hint=None,
-            fields=[],
+            fields=None,
         )
 
 

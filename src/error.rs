@@ -70,7 +70,7 @@ impl PlError {
         let fatal = error.class_name == "plpy.Fatal";
         let message = if error.class_name.is_empty() { error.message.clone() } else { class_and_message(&error) };
         let traceback = (!error.traceback.is_empty()).then_some(error.traceback);
-        let fields = diagnostic_fields(error.fields);
+        let fields = diagnostic_fields(error.fields.into_iter().flatten());
         PlError { code, traceback, detail: error.detail, hint: error.hint, fatal, fields, ..PlError::new(default, message) }
     }
 
@@ -253,7 +253,7 @@ pub unsafe fn report(
 }
 
 /// The PG_DIAG field codes of plpy's keyword fields.
-pub fn diagnostic_fields(fields: Vec<(String, String)>) -> Vec<(u8, String)> {
+pub fn diagnostic_fields(fields: impl IntoIterator<Item = (String, String)>) -> Vec<(u8, String)> {
     fields
         .into_iter()
         .filter_map(|(name, value)| {

@@ -282,7 +282,7 @@ fn db_error(sqlstate: &str, message: impl Into<String>) -> DbError {
         hint: None,
         query: None,
         position: 0,
-        fields: vec![],
+        fields: None,
     }
 }
 
@@ -388,7 +388,7 @@ impl Database for Spi {
                     released: Cell::new(false),
                 }))
             });
-            Plan { id, params: shapes }
+            Plan { id, params: Some(shapes).filter(|shapes| !shapes.is_empty()) }
         })
     }
 
@@ -1094,7 +1094,8 @@ fn whole_error(report: &pgrx::pg_sys::panic::ErrorReportWithLevel, raised: &Rais
                 hint: text(copy.hint),
                 query: text(copy.internalquery),
                 position: u32::try_from(copy.internalpos).unwrap_or(0),
-                fields: fields.into_iter().filter_map(|(name, value)| Some((name.to_string(), text(value)?))).collect(),
+                fields: Some(fields.into_iter().filter_map(|(name, value)| Some((name.to_string(), text(value)?))).collect::<Vec<_>>())
+                    .filter(|fields| !fields.is_empty()),
             }
         }
         None => DbError {
@@ -1118,7 +1119,7 @@ pub fn keeping_fields<T>(f: impl FnOnce() -> Result<T, PlError>) -> Result<T, Pl
         let interrupted = report.sql_error_code() == PgSqlErrorCode::ERRCODE_QUERY_CANCELED && raised_by_interrupt(&raised);
         let error = whole_error(&report, &raised);
         let code = crate::error::sqlstate_code(&error.sqlstate).unwrap_or(report.sql_error_code() as i32);
-        let fields = crate::error::diagnostic_fields(error.fields);
+        let fields = crate::error::diagnostic_fields(error.fields.into_iter().flatten());
         Err(PlError {
             code,
             detail: error.detail,

@@ -104,7 +104,7 @@ impl host::Host for HostState {
         detail: Option<String>,
         hint: Option<String>,
         sqlstate: Option<String>,
-        fields: Vec<(String, String)>,
+        fields: Option<Vec<(String, String)>>,
     ) -> wasmtime::Result<Result<(), DbError>> {
         // What the guest printed so far comes first, so that messages keep the order they were made in.
         for (stream, line) in self.output.drain_lines() {
@@ -115,7 +115,7 @@ impl host::Host for HostState {
             }
         }
         self.database
-            .report(level, &message, detail.as_deref(), hint.as_deref(), sqlstate.as_deref(), fields)
+            .report(level, &message, detail.as_deref(), hint.as_deref(), sqlstate.as_deref(), fields.unwrap_or_default())
             .map_err(|Canceled| Trap::Interrupt.into())
     }
 

@@ -37,8 +37,9 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     })?;
     // Plans and cursors belong to the interpreter that made them: another may not use them, even
     // by calling these imports itself with their handles.
-    database.func_wrap("prepare", |mut store, (query, types): (String, Vec<String>)| {
+    database.func_wrap("prepare", |mut store, (query, types): (String, Option<Vec<String>>)| {
         let interpreter = store.data().generation;
+        let types = types.unwrap_or_default();
         serve(&mut store, |db| db.prepare(interpreter, &query, &types)).map(|plan| (plan,))
     })?;
     database.func_wrap("execute-plan", |mut store, (plan, params, limit): (u32, String, u64)| {
