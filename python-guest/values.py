@@ -268,7 +268,10 @@ def _json_argument(text):
         if _json_source_bytes + len(text) > _JSON_SOURCE_BYTES:
             _JSON_SOURCES.clear()
             _json_source_bytes = 0
-        _JSON_SOURCES[id(value)] = (value, text)
+        # With its top level's values, to tell a changed document at a glance.
+        kind = type(value)
+        top = tuple(value.values()) if kind is dict else tuple(value) if kind is list else None
+        _JSON_SOURCES[id(value)] = (value, text, top)
         _json_source_bytes += len(text)
     return value
 
@@ -280,8 +283,17 @@ def _json_source(obj):
     source = _JSON_SOURCES.get(id(obj))
     if source is None or source[0] is not obj:
         return None
-    text = source[1]
-    return text if dumps_json(_json_value(text)) == dumps_json(obj) else None
+    _, text, top = source
+    if top is None:
+        # A number or a JsonString: never changed in place.
+        return text
+    values = obj.values() if type(obj) is dict else obj
+    if len(values) != len(top) or any(value is not kept for value, kept in zip(values, top)):
+        return None
+    # The same top level; something within may have changed in place, or a key. (jsonb's text is
+    # mostly what dumps_json writes.)
+    dumped = dumps_json(obj)
+    return text if dumped == text or dumps_json(_json_value(text)) == dumped else None
 
 
 # The last arguments _json_argument read, by id (the entry keeps the value, so no other object
