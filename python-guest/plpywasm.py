@@ -2,7 +2,7 @@
 ranges and multiranges, as psycopg 3 gives them (psycopg.types.range): `Range(lower, upper,
 bounds="[)", empty=False)` and `Multirange([range, …])`. Their `str()` is the literal PostgreSQL
 reads, which is how a returned one reaches the database: by the type's input function, its bounds
-by their own `str()`. And `JsonString`, a json or jsonb value that is a JSON string, and
+written as their type's output function writes them (see `_text`). And `JsonString`, a json or jsonb value that is a JSON string, and
 `JsonArray`, an element of a json[] or jsonb[] that is a JSON array."""
 
 import datetime
