@@ -6,6 +6,7 @@ written as their type's output function writes them (see `_text`). And `JsonStri
 `JsonArray`, an element of a json[] or jsonb[] that is a JSON array."""
 
 import datetime
+import re
 
 _BOUNDS = ("[)", "(]", "()", "[]")
 # What makes PostgreSQL quote a bound (rangetypes.c, range_bound_escape).
@@ -67,21 +68,12 @@ class Range:
         if self._bounds is None:
             return False
         lower, upper = self._lower, self._upper
-        # A date or timestamp range's bound that Python has no value for is its text (see
-        # README): 'infinity', a year after 9999 or BC, beyond every Python value on its side.
-        textual = isinstance(x, str)
-        if lower is not None:
-            if isinstance(lower, str) and not textual:
-                if not _before_all(lower):
-                    return False
-            elif x < lower if self._bounds[0] == "[" else x <= lower:
-                return False
-        if upper is not None:
-            if isinstance(upper, str) and not textual:
-                if _before_all(upper):
-                    return False
-            elif x > upper if self._bounds[1] == "]" else x >= upper:
-                return False
+        if isinstance(x, str) or isinstance(lower, str) or isinstance(upper, str):
+            x, lower, upper = _in_time_order(x, lower, upper)
+        if lower is not None and (x < lower if self._bounds[0] == "[" else x <= lower):
+            return False
+        if upper is not None and (x > upper if self._bounds[1] == "]" else x >= upper):
+            return False
         return True
 
     def __bool__(self):
@@ -138,9 +130,27 @@ class Range:
         return (type(self), self._key())
 
 
-def _before_all(bound):
-    """Whether a date or timestamp the text `bound` stands for is before every one Python has."""
-    return bound == "-infinity" or bound.endswith(" BC")
+# A date or timestamp Python cannot hold, as it crosses (see README): its ISO text.
+_DATE_TEXT = re.compile(r"(\d{4,})-(\d\d)-(\d\d)( \d\d:\d\d:\d\d(?:\.\d+)?)?(?:[+-]\d\d(?::\d\d)*)?( BC)?")
+
+
+def _in_time_order(*values):
+    """`values` (a value and a range's bounds) as keys in time order, where some are dates or
+    timestamps Python cannot hold, crossed as text; as they are otherwise (a text range)."""
+    keys = []
+    for value in values:
+        if value is None or not isinstance(value, str):
+            keys.append(value if value is None else (2, value))
+        elif value in ("-infinity", "infinity"):
+            keys.append((0 if value[0] == "-" else 4,))
+        else:
+            match = _DATE_TEXT.fullmatch(value)
+            if match is None:
+                return values
+            year, month, day, time, bc = match.groups()
+            # Years BC count down; after 9999, up.
+            keys.append((1, -int(year), month, day, time or "") if bc else (3, int(year), month, day, time or ""))
+    return keys
 
 
 def _bound_text(value):

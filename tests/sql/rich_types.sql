@@ -296,6 +296,10 @@ yield repr((datetime.date(2030, 1, 1) in d["a"], datetime.date(2019, 1, 1) in d[
 d = plpy.execute("SELECT '[0044-03-15 BC,2020-01-01)'::daterange AS a, '[2020-01-01,10000-01-01)'::daterange AS b, tsrange('0044-03-15 BC', NULL) AS c")[0]
 yield repr((datetime.date(1, 1, 1) in d["a"], datetime.date(2021, 1, 1) in d["a"], datetime.date(9999, 1, 1) in d["b"], datetime.datetime(1, 1, 1) in d["c"]))
 yield repr(("infinity" in Range("a", "j"), "k" in Range("a", "j")))
+d = plpy.execute("""SELECT '[4713-01-01 BC,2000-01-01)'::daterange AS a, '[0010-01-01 BC,0005-01-01 BC)'::daterange AS b,
+    '[0100-01-01 BC,)'::daterange AS c, '[2000-01-01,)'::daterange AS e, '0001-01-01 BC'::date AS x, '0007-01-01 BC'::date AS y,
+    '0200-01-01 BC'::date AS z, '20000-01-01'::date AS w, 'infinity'::date AS i""")[0]
+yield repr((d["x"] in d["a"], d["y"] in d["b"], d["z"] in d["c"], d["w"] in d["e"], d["i"] in d["e"], d["i"] in d["a"]))
 yield repr((Range(1, None, "[]").bounds, Range(empty=True).bounds, bool(Range(empty=True)), Range(empty=True).isempty))
 yield repr((Range(1, 5) == Range(1, 5), len({Range(1, 5), Range(1, 5)}), Range(1, 5) == Range(1, 5, "[]"), Range(1, 5) == "[1,5)"))
 yield repr(sorted([Range(3, 4), Range(empty=True), Range(1, 2), Range(None, 2), Range(1, None)]))
