@@ -82,7 +82,7 @@ def _log_warning(message, category, filename, lineno, file=None, line=None):
     the server's log, as PL/Python's reach the server's stderr: not to the client as WARNINGs."""
     text = warnings.formatwarning(message, category, filename, lineno, line).rstrip("\n")
     try:
-        host.report(_LOG, wit_text(text), None, None, None, [])
+        host.report(_LOG, wit_text(text), None, None, None, None)
     except Exception:
         pass
 

@@ -2,8 +2,9 @@
 ranges and multiranges, as psycopg 3 gives them (psycopg.types.range): `Range(lower, upper,
 bounds="[)", empty=False)` and `Multirange([range, …])`. Their `str()` is the literal PostgreSQL
 reads, which is how a returned one reaches the database: by the type's input function, its bounds
-written as their type's output function writes them (see `_text`). And `JsonString`, a json or jsonb value that is a JSON string, and
-`JsonArray`, an element of a json[] or jsonb[] that is a JSON array."""
+written as their type's output function writes them (see `_text`). And `JsonString`, a json or
+jsonb value that is a JSON string, and `JsonArray`, an element of a json[] or jsonb[] that is a
+JSON array."""
 
 import datetime
 import re
@@ -183,14 +184,24 @@ def _array_element(value):
     return '"%s"' % text.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def _interval_text(value):
-    """As interval_out: the time part has the sign of the whole, which a timedelta's, always
-    positive, has not (-3 hours is -03:00:00, not -1 days +21:00:00)."""
-    days = _timedelta.days.__get__(value)
-    microseconds = _timedelta.seconds.__get__(value) * 1_000_000 + _timedelta.microseconds.__get__(value)
+# timedelta's own fields: a subclass may shadow the attributes, not what the value holds.
+_days_of, _seconds_of, _microseconds_of = _timedelta.days.__get__, _timedelta.seconds.__get__, _timedelta.microseconds.__get__
+
+
+def _interval_parts(value):
+    """A timedelta's days and microseconds as an interval holds them: the time part has the sign
+    of the whole, which a timedelta's, always positive, has not (PostgreSQL shows -00:00:01, not
+    -1 days +23:59:59)."""
+    days = _days_of(value)
+    microseconds = _seconds_of(value) * 1_000_000 + _microseconds_of(value)
     if days < 0 and microseconds > 0:
-        days += 1
-        microseconds -= 86_400_000_000
+        return days + 1, microseconds - 86_400_000_000
+    return days, microseconds
+
+
+def _interval_text(value):
+    """As interval_out writes an interval (see _interval_parts)."""
+    days, microseconds = _interval_parts(value)
     sign = "-" if microseconds < 0 else ""
     seconds, microseconds = divmod(abs(microseconds), 1_000_000)
     minutes, seconds = divmod(seconds, 60)

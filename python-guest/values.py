@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence, Set
 from json.encoder import encode_basestring
 
-from plpywasm import JsonArray, JsonString, Multirange, Range
+from plpywasm import JsonArray, JsonString, Multirange, Range, _interval_parts
 
 from wit_world.imports.types import (
     Decoding,
@@ -79,7 +79,6 @@ class ConversionError(Exception):
 # --- SQL → Python ------------------------------------------------------------------------------
 
 _EPOCH_ORDINAL = datetime.date(2000, 1, 1).toordinal()
-_DAY_US = 86_400_000_000
 _zones = {0: datetime.timezone.utc}
 _timedelta = datetime.timedelta
 
@@ -460,21 +459,11 @@ def _escaped_surrogate(match):
     return "\\u%04x" % ord(match.group())
 
 
-# timedelta's own fields: a subclass may shadow the attributes, not what the value holds.
-_days_of, _seconds_of, _microseconds_of = _timedelta.days.__get__, _timedelta.seconds.__get__, _timedelta.microseconds.__get__
-
-
 def _encode_interval(obj, out):
     if obj is None:
         out.append(_NULL)
     elif isinstance(obj, datetime.timedelta):
-        days = _days_of(obj)
-        microseconds = _seconds_of(obj) * 1_000_000 + _microseconds_of(obj)
-        # timedelta keeps its time part positive; PostgreSQL shows -00:00:01, not -1 days +23:59:59.
-        if days < 0 and microseconds > 0:
-            days += 1
-            microseconds -= _DAY_US
-        out.append((_INTERVAL, days, microseconds))
+        out.append((_INTERVAL, *_interval_parts(obj)))
     else:
         _encode_text(obj, out)
 
