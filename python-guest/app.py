@@ -56,9 +56,9 @@ _staged = None
 class Guest(exports.Guest):
     def compile(self, name, params, body, shape, decodings):
         try:
-            procedure = procedures.compile_procedure(name, params, body)
+            procedure = procedures.compile_procedure(name, params or (), body)
             procedure.reshape(shape)
-            procedure.decoders = values.decoders(decodings)
+            procedure.decoders = values.decoders(decodings or ())
         except BaseException as exc:
             raise Err(procedures.describe(exc, compiling=True))
         handle = next(_handles)

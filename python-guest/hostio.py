@@ -1,10 +1,13 @@
 """What the guest asks of the host instead of WASI: output (sys.stdout, sys.stderr), which the
-host bounds and reports, Python's warnings, and sleeping (time.sleep), which the host can cut
-short on a cancel; and asyncio made to run without what WASI lacks."""
+host bounds and reports, Python's warnings, sleeping (time.sleep), which the host can cut short on
+a cancel, and the backend's process id and CPU time; and asyncio and threading's waits made to run
+without what WASI lacks."""
 
 import io
 import math
+import os
 import sys
+import threading
 import time
 import warnings
 
@@ -69,6 +72,37 @@ def sleep(seconds):
     host.sleep(int(nanoseconds) if nanoseconds < (1 << 64) else (1 << 64) - 1)
 
 
+def process_time_ns():
+    """time.process_time_ns: the backend's CPU time, as in PL/Python. (WASI's emulated process clock
+    counts wall time from when the snapshot was made, so it starts out negative.)"""
+    user, system = host.cpu_times()
+    return user + system
+
+
+def process_time():
+    return process_time_ns() / 1e9
+
+
+def times():
+    """os.times: the backend's CPU time; the children's is 0 (there are none)."""
+    user, system = host.cpu_times()
+    return os.times_result((user / 1e9, system / 1e9, 0.0, 0.0, time.monotonic()))
+
+
+def _condition_wait(self, timeout=None):
+    """threading.Condition.wait (which Event.wait, Queue.get, Semaphore and Barrier use): no other
+    thread can run to notify it, so it sleeps out its timeout, as it would with nobody notifying;
+    WASI's lock returns at once instead (and spins Queue.get on it). Without a timeout it could only
+    wait forever."""
+    if not self._is_owned():
+        raise RuntimeError("cannot wait on un-acquired lock")
+    if timeout is None:
+        raise RuntimeError("waiting without a timeout would wait forever: no other thread can run in plpywasm")
+    if timeout > 0:
+        sleep(timeout)
+    return False
+
+
 def _no_self_pipe(loop):
     pass
 
@@ -92,6 +126,9 @@ def install():
     sys.stderr = sys.__stderr__ = HostStream(2, "<stderr>")
     warnings.showwarning = _log_warning
     time.sleep = sleep
+    time.process_time, time.process_time_ns, os.times = process_time, process_time_ns, times
+    os.getpid = host.process_id
+    threading.Condition.wait = _condition_wait
     # asyncio's event loops wake themselves through a socket pair, which WASI cannot make (the
     # loop's waits are select() calls the host can cut short). Nothing here can wake a loop from
     # outside (no threads, no signal handlers), so they go without.

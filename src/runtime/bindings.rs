@@ -20,5 +20,5 @@ pub use plpywasm::runtime::{host, types};
 
 /// Interface names as the component spells them, the WIT package's version included: for the
 /// interfaces linked or called by hand.
-pub const DATABASE_INTERFACE: &str = "plpywasm:runtime/database@0.21.0";
-pub const GUEST_INTERFACE: &str = "plpywasm:runtime/guest@0.21.0";
+pub const DATABASE_INTERFACE: &str = "plpywasm:runtime/database@0.22.0";
+pub const GUEST_INTERFACE: &str = "plpywasm:runtime/guest@0.22.0";

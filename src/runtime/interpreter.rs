@@ -142,6 +142,20 @@ impl host::Host for HostState {
             std::thread::sleep(left.min(TICK));
         }
     }
+
+    fn process_id(&mut self) -> u32 {
+        std::process::id()
+    }
+
+    fn cpu_times(&mut self) -> (u64, u64) {
+        // SAFETY: getrusage only writes the struct it is given.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+            return (0, 0);
+        }
+        let nanoseconds = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1_000;
+        (nanoseconds(usage.ru_utime), nanoseconds(usage.ru_stime))
+    }
 }
 
 /// Caps linear memory at `plpywasm.memory_limit` (growth beyond is refused: Python raises
@@ -336,6 +350,8 @@ impl<'a> Guest<'a> {
         shape: &[Shape],
         decodings: &[(u32, Decoding)],
     ) -> Result<u32, GuestError> {
+        let params = (!params.is_empty()).then_some(params);
+        let decodings = (!decodings.is_empty()).then_some(decodings);
         self.run(|guest, store| guest.call_compile(store, name, params, body, shape, decodings))
     }
 

@@ -182,6 +182,28 @@ return asyncio.run(main())
 $$;
 SELECT gathered(4);
 
+-- threading's waits with a timeout sleep it out (no other thread can run to end them), without
+-- spinning; without a timeout, they would wait forever, and say so. time.process_time() and
+-- os.times() are the backend's CPU time, os.getpid() its process id, as in PL/Python.
+DO $$
+import os, queue, threading, time
+start, cpu = time.monotonic(), time.process_time()
+plpy.notice("Event.wait: %s" % threading.Event().wait(0.2))
+try:
+    queue.Queue().get(timeout=0.2)
+except queue.Empty:
+    plpy.notice("Queue.get: Empty")
+plpy.notice("waited %s, cpu < 0.1 s: %s" % (time.monotonic() - start >= 0.4, 0 <= time.process_time() - cpu < 0.1))
+try:
+    threading.Event().wait()
+except RuntimeError as e:
+    plpy.notice(e)
+cpu = time.process_time()
+sum(range(2_000_000))
+plpy.notice("busy cpu > 0: %s, os.times: %s" % (time.process_time() > cpu, os.times().user >= 0 <= os.times().system))
+plpy.notice("getpid: %s" % (os.getpid() == plpy.execute("SELECT pg_backend_pid() AS p")[0]["p"]))
+$$ LANGUAGE plpywasm;
+
 -- zoneinfo has the IANA time zone database (carried in the guest: there are no files).
 CREATE FUNCTION wall_clock(t timestamptz, zone text) RETURNS text LANGUAGE plpywasm AS $$
 import zoneinfo
