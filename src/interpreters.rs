@@ -56,7 +56,7 @@ thread_local! {
 }
 
 /// Closes a set the executor stopped reading before its end, at once: its generator's `finally`
-/// runs in the query that stopped reading it, with that query's privileges, as PL/Python's does.
+/// runs in the query that stopped reading it (as the calls ran: see `exec::as_called`).
 /// A set whose interpreter is gone went with it; one whose interpreter is not the one the owner's
 /// calls would use now is closed on that one's next use (see `close_abandoned`). Without
 /// `queries` (no snapshot to run them in: a portal dropped at commit), its queries are refused.

@@ -76,6 +76,9 @@ struct SetState {
     access: Access,
     iterator: u32,
     generation: u64,
+    /// Who the calls ran as (a SECURITY DEFINER function's owner), which its `finally` runs as too.
+    user: pg_sys::Oid,
+    security_context: i32,
     resolved: Rc<Resolved>,
     /// The executor reads all rows before it uses one: they may be made ahead (see the WIT's `call-set`).
     whole: bool,
@@ -178,12 +181,16 @@ unsafe fn start_set(
         marshal::set_handle(&mut args, session.handle(procedure, &resolved.shape)?);
         Ok((session.call_set(&args, whole)?, session.generation()))
     }))?;
+    let (mut user, mut security_context) = (pg_sys::Oid::INVALID, 0);
+    unsafe { pg_sys::GetUserIdAndSecContext(&mut user, &mut security_context) };
     Ok(SetState {
         function: procedure.oid,
         owner: procedure.owner,
         access,
         iterator,
         generation,
+        user,
+        security_context,
         resolved,
         whole,
         econtext: unsafe { (*rsi).econtext },
@@ -223,10 +230,46 @@ unsafe extern "C-unwind" fn abandon(arg: Datum) {
 unsafe extern "C-unwind" fn close_abandoned(arg: Datum) {
     let Some(state) = (unsafe { SetHolder::take(arg.cast_mut_ptr()) }) else { return };
     let queries = unsafe { pg_sys::ActiveSnapshotSet() };
-    let closed = close_set(state.function, state.owner, state.access, queries, state.generation, state.iterator);
+    let close = || close_set(state.function, state.owner, state.access, queries, state.generation, state.iterator);
+    let closed = if queries { unsafe { as_called(&state, close) } } else { close() };
     if let Err(err) = finish(closed) {
         err.stash();
     }
+}
+
+/// Runs `f` as the function manager ran the set's calls: as the role they ran as (the owner, for a
+/// SECURITY DEFINER function), with the function's `SET` clauses. The query that stops reading a
+/// set may run as someone else, and without them.
+unsafe fn as_called<R>(state: &SetState, f: impl FnOnce() -> R) -> R {
+    struct Restore {
+        user: pg_sys::Oid,
+        security_context: i32,
+        nest_level: Option<i32>,
+    }
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            // An error on the way is PostgreSQL's: its (sub)transaction's abort restores both.
+            if std::thread::panicking() {
+                return;
+            }
+            if let Some(nest_level) = self.nest_level {
+                unsafe { pg_sys::AtEOXact_GUC(true, nest_level) };
+            }
+            unsafe { pg_sys::SetUserIdAndSecContext(self.user, self.security_context) };
+        }
+    }
+    let mut restore = Restore { user: pg_sys::Oid::INVALID, security_context: 0, nest_level: None };
+    unsafe { pg_sys::GetUserIdAndSecContext(&mut restore.user, &mut restore.security_context) };
+    let settings = crate::procedure::settings(state.function);
+    unsafe { pg_sys::SetUserIdAndSecContext(state.user, state.security_context) };
+    if !settings.is_null() {
+        restore.nest_level = Some(unsafe { pg_sys::NewGUCNestLevel() });
+        let context = if unsafe { pg_sys::superuser() } { pg_sys::GucContext::PGC_SUSET } else { pg_sys::GucContext::PGC_USERSET };
+        unsafe {
+            pg_sys::ProcessGUCArray(settings, context, pg_sys::GucSource::PGC_S_SESSION, pg_sys::GucAction::GUC_ACTION_SAVE)
+        };
+    }
+    f()
 }
 
 /// Where a set's state is found: in the set's own memory (the executor's multi-call context for

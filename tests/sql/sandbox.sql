@@ -670,7 +670,7 @@ RESET max_parallel_workers;
 SELECT ok();
 
 -- A generator the query stopped reading is closed at the end of that query: its `finally` runs
--- there, with that query's role, not in whatever call of the owner's comes next.
+-- there, not in whatever call of the owner's comes next.
 CREATE TABLE closings(who text);
 GRANT INSERT, SELECT ON closings TO PUBLIC;
 CREATE FUNCTION counting(n int) RETURNS SETOF int LANGUAGE plpywasm AS $$
@@ -703,6 +703,23 @@ SELECT 1 / 0;
 ROLLBACK;
 SELECT ok();
 SELECT * FROM closings;
+-- A SECURITY DEFINER generator's `finally` runs as its owner and with its SET clauses, as its
+-- calls did, whoever's query stops reading it.
+CREATE FUNCTION counting_as_owner(n int) RETURNS SETOF int LANGUAGE plpywasm SECURITY DEFINER SET work_mem = '7MB' AS $$
+try:
+    yield from range(n)
+finally:
+    plpy.notice("closed as %(u)s, work_mem %(w)s" % plpy.execute("SELECT current_user AS u, current_setting('work_mem') AS w")[0])
+$$;
+SET ROLE bob;
+DO $$ plpy.execute("SELECT counting_as_owner(10) LIMIT 1") $$ LANGUAGE plpywasm;
+BEGIN;
+DECLARE reading CURSOR FOR SELECT counting_as_owner(10);
+FETCH 1 FROM reading;
+CLOSE reading;
+COMMIT;
+SELECT current_user, current_setting('work_mem');
+SET ROLE alice;
 
 -- A cursor's portal is known by its name, which SQL may give another portal once that one has
 -- gone: plpy never reads another portal in its place.
