@@ -22,7 +22,8 @@ pub struct PlError {
     pub message: String,
     pub detail: Option<String>,
     pub hint: Option<String>,
-    /// A Python traceback, reported in the error's context.
+    /// A Python traceback, or the context lines of an error a conversion caught, reported in the
+    /// error's context before the function's.
     pub traceback: Option<String>,
     /// `plpy.fatal`: ends the session, as in PL/Python.
     pub fatal: bool,

@@ -1067,15 +1067,7 @@ fn raised_by_interrupt(raised: &Raised) -> bool {
 /// A caught error as `catching` copied it, all its fields kept.
 fn whole_error(report: &pgrx::pg_sys::panic::ErrorReportWithLevel, raised: &Raised) -> DbError {
     let code = report.sql_error_code();
-    // The copy is of the error caught unless another one was raised since (pgrx raises a Rust
-    // panic as an error of its own). pgrx reads a code it has no name for (an application's own,
-    // such as P0099) as XX000: the copy keeps it.
-    let copy = raised.error().filter(|copy| {
-        copy.sqlerrcode == code as i32
-            || (PgSqlErrorCode::from(copy.sqlerrcode) == code
-                && !copy.message.is_null()
-                && unsafe { CStr::from_ptr(copy.message) }.to_string_lossy() == report.message())
-    });
+    let copy = raised.copy_of(report);
     let sqlstate = crate::error::sqlstate_text(copy.map_or(code as i32, |copy| copy.sqlerrcode));
     match copy {
         Some(copy) => {
@@ -1120,10 +1112,14 @@ pub fn keeping_fields<T>(f: impl FnOnce() -> Result<T, PlError>) -> Result<T, Pl
         let error = whole_error(&report, &raised);
         let code = crate::error::sqlstate_code(&error.sqlstate).unwrap_or(report.sql_error_code() as i32);
         let fields = crate::error::diagnostic_fields(error.fields.into_iter().flatten());
+        // The context lines of where it was raised (a function a domain's check calls), before
+        // ours, as PL/Python keeps them.
+        let context = raised.copy_of(&report).map(|copy| copy.context).filter(|context| !context.is_null());
         Err(PlError {
             code,
             detail: error.detail,
             hint: error.hint,
+            traceback: context.map(|context| unsafe { message_from_server(context) }),
             fields,
             interrupted,
             ..PlError::new(report.sql_error_code(), error.message)
@@ -1169,6 +1165,19 @@ struct Raised {
 impl Raised {
     fn error(&self) -> Option<&pg_sys::ErrorData> {
         unsafe { self.error.get().as_ref() }
+    }
+
+    /// The copy, if it is of the error caught: not if another one was raised since (pgrx raises a
+    /// Rust panic as an error of its own). pgrx reads a code it has no name for (an application's
+    /// own, such as P0099) as XX000: the copy keeps it.
+    fn copy_of(&self, report: &pgrx::pg_sys::panic::ErrorReportWithLevel) -> Option<&pg_sys::ErrorData> {
+        let code = report.sql_error_code();
+        self.error().filter(|copy| {
+            copy.sqlerrcode == code as i32
+                || (PgSqlErrorCode::from(copy.sqlerrcode) == code
+                    && !copy.message.is_null()
+                    && unsafe { CStr::from_ptr(copy.message) }.to_string_lossy() == report.message())
+        })
     }
 }
 

@@ -120,6 +120,16 @@ for query in ("SELECT negative_result()", "SELECT * FROM negative_results()"):
     except plpy.SPIError as e:
         plpy.notice("%s %s %s" % (e.sqlstate, e, e.spidata[5:]))
 $$ LANGUAGE plpywasm;
+-- A function the domain's check calls that fails keeps its own context lines, before the
+-- result's, as in PL/Python.
+CREATE FUNCTION lucky(i int) RETURNS bool IMMUTABLE LANGUAGE plpywasm AS $$
+if i == 13:
+    raise ValueError("unlucky")
+return True
+$$;
+CREATE DOMAIN lucky_int AS int CHECK (lucky(VALUE));
+CREATE FUNCTION thirteen() RETURNS lucky_int LANGUAGE plpywasm AS $$ return 13 $$;
+SELECT thirteen();
 RESET ROLE;
 
 -- An application's own SQLSTATE (one PostgreSQL has no name for) reaches Python and the caller
