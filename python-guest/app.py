@@ -49,8 +49,10 @@ _MARK = b"plpywasm exchange"
 _exchange = bytearray(_MARK.ljust(_EXCHANGE_SIZE, b"\0"))
 _pinned = memoryview(_exchange)
 _output = [None]
-# An input too large for the exchange, given by `stage` for the next per-call export.
+# An input too large for the exchange, given by `stage` for the next per-call export, and how
+# much of it was given so far.
 _staged = None
+_staged_size = 0
 
 
 class Guest(exports.Guest):
@@ -146,9 +148,19 @@ class Guest(exports.Guest):
         # Addresses of objects (CPython's id), whose fields the host reads.
         return (id(_exchange), id(_output), id(_MARK))
 
-    def stage(self, input):
-        global _staged
-        _staged = input
+    def begin_stage(self, size):
+        global _staged, _staged_size
+        _staged, _staged_size = None, 0
+        try:
+            _staged = bytearray(size)
+        except MemoryError:
+            error = MemoryError("an input of %d MB does not fit in the interpreter's memory" % -(-size >> 20))
+            raise Err(procedures.describe(error)) from None
+
+    def stage(self, part):
+        global _staged_size
+        _staged[_staged_size : _staged_size + len(part)] = part
+        _staged_size += len(part)
 
 
 _END = object()
@@ -272,7 +284,10 @@ def _arguments(args):
     collector paused when they did not fit in the exchange (see values.without_collection)."""
     if args is _exchange:
         return _decode_arguments(args)
-    return values.without_collection(_decode_arguments, args)
+    try:
+        return values.without_collection(_decode_arguments, args)
+    except MemoryError:
+        raise MemoryError("arguments of %d MB do not fit in the interpreter's memory" % -(-len(args) >> 20)) from None
 
 
 def _decode_arguments(args):
@@ -405,13 +420,14 @@ def _failed(exc, making=procedures.RETURN_VALUE, fetching=False):
 
 
 def _close(rows):
-    """Runs a generator's cleanup (`finally`, `with`) when the host stops reading it early."""
+    """Runs a generator's cleanup (`finally`, `with`) when the host stops reading it early. What
+    it raises goes to the server's log, as PL/Python's "Exception ignored" does."""
     close = getattr(rows, "close", None)
     if close is not None:
         try:
             close()
-        except Exception:
-            pass
+        except BaseException as exc:
+            hostio.log_ignored(exc, rows)
 
 
 # Last, as the snapshot is taken: what exists now is kept out of the collector's reach, so that a

@@ -9,6 +9,7 @@ import os
 import sys
 import threading
 import time
+import traceback
 import warnings
 
 from wit_world.imports import host
@@ -118,6 +119,16 @@ def _log_warning(message, category, filename, lineno, file=None, line=None):
     try:
         host.report(_LOG, wit_text(text), None, None, None, None)
     except Exception:
+        pass
+
+
+def log_ignored(exc, source):
+    """An exception nobody can catch (a generator's `finally` that raised while it was closed),
+    to the server's log, as Python reports one it ignores."""
+    try:
+        text = "Exception ignored in: %r\n%s" % (source, "".join(traceback.format_exception(exc)).rstrip("\n"))
+        host.report(_LOG, wit_text(text), None, None, None, None)
+    except BaseException:
         pass
 
 

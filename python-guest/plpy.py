@@ -220,6 +220,25 @@ def _spi(call, *args):
         raise _spi_error(err.value) from None
 
 
+def _rows(call, *args):
+    """A query's reply (see `rows` in wit/plpywasm.wit). One too large to cross whole comes in
+    parts into a buffer made here: if the memory cannot hold it, the MemoryError is raised here,
+    where Python can catch it."""
+    rows = _spi(call, *args)
+    if rows[0]:
+        return rows
+    try:
+        buffer = bytearray(int.from_bytes(rows[1:], "little"))
+        size = 0
+        while (part := _database.next_part(True)) is not None:
+            buffer[size : size + len(part)] = part
+            size += len(part)
+    except BaseException:
+        _database.next_part(False)
+        raise
+    return buffer
+
+
 def _spi_error(failure):
     # No SQLSTATE: SPI refused the statement itself (PL/Python's plain SPIError).
     sqlstate = failure.sqlstate or None
@@ -259,7 +278,7 @@ def execute(query, *rest):
     if not isinstance(query, str) or len(rest) > 1 or rest and not isinstance(rest[0], int):
         # PL/Python's words, and its exception, for any call it cannot read.
         raise Error("plpy.execute expected a query or a plan")
-    return _result(_spi(_database.execute, _sql_text(query), _limit(rest[0], "SPI_execute") if rest else 0))
+    return _result(_rows(_database.execute, _sql_text(query), _limit(rest[0], "SPI_execute") if rest else 0))
 
 
 def prepare(query, argtypes=None):
@@ -311,7 +330,7 @@ class _Plan:
         return _values.dump(out).decode("latin-1")
 
     def execute(self, args=None, limit=0):
-        return _result(_spi(_database.execute_plan, self._id, self._params(args), _limit(limit, "SPI_execute_plan")))
+        return _result(_rows(_database.execute_plan, self._id, self._params(args), _limit(limit, "SPI_execute_plan")))
 
     def cursor(self, args=None):
         return _Cursor(_spi(_database.open_cursor, "", self._id, self._params(args)))
@@ -410,7 +429,7 @@ class _Cursor:
 
     def _reply(self, count, ahead, described):
         try:
-            return _spi(_database.fetch, self._id, count, ahead, described)
+            return _rows(_database.fetch, self._id, count, ahead, described)
         except _BY_SQLSTATE["34000"]:
             # The portal went with the (sub)transaction that opened it: PL/Python's words.
             raise ValueError("iterating a cursor in an aborted subtransaction") from None

@@ -132,22 +132,6 @@ pub fn read_uncached(oid: Oid) -> Result<Procedure, PlError> {
     Procedure::read(oid, &ProcRow::fetch(oid)?)
 }
 
-/// The `SET` clauses of function `oid` (its `proconfig`), copied into the current memory context;
-/// null if it has none, or is gone.
-pub fn settings(oid: Oid) -> *mut pg_sys::ArrayType {
-    let Ok(row) = ProcRow::fetch(oid) else { return std::ptr::null_mut() };
-    let mut is_null = false;
-    let datum = unsafe {
-        pg_sys::SysCacheGetAttr(
-            pg_sys::SysCacheIdentifier::PROCOID as i32,
-            row.0,
-            pg_sys::Anum_pg_proc_proconfig as pg_sys::AttrNumber,
-            &mut is_null,
-        )
-    };
-    if is_null { std::ptr::null_mut() } else { unsafe { pg_sys::pg_detoast_datum_copy(datum.cast_mut_ptr()) }.cast() }
-}
-
 impl Procedure {
     fn read(oid: Oid, row: &ProcRow) -> Result<Procedure, PlError> {
         let form = row.form();

@@ -13,7 +13,7 @@ use pgrx::{warning, PgSqlErrorCode};
 mod trigger;
 
 use crate::convert::marshal;
-use crate::error::{making, raise_stashed, with_context, ContextArg, Phase, PlError, RETURN_VALUE};
+use crate::error::{making, with_context, ContextArg, Phase, PlError, RETURN_VALUE};
 use crate::interpreters::{abandon_set, close_set, with_interpreter};
 use crate::procedure::{Procedure, Resolved};
 use crate::runtime::{Node, Output, Stream};
@@ -76,9 +76,6 @@ struct SetState {
     access: Access,
     iterator: u32,
     generation: u64,
-    /// Who the calls ran as (a SECURITY DEFINER function's owner), which its `finally` runs as too.
-    user: pg_sys::Oid,
-    security_context: i32,
     resolved: Rc<Resolved>,
     /// The executor reads all rows before it uses one: they may be made ahead (see the WIT's `call-set`).
     whole: bool,
@@ -181,16 +178,12 @@ unsafe fn start_set(
         marshal::set_handle(&mut args, session.handle(procedure, &resolved.shape)?);
         Ok((session.call_set(&args, whole)?, session.generation()))
     }))?;
-    let (mut user, mut security_context) = (pg_sys::Oid::INVALID, 0);
-    unsafe { pg_sys::GetUserIdAndSecContext(&mut user, &mut security_context) };
     Ok(SetState {
         function: procedure.oid,
         owner: procedure.owner,
         access,
         iterator,
         generation,
-        user,
-        security_context,
         resolved,
         whole,
         econtext: unsafe { (*rsi).econtext },
@@ -213,63 +206,35 @@ unsafe fn finish_set(fcinfo: pg_sys::FunctionCallInfo, funcctx: *mut pg_sys::Fun
 }
 
 /// The executor stopped reading a set before its end (`LIMIT`, a rescan, a cursor closed): the
-/// guest closes its iterator now (see `interpreters::close_set`). PostgreSQL runs this callback in
-/// executor shutdown, never in a transaction's abort.
+/// guest closes its iterator now, with no queries, as PL/Python's cannot run any there. Its
+/// generator's `finally` runs amid the query's shutdown, a portal's drop maybe: a query could
+/// reach that portal half dropped, and an error raised there would leave it so. What it raises
+/// or prints goes to the server's log. PostgreSQL runs this callback in executor shutdown, never
+/// in a transaction's abort.
 unsafe extern "C-unwind" fn abandon(arg: Datum) {
     let mut context = ContextArg::new(Phase::Call);
     let context = &raw mut context;
-    unsafe {
-        with_context(context, || {
-            close_abandoned(arg);
-            raise_stashed();
-        })
-    }
+    unsafe { with_context(context, || close_abandoned(arg)) }
 }
 
 #[pg_guard]
 unsafe extern "C-unwind" fn close_abandoned(arg: Datum) {
     let Some(state) = (unsafe { SetHolder::take(arg.cast_mut_ptr()) }) else { return };
-    let queries = unsafe { pg_sys::ActiveSnapshotSet() };
-    let close = || close_set(state.function, state.owner, state.access, queries, state.generation, state.iterator);
-    let closed = if queries { unsafe { as_called(&state, close) } } else { close() };
-    if let Err(err) = finish(closed) {
-        err.stash();
+    // Interrupts held: a cancel pending now is raised once the drop is done, not by the next
+    // message's check for it. (A running guest still stops for it: see `interpreters::cancel_pending`.
+    // An error resets the count.)
+    unsafe { pg_sys::InterruptHoldoffCount += 1 };
+    let closed = close_set(state.function, state.owner, state.access, false, state.generation, state.iterator);
+    let (closed, output) = match closed {
+        Ok((closed, output)) => (closed, output),
+        Err(err) => (Err(err), Output::default()),
+    };
+    let lines = output.lines.into_iter().map(|(_, line)| line);
+    let failed = closed.err().map(|err| format!("PL/plpywasm: closing a set the query stopped reading: {}", err.message));
+    for line in lines.chain(failed) {
+        unsafe { crate::error::report(pg_sys::LOG_SERVER_ONLY as i32, 0, line, None, None, Vec::new(), None, c"close_abandoned") };
     }
-}
-
-/// Runs `f` as the function manager ran the set's calls: as the role they ran as (the owner, for a
-/// SECURITY DEFINER function), with the function's `SET` clauses. The query that stops reading a
-/// set may run as someone else, and without them.
-unsafe fn as_called<R>(state: &SetState, f: impl FnOnce() -> R) -> R {
-    struct Restore {
-        user: pg_sys::Oid,
-        security_context: i32,
-        nest_level: Option<i32>,
-    }
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            // An error on the way is PostgreSQL's: its (sub)transaction's abort restores both.
-            if std::thread::panicking() {
-                return;
-            }
-            if let Some(nest_level) = self.nest_level {
-                unsafe { pg_sys::AtEOXact_GUC(true, nest_level) };
-            }
-            unsafe { pg_sys::SetUserIdAndSecContext(self.user, self.security_context) };
-        }
-    }
-    let mut restore = Restore { user: pg_sys::Oid::INVALID, security_context: 0, nest_level: None };
-    unsafe { pg_sys::GetUserIdAndSecContext(&mut restore.user, &mut restore.security_context) };
-    let settings = crate::procedure::settings(state.function);
-    unsafe { pg_sys::SetUserIdAndSecContext(state.user, state.security_context) };
-    if !settings.is_null() {
-        restore.nest_level = Some(unsafe { pg_sys::NewGUCNestLevel() });
-        let context = if unsafe { pg_sys::superuser() } { pg_sys::GucContext::PGC_SUSET } else { pg_sys::GucContext::PGC_USERSET };
-        unsafe {
-            pg_sys::ProcessGUCArray(settings, context, pg_sys::GucSource::PGC_S_SESSION, pg_sys::GucAction::GUC_ACTION_SAVE)
-        };
-    }
-    f()
+    unsafe { pg_sys::InterruptHoldoffCount -= 1 };
 }
 
 /// Where a set's state is found: in the set's own memory (the executor's multi-call context for

@@ -66,6 +66,8 @@ pub struct HostState {
     /// `MAX_WASM_STACK`.
     entered: u32,
     entry_stack: usize,
+    /// A query's reply too large to cross whole, and how much of it the guest took (see `lending`).
+    pub(super) reply: Option<(Vec<u8>, usize)>,
 }
 
 impl HostState {
@@ -157,6 +159,10 @@ impl host::Host for HostState {
         (nanoseconds(usage.ru_utime), nanoseconds(usage.ru_stime))
     }
 }
+
+/// The most bytes that cross into the guest at once as a `list<u8>`: the bindings trap if they
+/// cannot allocate one, so larger inputs and replies go in parts, into room Python makes for them.
+pub const PART: usize = 1 << 20;
 
 /// Caps linear memory at `plpywasm.memory_limit` (growth beyond is refused: Python raises
 /// MemoryError), and the growth of the nested interpreters running at once at that limit too;
@@ -269,6 +275,7 @@ impl Interpreter {
             stop: None,
             exchange: None,
             probe: None,
+            reply: None,
             ticker,
             generation: GENERATIONS.with(|g| {
                 g.set(g.get() + 1);
@@ -457,10 +464,14 @@ impl<'a> Guest<'a> {
         })
     }
 
-    /// Puts a per-call export's input where the guest takes it (see `exchange`).
+    /// Puts a per-call export's input where the guest takes it (see `exchange`), or stages it in
+    /// parts (see the WIT's `begin-stage`).
     fn put(&mut self, input: &[u8]) -> Result<(), GuestError> {
         if self.store.data().exchange.and_then(|exchange| exchange.put(input)).is_none() {
-            self.run(|guest, store| guest.call_stage(store, input).map(Ok))?;
+            self.run(|guest, store| guest.call_begin_stage(store, input.len() as u64))?;
+            for part in input.chunks(PART) {
+                self.run(|guest, store| guest.call_stage(store, part).map(Ok))?;
+            }
         }
         Ok(())
     }

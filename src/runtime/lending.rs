@@ -12,8 +12,8 @@ use std::cell::RefCell;
 use wasmtime::component::Linker;
 use wasmtime::{AsContextMut, StoreContextMut, Trap};
 
-use super::bindings::{TransactionStep, DATABASE_INTERFACE};
-use super::interpreter::{Guest, HostState, TrapKind};
+use super::bindings::{DbError, Rows, TransactionStep, DATABASE_INTERFACE};
+use super::interpreter::{Guest, HostState, TrapKind, PART};
 use super::{Canceled, Database};
 
 struct Loan {
@@ -33,7 +33,7 @@ thread_local! {
 pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     let mut database = linker.instance(DATABASE_INTERFACE)?;
     database.func_wrap("execute", |mut store, (query, limit): (String, u64)| {
-        serve(&mut store, |db| db.execute(&query, limit)).map(|rows| (rows,))
+        serve(&mut store, |db| db.execute(&query, limit)).map(|rows| (in_parts(&mut store, rows),))
     })?;
     // Plans and cursors belong to the interpreter that made them: another may not use them, even
     // by calling these imports itself with their handles.
@@ -45,7 +45,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     database.func_wrap("execute-plan", |mut store, (plan, params, limit): (u32, String, u64)| {
         let interpreter = store.data().generation;
         let params = latin1(&params)?;
-        serve(&mut store, |db| db.execute_plan(interpreter, plan, &params, limit)).map(|rows| (rows,))
+        serve(&mut store, |db| db.execute_plan(interpreter, plan, &params, limit)).map(|rows| (in_parts(&mut store, rows),))
     })?;
     database.func_wrap("free-plan", |store, (plan,): (u32,)| {
         store.data().database.free_plan(store.data().generation, plan);
@@ -58,7 +58,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     })?;
     database.func_wrap("fetch", |mut store, (cursor, count, ahead, described): (u32, i64, bool, bool)| {
         let interpreter = store.data().generation;
-        serve(&mut store, |db| db.fetch(interpreter, cursor, count, ahead, described)).map(|rows| (rows,))
+        serve(&mut store, |db| db.fetch(interpreter, cursor, count, ahead, described)).map(|rows| (in_parts(&mut store, rows),))
     })?;
     database.func_wrap("close-cursor", |mut store, (cursor,): (u32,)| {
         let interpreter = store.data().generation;
@@ -67,7 +67,35 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     database.func_wrap("transaction", |mut store, (step,): (TransactionStep,)| {
         serve(&mut store, |db| db.transaction(step)).map(|done| (done,))
     })?;
+    database.func_wrap("next-part", |mut store, (keep,): (bool,)| {
+        let state = store.data_mut();
+        let part = match state.reply.as_mut() {
+            Some((rows, taken)) if keep && *taken < rows.len() => {
+                let part = rows[*taken..rows.len().min(*taken + PART)].to_vec();
+                *taken += part.len();
+                Some(part)
+            }
+            _ => None,
+        };
+        if part.is_none() {
+            state.reply = None;
+        }
+        Ok((part,))
+    })?;
     Ok(())
+}
+
+/// A reply as it crosses (see the WIT's `rows`): one too large to cross whole is kept for
+/// `next-part`, and a zero byte and its length go instead.
+fn in_parts(store: &mut StoreContextMut<'_, HostState>, rows: Result<Rows, DbError>) -> Result<Rows, DbError> {
+    rows.map(|rows| {
+        if rows.len() <= PART {
+            return rows;
+        }
+        let marker = [&[0u8][..], &(rows.len() as u64).to_le_bytes()].concat();
+        store.data_mut().reply = Some((rows, 0));
+        marker
+    })
 }
 
 /// The bytes a string of the WIT carries as characters (see `execute-plan`).
