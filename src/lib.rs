@@ -13,6 +13,7 @@ mod error;
 mod exec;
 mod gucs;
 mod handler;
+mod identity;
 mod idmap;
 mod interpreters;
 mod procedure;
@@ -28,6 +29,7 @@ extern "C-unwind" fn _PG_init() {
     // environment; users must see PostgreSQL's message, not our stack. No thread exists yet here.
     unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
     gucs::register();
+    identity::register();
 }
 
 extension_sql!(

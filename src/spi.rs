@@ -562,12 +562,14 @@ impl Database for Spi {
                     return Ok(Err(db_error("2D000", "cannot commit while a subtransaction is active")));
                 }
                 let commit = matches!(step, TransactionStep::Commit);
-                catching(|| unsafe {
-                    if commit {
-                        pg_sys::SPI_commit();
-                    } else {
-                        pg_sys::SPI_rollback();
-                    }
+                crate::identity::ending_transaction(|| {
+                    catching(|| unsafe {
+                        if commit {
+                            pg_sys::SPI_commit();
+                        } else {
+                            pg_sys::SPI_rollback();
+                        }
+                    })
                 })
             }
         };

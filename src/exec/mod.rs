@@ -13,6 +13,7 @@ use pgrx::{warning, PgSqlErrorCode};
 mod trigger;
 
 use crate::convert::marshal;
+use crate::identity;
 use crate::error::{making, with_context, ContextArg, Phase, PlError, RETURN_VALUE};
 use crate::interpreters::{abandon_set, close_set, with_interpreter};
 use crate::procedure::{Procedure, Resolved};
@@ -281,11 +282,12 @@ unsafe extern "C-unwind" fn set_memory_gone(arg: *mut std::ffi::c_void) {
     }
 }
 
-/// Runs the body of a `DO` block; `atomic` unless it may commit.
+/// Runs the body of a `DO` block; `atomic` unless it may commit. (Unable to change the role: see
+/// `identity`.)
 pub fn run_inline(body: &str, atomic: bool) -> Result<(), PlError> {
     let role = unsafe { pg_sys::GetUserId() };
     let access = Access { atomic, read_only: false };
-    finish(with_interpreter(pg_sys::Oid::INVALID, role, access, |session| session.run_inline(body)))
+    finish(identity::role_fixed(|| with_interpreter(pg_sys::Oid::INVALID, role, access, |session| session.run_inline(body))))
 }
 
 /// Compiles `procedure`'s body to report syntax errors at `CREATE FUNCTION`, in the current role's
@@ -294,7 +296,7 @@ pub fn run_inline(body: &str, atomic: bool) -> Result<(), PlError> {
 pub fn validate(procedure: &Procedure) -> Result<(), PlError> {
     let role = unsafe { pg_sys::GetUserId() };
     let access = Access { atomic: true, read_only: false };
-    finish(with_interpreter(pg_sys::Oid::INVALID, role, access, |session| session.check(procedure)))
+    finish(identity::role_fixed(|| with_interpreter(pg_sys::Oid::INVALID, role, access, |session| session.check(procedure))))
 }
 
 fn finish<T>(outcome: Result<(Result<T, PlError>, Output), PlError>) -> Result<T, PlError> {

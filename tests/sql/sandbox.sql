@@ -814,3 +814,35 @@ return total
 $$;
 SELECT plan_params(40000);
 RESET plpywasm.memory_limit;
+
+-- A DO block, and the check of a body at CREATE FUNCTION, run in the current role's interpreter,
+-- where that role's earlier code may have left a hook: after SET ROLE, nothing there may change
+-- the role back to the login's (42501), as in a SECURITY DEFINER function. A procedure's own
+-- commits still work.
+SET ROLE alice;
+DO $$
+import sys
+GD["armed"] = True
+def hook(event, args):
+    if event == "compile" and GD.get("armed"):
+        GD["armed"] = False
+        try:
+            plpy.execute("RESET ROLE")
+            GD["hook"] = "reset to " + plpy.execute("SELECT current_user AS u")[0]["u"]
+        except plpy.SPIError as e:
+            GD["hook"] = "%s: %s" % (e.sqlstate, e)
+sys.addaudithook(hook)
+$$ LANGUAGE plpywasm;
+CREATE FUNCTION hooked() RETURNS text LANGUAGE plpywasm AS $$ return GD.get("hook") $$;
+SELECT current_user, hooked();
+DO $$
+plpy.execute("CREATE TEMP TABLE committed_here (x int)")
+plpy.commit()
+try:
+    plpy.execute("SET ROLE bob")
+except plpy.SPIError as e:
+    plpy.notice(e.sqlstate, str(e))
+$$ LANGUAGE plpywasm;
+SELECT current_user;
+RESET ROLE;
+SELECT current_user;
