@@ -153,7 +153,9 @@ class Guest(exports.Guest):
         _staged, _staged_size = None, 0
         try:
             _staged = bytearray(size)
+            values.check_part_room()
         except MemoryError:
+            _staged = None
             error = MemoryError("an input of %d MB does not fit in the interpreter's memory" % -(-size >> 20))
             raise Err(procedures.describe(error)) from None
 

@@ -229,6 +229,7 @@ def _rows(call, *args):
         return rows
     try:
         buffer = bytearray(int.from_bytes(rows[1:], "little"))
+        _values.check_part_room()
         size = 0
         while (part := _database.next_part(True)) is not None:
             buffer[size : size + len(part)] = part

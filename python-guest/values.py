@@ -56,6 +56,16 @@ def without_collection(make, *args):
         _gc_enable()
 
 
+def check_part_room():
+    """Raises MemoryError unless the interpreter has room for a part of a large input or reply
+    (a quarter of a megabyte, see the host's PART) as the bindings make it, twice over: they
+    cannot raise one Python could catch."""
+    bytearray(_PART_ROOM)
+
+
+_PART_ROOM = 1 << 20
+
+
 # (Bound once: a body that replaces gc's functions does not change how values convert either.)
 _gc_disable, _gc_enable, _gc_isenabled = gc.disable, gc.enable, gc.isenabled
 

@@ -221,15 +221,20 @@ unsafe extern "C-unwind" fn abandon(arg: Datum) {
 #[pg_guard]
 unsafe extern "C-unwind" fn close_abandoned(arg: Datum) {
     let Some(state) = (unsafe { SetHolder::take(arg.cast_mut_ptr()) }) else { return };
-    // Interrupts held: a cancel pending now is raised once the drop is done, not by the next
-    // message's check for it. (A running guest still stops for it: see `interpreters::cancel_pending`.
-    // An error resets the count.)
+    // Interrupts held: the next message's check for them would raise a pending cancel here. (A
+    // running guest still stops for one: see `interpreters::cancel_pending`. An error resets the
+    // count.)
     unsafe { pg_sys::InterruptHoldoffCount += 1 };
     let closed = close_set(state.function, state.owner, state.access, false, state.generation, state.iterator);
     let (closed, output) = match closed {
         Ok((closed, output)) => (closed, output),
         Err(err) => (Err(err), Output::default()),
     };
+    // A cancel that stopped the close is spent on it: it cannot be raised here, and raised later it
+    // would fail whatever statement comes next, even one not yet read. A termination stays pending.
+    if closed.as_ref().is_err_and(|err| err.interrupted) && unsafe { pg_sys::ProcDiePending } == 0 {
+        unsafe { pg_sys::QueryCancelPending = 0 };
+    }
     let lines = output.lines.into_iter().map(|(_, line)| line);
     let failed = closed.err().map(|err| format!("PL/plpywasm: closing a set the query stopped reading: {}", err.message));
     for line in lines.chain(failed) {

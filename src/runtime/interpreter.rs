@@ -161,8 +161,9 @@ impl host::Host for HostState {
 }
 
 /// The most bytes that cross into the guest at once as a `list<u8>`: the bindings trap if they
-/// cannot allocate one, so larger inputs and replies go in parts, into room Python makes for them.
-pub const PART: usize = 1 << 20;
+/// cannot allocate one, so larger inputs and replies go in parts, into room Python makes for them
+/// (and for a part beside them: see the guest's `_PART_ROOM`).
+pub const PART: usize = 256 << 10;
 
 /// Caps linear memory at `plpywasm.memory_limit` (growth beyond is refused: Python raises
 /// MemoryError), and the growth of the nested interpreters running at once at that limit too;
@@ -539,6 +540,8 @@ impl<'a> Guest<'a> {
         let result = f(&exports, &mut self.store);
         let state = self.store.data_mut();
         state.entered -= 1;
+        // A reply the guest did not take in full is not kept for later (see `lending`).
+        state.reply = None;
         let limiter = &mut state.limiter;
         if outermost && limiter.running {
             limiter.running = false;

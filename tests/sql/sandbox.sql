@@ -741,6 +741,19 @@ DO $$ BEGIN EXECUTE 'CLOSE reading'; EXCEPTION WHEN OTHERS THEN RAISE NOTICE 'ca
 SELECT count(*) FROM pg_cursors WHERE name = 'reading';
 COMMIT;
 SELECT ok();
+-- A cancel stops a `finally` that runs on there, and is spent on it: the statement's rows stand,
+-- and the next statement is not the one canceled.
+CREATE FUNCTION closing_never(n int) RETURNS SETOF int LANGUAGE plpywasm AS $$
+try:
+    yield from range(n)
+finally:
+    while True:
+        pass
+$$;
+SET statement_timeout = '300ms';
+SELECT closing_never(10) LIMIT 2;
+SELECT 'next statement';
+RESET statement_timeout;
 
 -- A cursor's portal is known by its name, which SQL may give another portal once that one has
 -- gone: plpy never reads another portal in its place.
