@@ -5,9 +5,9 @@
 //! `plpy`). After `SET ROLE` (or `SET SESSION AUTHORIZATION`) by a more privileged login, such a
 //! hook could `RESET ROLE` and act with the login's privileges, where PL/pgSQL would have run
 //! none of that role's code. So they run as a SECURITY DEFINER function's body does: unable to
-//! change the role. The flag must not outlive the block: a transaction that starts while it is set
-//! (a procedure the block calls commits) would restore it on abort, so an abort after the block
-//! clears it again.
+//! change the role. The flag must not outlive the block: plpy.commit and plpy.rollback clear it
+//! while the transaction ends, and an abort after the block clears it from any transaction that
+//! started with it set (which that abort would restore).
 
 use std::cell::Cell;
 

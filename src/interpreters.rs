@@ -55,11 +55,10 @@ thread_local! {
     static DEPTH: Cell<u32> = const { Cell::new(0) };
 }
 
-/// Closes a set the executor stopped reading before its end, at once: its generator's `finally`
-/// runs in the query that stopped reading it (as the calls ran: see `exec::as_called`).
-/// A set whose interpreter is gone went with it; one whose interpreter is not the one the owner's
-/// calls would use now is closed on that one's next use (see `close_abandoned`). Without
-/// `queries` (no snapshot to run them in: a portal dropped at commit), its queries are refused.
+/// Closes a set before its end, at once: its generator's `finally` runs now. A set whose
+/// interpreter is gone went with it; one whose interpreter is not the one the owner's calls would
+/// use now is closed on that one's next use (see `close_abandoned`). Without `queries` (the
+/// executor stopped reading it: see `exec::abandon`), its queries are refused.
 pub fn close_set(
     function: Oid,
     owner: Oid,

@@ -13,8 +13,8 @@ use pgrx::{warning, PgSqlErrorCode};
 mod trigger;
 
 use crate::convert::marshal;
-use crate::identity;
 use crate::error::{making, with_context, ContextArg, Phase, PlError, RETURN_VALUE};
+use crate::identity;
 use crate::interpreters::{abandon_set, close_set, with_interpreter};
 use crate::procedure::{Procedure, Resolved};
 use crate::runtime::{Node, Output, Stream};
