@@ -99,6 +99,8 @@ def _condition_wait(self, timeout=None):
         raise RuntimeError("cannot wait on un-acquired lock")
     if timeout is None:
         raise RuntimeError("waiting without a timeout would wait forever: no other thread can run in plpywasm")
+    if timeout > threading.TIMEOUT_MAX:
+        raise OverflowError("timeout value is too large")
     if timeout > 0:
         sleep(timeout)
     return False
