@@ -23,12 +23,9 @@ build: guest
 
 # Install the extension and its precompiled guest into the PostgreSQL that pg_config names.
 install: build
-    # Running backends map the installed files: give each new version a new inode, never overwrite.
-    lib="$({{pg_config}} --pkglibdir)/plpywasm.so"; if [ -f "$lib" ]; then mv -f "$lib" "$lib.old"; fi
-    cargo pgrx install --release --pg-config {{pg_config}}
-    rm -f "$({{pg_config}} --pkglibdir)/plpywasm.so.old"
-    install -m 644 target/plpywasm_guest.cwasm "$({{pg_config}} --pkglibdir)/plpywasm_guest.cwasm.new"
-    mv -f "$({{pg_config}} --pkglibdir)/plpywasm_guest.cwasm.new" "$({{pg_config}} --pkglibdir)/plpywasm_guest.cwasm"
+    rm -rf target/package
+    cargo pgrx package --pg-config {{pg_config}} --out-dir target/package
+    bash scripts/install.sh {{pg_config}}
 
 # Start a throwaway cluster and run examples/demo.sql in it.
 demo: setup install
