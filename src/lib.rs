@@ -30,6 +30,7 @@ extern "C-unwind" fn _PG_init() {
     unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
     gucs::register();
     identity::register();
+    exec::register();
 }
 
 extension_sql!(

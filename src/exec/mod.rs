@@ -230,10 +230,10 @@ unsafe extern "C-unwind" fn close_abandoned(arg: Datum) {
         Ok((closed, output)) => (closed, output),
         Err(err) => (Err(err), Output::default()),
     };
-    // A cancel that stopped the close is spent on it: it cannot be raised here, and raised later it
-    // would fail whatever statement comes next, even one not yet read. A termination stays pending.
-    if closed.as_ref().is_err_and(|err| err.interrupted) && unsafe { pg_sys::ProcDiePending } == 0 {
-        unsafe { pg_sys::QueryCancelPending = 0 };
+    // A cancel that stopped the close stays pending, for the next check for it after the drop
+    // (as for any cancel that arrives as a statement ends), or at the latest as the statement commits.
+    if closed.as_ref().is_err_and(|err| err.interrupted) {
+        CANCEL_PENDING.with(|pending| pending.set(true));
     }
     let lines = output.lines.into_iter().map(|(_, line)| line);
     let failed = closed.err().map(|err| format!("PL/plpywasm: closing a set the query stopped reading: {}", err.message));
@@ -241,6 +241,27 @@ unsafe extern "C-unwind" fn close_abandoned(arg: Datum) {
         unsafe { crate::error::report(pg_sys::LOG_SERVER_ONLY as i32, 0, line, None, None, Vec::new(), None, c"close_abandoned") };
     }
     unsafe { pg_sys::InterruptHoldoffCount -= 1 };
+}
+
+thread_local! {
+    /// A cancel stopped the close of a set (see `abandon`), and was left pending.
+    static CANCEL_PENDING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Registers the commit callback (once, at load).
+pub fn register() {
+    unsafe { pg_sys::RegisterXactCallback(Some(on_transaction_end), std::ptr::null_mut()) };
+}
+
+/// A cancel left pending by a set's close (see `abandon`) that nothing has raised since fails the
+/// transaction as it commits: a statement that ends with no check for one would otherwise leave it
+/// to fail the next statement.
+#[pg_guard]
+unsafe extern "C-unwind" fn on_transaction_end(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+    let pending = CANCEL_PENDING.with(|pending| pending.replace(false));
+    if pending && event == pg_sys::XactEvent::XACT_EVENT_PRE_COMMIT {
+        pgrx::check_for_interrupts!();
+    }
 }
 
 /// Where a set's state is found: in the set's own memory (the executor's multi-call context for

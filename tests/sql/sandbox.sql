@@ -741,8 +741,8 @@ DO $$ BEGIN EXECUTE 'CLOSE reading'; EXCEPTION WHEN OTHERS THEN RAISE NOTICE 'ca
 SELECT count(*) FROM pg_cursors WHERE name = 'reading';
 COMMIT;
 SELECT ok();
--- A cancel stops a `finally` that runs on there, and is spent on it: the statement's rows stand,
--- and the next statement is not the one canceled.
+-- A cancel stops a `finally` that runs on there, and ends that statement, not the next one; nor
+-- does a rescan, closing one generator after another, outlast it.
 CREATE FUNCTION closing_never(n int) RETURNS SETOF int LANGUAGE plpywasm AS $$
 try:
     yield from range(n)
@@ -752,6 +752,8 @@ finally:
 $$;
 SET statement_timeout = '300ms';
 SELECT closing_never(10) LIMIT 2;
+SELECT 'next statement';
+SELECT count(*) FROM generate_series(1, 1000) a, LATERAL (SELECT closing_never(a) LIMIT 1) s;
 SELECT 'next statement';
 RESET statement_timeout;
 
