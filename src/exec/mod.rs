@@ -231,8 +231,10 @@ unsafe extern "C-unwind" fn close_abandoned(arg: Datum) {
         Err(err) => (Err(err), Output::default()),
     };
     // A cancel that stopped the close stays pending, for the next check for it after the drop
-    // (as for any cancel that arrives as a statement ends), or at the latest as the statement commits.
-    if closed.as_ref().is_err_and(|err| err.interrupted) {
+    // (as for any cancel that arrives as a statement ends), or at the latest as the statement
+    // commits: unless this is that commit keeping a WITH HOLD cursor, which then outlives the
+    // transaction whatever fails after.
+    if closed.as_ref().is_err_and(|err| err.interrupted) && !unsafe { persisting_cursor() } {
         CANCEL_PENDING.with(|pending| pending.set(true));
     }
     let lines = output.lines.into_iter().map(|(_, line)| line);
@@ -241,6 +243,12 @@ unsafe extern "C-unwind" fn close_abandoned(arg: Datum) {
         unsafe { crate::error::report(pg_sys::LOG_SERVER_ONLY as i32, 0, line, None, None, Vec::new(), None, c"close_abandoned") };
     }
     unsafe { pg_sys::InterruptHoldoffCount -= 1 };
+}
+
+/// Whether a commit is keeping a WITH HOLD cursor's rows (the executor it ends is that cursor's).
+unsafe fn persisting_cursor() -> bool {
+    let portal = unsafe { pg_sys::ActivePortal };
+    !portal.is_null() && unsafe { !(*portal).holdStore.is_null() }
 }
 
 thread_local! {
