@@ -238,7 +238,11 @@ unsafe extern "C-unwind" fn close_abandoned(arg: Datum) {
         CANCEL_PENDING.with(|pending| pending.set(true));
     }
     let lines = output.lines.into_iter().map(|(_, line)| line);
-    let failed = closed.err().map(|err| format!("PL/plpywasm: closing a set the query stopped reading: {}", err.message));
+    let failed = closed.err().map(|err| match err.interrupted {
+        // (Its message is a guess until PostgreSQL raises the cancel: a timeout may be pending.)
+        true => "PL/plpywasm: closing a set the query stopped reading was stopped by a cancel".to_string(),
+        false => format!("PL/plpywasm: closing a set the query stopped reading: {}", err.message),
+    });
     for line in lines.chain(failed) {
         unsafe { crate::error::report(pg_sys::LOG_SERVER_ONLY as i32, 0, line, None, None, Vec::new(), None, c"close_abandoned") };
     }
