@@ -237,6 +237,9 @@ def _rows(call, *args):
     except BaseException:
         _database.next_part(False)
         raise
+    if size != len(buffer):
+        # (Only if a query ran while it was taken, from a finalizer, and replaced it.)
+        raise SPIError("the query's reply was cut short")
     return buffer
 
 

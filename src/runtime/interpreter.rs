@@ -540,8 +540,11 @@ impl<'a> Guest<'a> {
         let result = f(&exports, &mut self.store);
         let state = self.store.data_mut();
         state.entered -= 1;
-        // A reply the guest did not take in full is not kept for later (see `lending`).
-        state.reply = None;
+        // A reply the guest did not take in full is not kept after the call (see `lending`); a
+        // call nested in it (a query it ran) leaves the caller's alone.
+        if outermost {
+            state.reply = None;
+        }
         let limiter = &mut state.limiter;
         if outermost && limiter.running {
             limiter.running = false;
