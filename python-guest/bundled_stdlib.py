@@ -48,6 +48,16 @@ def _add(name, path, is_package, table):
     table[name] = (is_package, path, marshal.dumps(code))
 
 
+# What to change in a module once it is imported, by name (see `after_import`).
+_patches = {}
+
+
+def after_import(name, patch):
+    """Has `patch(module)` adapt the stdlib module `name` to the sandbox when a body first imports
+    it, rather than importing it into the snapshot for that."""
+    _patches[name] = patch
+
+
 class BundledStdlib:
     """A meta-path finder and loader over the marshalled table."""
 
@@ -69,7 +79,11 @@ class BundledStdlib:
         return None
 
     def exec_module(self, module):
-        exec(marshal.loads(self._table[module.__spec__.name][2]), module.__dict__)
+        name = module.__spec__.name
+        exec(marshal.loads(self._table[name][2]), module.__dict__)
+        patch = _patches.get(name)
+        if patch is not None:
+            patch(module)
 
     def is_package(self, fullname):
         return self._table[fullname][0]

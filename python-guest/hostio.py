@@ -1,8 +1,9 @@
 """What the guest asks of the host instead of WASI: output (sys.stdout, sys.stderr), which the
 host bounds and reports, Python's warnings, sleeping (time.sleep), which the host can cut short on
-a cancel, and the backend's process id and CPU time; and asyncio and threading's waits made to run
-without what WASI lacks."""
+a cancel, and the backend's process id and CPU time; and asyncio and threading's waits, and
+sqlite3's temporary storage, made to work without what WASI lacks."""
 
+import functools
 import io
 import math
 import os
@@ -12,6 +13,7 @@ import time
 import traceback
 import warnings
 
+import bundled_stdlib
 from wit_world.imports import host
 
 
@@ -110,6 +112,21 @@ def _no_self_pipe(loop):
     pass
 
 
+def _sqlite_temp_store_in_memory(dbapi2):
+    """SQLite spills a large sort or index build to a temporary file, which the guest cannot make
+    ("disk I/O error"): the connections `sqlite3.connect` makes keep them in memory instead."""
+    connect = dbapi2.connect
+
+    @functools.wraps(connect)
+    def connect_in_memory(*args, **kwargs):
+        connection = connect(*args, **kwargs)
+        if isinstance(connection, dbapi2.Connection):
+            dbapi2.Connection.execute(connection, "PRAGMA temp_store = MEMORY").close()
+        return connection
+
+    dbapi2.connect = connect_in_memory
+
+
 # PostgreSQL's LOG level: the server's log, not the client (by default).
 _LOG = 15
 
@@ -149,3 +166,5 @@ def install():
 
     loop = selector_events.BaseSelectorEventLoop
     loop._make_self_pipe = loop._close_self_pipe = loop._write_to_self = _no_self_pipe
+    # (`sqlite3` takes `connect` from `sqlite3.dbapi2` once this has run.)
+    bundled_stdlib.after_import("sqlite3.dbapi2", _sqlite_temp_store_in_memory)

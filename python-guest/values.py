@@ -933,9 +933,13 @@ def dumps_json(obj):
         # A Decimal (or something not serialisable at all): the exact, slower path says which.
         pass
     except ValueError as exc:
-        if str(exc).startswith("Circular reference"):
+        message = str(exc)
+        if message.startswith("Circular reference"):
             raise _circular() from None
-        raise ConversionError("22P02", "cannot convert NaN or Infinity to JSON") from None
+        if message.startswith("Out of range float values"):
+            raise ConversionError("22P02", "cannot convert NaN or Infinity to JSON") from None
+        # The object's own methods raised it (or an int too long for sys.set_int_max_str_digits).
+        raise
     parts = []
     _dump_exact(obj, parts, set())
     return "".join(parts)

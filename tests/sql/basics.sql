@@ -204,6 +204,20 @@ plpy.notice("busy cpu > 0: %s, os.times: %s" % (time.process_time() > cpu, os.ti
 plpy.notice("getpid: %s" % (os.getpid() == plpy.execute("SELECT pg_backend_pid() AS p")[0]["p"]))
 $$ LANGUAGE plpywasm;
 
+-- sqlite3 keeps what it would spill to temporary files (a large index build or sort) in memory:
+-- there are no files.
+CREATE FUNCTION sqlite_spills(n int, autocommit bool) RETURNS text LANGUAGE plpywasm AS $$
+import sqlite3
+c = sqlite3.connect(":memory:", autocommit=autocommit)
+c.execute("create table t(a integer primary key, b text)")
+c.executemany("insert into t(b) values (?)", ((f"s{i % 100}",) for i in range(n)))
+c.execute("create index ib on t(b)")
+found = c.execute("select count(*) from t where b = 's7'").fetchone()[0]
+last = c.execute("select b, max(a) from t group by b order by 2 desc limit 1").fetchone()
+return "%s %s" % (found, last)
+$$;
+SELECT sqlite_spills(100000, true), sqlite_spills(100000, false);
+
 -- zoneinfo has the IANA time zone database (carried in the guest: there are no files).
 CREATE FUNCTION wall_clock(t timestamptz, zone text) RETURNS text LANGUAGE plpywasm AS $$
 import zoneinfo
