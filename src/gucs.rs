@@ -38,6 +38,10 @@ pub fn register() {
         GucContext::Suset,
         GucFlags::UNIT_KB,
     );
+    // A misspelt `plpywasm.` setting is an error, as plpgsql's are, not a placeholder that leaves
+    // the limit an operator meant to lower as it was.
+    // SAFETY: a static C string; called once, from _PG_init.
+    unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"plpywasm".as_ptr()) };
 }
 
 pub fn memory_limit_bytes() -> usize {

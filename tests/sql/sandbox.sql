@@ -87,6 +87,8 @@ SELECT sqlstate_of($$SET plpywasm.memory_limit = '1GB'$$);
 -- Nor may a superuser set it below what an interpreter starts with.
 RESET ROLE;
 SELECT sqlstate_of($$SET plpywasm.memory_limit = '16MB'$$);
+-- A misspelt setting is refused, not kept as a placeholder that limits nothing.
+SELECT sqlstate_of($$SET plpywasm.memory_limt = '64MB'$$);
 -- A query result, or an argument, with no room left in the interpreter is a MemoryError that
 -- Python can catch, and the interpreter and its GD live on: not a cancel (the guest's runtime,
 -- given no memory, writes where the stop flag lies), nor a trap.
