@@ -309,6 +309,7 @@ impl Database for Spi {
         let level = match level {
             13 => pg_sys::DEBUG2,
             15 => pg_sys::LOG,
+            16 => pg_sys::LOG_SERVER_ONLY,
             17 => pg_sys::INFO,
             18 => pg_sys::NOTICE,
             _ => pg_sys::WARNING,
@@ -583,6 +584,10 @@ impl Database for Spi {
         let Ok(name) = CString::new(name) else { return String::new() };
         let quoted = unsafe { CStr::from_ptr(pg_sys::quote_identifier(name.as_ptr())) };
         quoted.to_string_lossy().into_owned()
+    }
+
+    fn closing(&self) -> bool {
+        SCOPE.with(Cell::get).refused
     }
 }
 

@@ -343,13 +343,15 @@ fn finish<T>(outcome: Result<(Result<T, PlError>, Output), PlError>) -> Result<T
     result
 }
 
-/// `print()` becomes NOTICE lines and `sys.stderr` WARNING lines, in the order written, in the
-/// server encoding as plpy's messages are (see `error::report`).
+/// `print()` becomes NOTICE lines and `sys.stderr` WARNING lines (a closing generator's, the
+/// server's log's), in the order written, in the server encoding as plpy's messages are (see
+/// `error::report`).
 fn report(output: Output) {
     for (stream, line) in output.lines {
         let level = match stream {
             Stream::Stdout => pg_sys::NOTICE,
             Stream::Stderr => pg_sys::WARNING,
+            Stream::Log => pg_sys::LOG_SERVER_ONLY,
         } as i32;
         // Guarded: sending a message can fail (a character the client's encoding lacks).
         unsafe { pg_sys::ffi::pg_guard_ffi_boundary(|| crate::error::report(level, 0, line, None, None, Vec::new(), None, c"report")) };

@@ -110,7 +110,11 @@ impl host::Host for HostState {
     ) -> wasmtime::Result<Result<(), DbError>> {
         // What the guest printed so far comes first, so that messages keep the order they were made in.
         for (stream, line) in self.output.drain_lines() {
-            let level = if stream == Stream::Stderr { WARNING } else { NOTICE };
+            let level = match stream {
+                Stream::Stdout => NOTICE,
+                Stream::Stderr => WARNING,
+                Stream::Log => LOG_SERVER_ONLY,
+            };
             match self.database.report(level, &line, None, None, None, Vec::new()) {
                 Ok(Ok(())) => {}
                 failed => return failed.map_err(|Canceled| Trap::Interrupt.into()),
@@ -126,7 +130,11 @@ impl host::Host for HostState {
     }
 
     fn write_output(&mut self, fd: u8, text: String) {
-        let stream = if fd == 2 { Stream::Stderr } else { Stream::Stdout };
+        let stream = match fd {
+            _ if self.database.closing() => Stream::Log,
+            2 => Stream::Stderr,
+            _ => Stream::Stdout,
+        };
         self.output.write(stream, &text);
     }
 
@@ -221,6 +229,7 @@ impl ResourceLimiter for Limiter {
 }
 
 /// PostgreSQL's elog levels for output written between `plpy` messages.
+const LOG_SERVER_ONLY: u8 = 16;
 const NOTICE: u8 = 18;
 const WARNING: u8 = 19;
 

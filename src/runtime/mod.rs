@@ -59,6 +59,9 @@ pub trait Database: Sync {
     fn transaction(&self, step: TransactionStep) -> Result<Result<(), DbError>, Canceled>;
     /// plpy.quote_ident.
     fn quote_ident(&self, name: &str) -> String;
+    /// Whether the guest is closing a set its query stopped reading (see `spi::without_queries`):
+    /// what it prints then is for the server's log only.
+    fn closing(&self) -> bool;
 }
 
 /// A query the backend was asked to cancel (or to end): the guest stops, as in running code.

@@ -5,6 +5,9 @@
 pub enum Stream {
     Stdout,
     Stderr,
+    /// Either, by a generator closed after its query ended: for the server's log only, where
+    /// what the close raises goes too.
+    Log,
 }
 
 /// Output collected during one guest call; the host reports it once the call has returned.
@@ -13,7 +16,7 @@ pub struct Output {
     pub lines: Vec<(Stream, String)>,
     /// Bytes dropped because the call exceeded its output budget.
     pub dropped: usize,
-    partial: [String; 2],
+    partial: [String; 3],
     written: usize,
     budget: usize,
 }
@@ -58,7 +61,7 @@ impl Output {
     /// with the same budget, for the next one.
     pub(crate) fn take(&mut self) -> Output {
         let mut done = std::mem::replace(self, Output::with_budget(self.budget));
-        for (stream, partial) in [Stream::Stdout, Stream::Stderr].into_iter().zip(std::mem::take(&mut done.partial)) {
+        for (stream, partial) in [Stream::Stdout, Stream::Stderr, Stream::Log].into_iter().zip(std::mem::take(&mut done.partial)) {
             if !partial.is_empty() {
                 done.lines.push((stream, partial));
             }

@@ -692,6 +692,7 @@ SELECT ok();
 -- A generator the query stopped reading is closed at the end of that query: its `finally` runs
 -- there, not in whatever call of the owner's comes next, and, as in PL/Python, it may run no
 -- queries (it runs as the query shuts down: as another role maybe, and amid a portal's drop).
+-- What it prints goes to the server's log (its plpy messages reach the client, as PL/Python's).
 CREATE TABLE closings(who text);
 GRANT INSERT, SELECT ON closings TO PUBLIC;
 CREATE FUNCTION counting(n int) RETURNS SETOF int LANGUAGE plpywasm AS $$
@@ -699,6 +700,7 @@ try:
     for i in range(n):
         yield i
 finally:
+    print("printed while closing")
     plpy.notice("closed")
     try:
         plpy.execute("INSERT INTO closings SELECT current_user")
