@@ -559,10 +559,17 @@ impl Database for Spi {
                 catching(|| end_explicit(keep))
             }
             TransactionStep::Commit | TransactionStep::Rollback => {
-                if open_here > 0 {
-                    return Ok(Err(db_error("2D000", "cannot commit while a subtransaction is active")));
-                }
                 let commit = matches!(step, TransactionStep::Commit);
+                // Refused as SPI_commit and SPI_rollback refuse it: their words, in their order
+                // (an atomic call first).
+                if open_here > 0 {
+                    let message = match (scope.access.atomic, commit) {
+                        (true, _) => "invalid transaction termination",
+                        (false, true) => "cannot commit while a subtransaction is active",
+                        (false, false) => "cannot roll back while a subtransaction is active",
+                    };
+                    return Ok(Err(db_error("2D000", message)));
+                }
                 crate::identity::ending_transaction(|| {
                     catching(|| unsafe {
                         if commit {

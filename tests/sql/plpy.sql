@@ -423,6 +423,19 @@ SELECT sqlstate_of($$CALL txn_demo()$$);
 ROLLBACK;
 CREATE FUNCTION commit_in_function() RETURNS int LANGUAGE plpywasm AS $$ plpy.commit() $$;
 SELECT sqlstate_of($$SELECT commit_in_function()$$);
+-- Nor inside plpy.subtransaction(): SPI's words, for a commit and for a rollback, and the
+-- function's refusal first.
+CREATE PROCEDURE end_in_subtransaction(commit bool) LANGUAGE plpywasm AS $$
+with plpy.subtransaction():
+    plpy.commit() if commit else plpy.rollback()
+$$;
+CREATE FUNCTION commit_in_subtransaction() RETURNS int LANGUAGE plpywasm AS $$
+with plpy.subtransaction():
+    plpy.commit()
+$$;
+CALL end_in_subtransaction(true);
+CALL end_in_subtransaction(false);
+SELECT sqlstate_of($$SELECT commit_in_subtransaction()$$);
 -- A cursor loop goes on across commits and rollbacks (its cursor becomes a held one), as in
 -- PL/Python and PL/pgSQL; a cursor over anything but a read-only query cannot.
 CREATE PROCEDURE commit_per_row() LANGUAGE plpywasm AS $$
