@@ -495,7 +495,7 @@ _NO_SUBTRANSACTION = "there is no subtransaction to exit from"
 class _Subtransaction:
     """`with plpy.subtransaction():` — the block's work is undone if it raises."""
 
-    __slots__ = ("_entered", "_exited")
+    __slots__ = ("_entered", "_exited", "_cursors")
 
     def __init__(self):
         self._entered = self._exited = False
@@ -505,7 +505,8 @@ class _Subtransaction:
             raise ValueError("this subtransaction has already been entered")
         _spi(_database.transaction, _TransactionStep.BEGIN_SUB)
         self._entered = True
-        _subtransaction_cursors.append(_weakref.WeakSet())
+        self._cursors = _weakref.WeakSet()
+        _subtransaction_cursors.append(self._cursors)
         return self
 
     def __exit__(self, exc_type, exc, tb):
@@ -513,26 +514,31 @@ class _Subtransaction:
             raise ValueError("this subtransaction has not been entered")
         if self._exited:
             raise ValueError("this subtransaction has already been exited")
-        self._exited = True
-        opened = _subtransaction_cursors.pop() if _subtransaction_cursors else ()
         try:
             _spi(_database.transaction, _TransactionStep.ROLLBACK_SUB if exc_type else _TransactionStep.RELEASE_SUB)
             aborted = exc_type is not None
         except _BY_SQLSTATE["25000"] as error:
             if error.args[0] != _NO_SUBTRANSACTION:
                 raise
-            # Aborted, with a warning, when the call that entered it returned (a generator yielded
-            # inside the block, or it was kept for a later call). An error the block raised goes
-            # on rather than this one.
+            # None is open in this call. Either it was aborted, with a warning, when the call
+            # that entered it returned (a generator yielded inside the block, or it was kept for
+            # a later call), and an error the block raised goes on rather than this one; or a
+            # call nested in the one that entered it tried to exit it, which leaves it as it was.
             if exc_type is None:
                 raise ValueError(_NO_SUBTRANSACTION) from None
             aborted = True
+        self._exited = True
+        # Its own set, wherever it is in the stack: an exit out of order must not take another's.
+        for position in range(len(_subtransaction_cursors) - 1, -1, -1):
+            if _subtransaction_cursors[position] is self._cursors:
+                del _subtransaction_cursors[position]
+                break
         if aborted:
-            for cursor in opened:
+            for cursor in self._cursors:
                 cursor._aborted = True
                 cursor._buffer.clear()
         elif _subtransaction_cursors:
-            _subtransaction_cursors[-1].update(opened)
+            _subtransaction_cursors[-1].update(self._cursors)
         return False
 
     enter = __enter__

@@ -498,6 +498,22 @@ with plpy.subtransaction():
 $$;
 SELECT sqlstate_of('SELECT yields_in_subxact(false)');
 SELECT sqlstate_of('SELECT yields_in_subxact(true)');
+-- A call nested in the one that entered a subtransaction cannot exit it, and leaves it as it
+-- was, for the call that entered it to release.
+CREATE FUNCTION exits_outer() RETURNS text LANGUAGE plpywasm AS $$
+try:
+    GD["outer"].__exit__(None, None, None)
+except ValueError as e:
+    return str(e)
+$$;
+DO $$
+s = GD["outer"] = plpy.subtransaction()
+s.__enter__()
+plpy.execute("INSERT INTO txn_tbl VALUES (201)")
+plpy.notice(plpy.execute("SELECT exits_outer() AS r")[0]["r"])
+s.__exit__(None, None, None)
+$$ LANGUAGE plpywasm;
+SELECT count(*) FROM txn_tbl WHERE i = 201;
 RESET ROLE;
 
 -- Result rows are dicts by column name, whatever the names; a repeated name keeps its last value.
