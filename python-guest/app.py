@@ -113,6 +113,7 @@ class Guest(exports.Guest):
     def take_error(self):
         global _error
         error, _error = _error, None
+        _collect_after(error)
         return error
 
     def call_trigger(self, handle):
@@ -139,6 +140,7 @@ class Guest(exports.Guest):
     def run_inline(self, body):
         error = procedures.run_inline(body)
         if error is not None:
+            _collect_after(error)
             raise Err(error)
 
     def memory_probe(self):
@@ -410,6 +412,14 @@ def _abandon(iterator, exc):
     if entry is not None:
         _close(entry[0])
     _failed(exc, fetching=True)
+
+
+def _collect_after(error):
+    """Collects garbage after a call ran out of memory: what only reference cycles hold (a
+    sqlite3 connection, say) is freed by nothing else, as the allocations that would start a
+    collection fail first."""
+    if error is not None and error.class_name == "MemoryError":
+        gc.collect()
 
 
 def _failed(exc, making=procedures.RETURN_VALUE, fetching=False):

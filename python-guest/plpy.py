@@ -495,7 +495,7 @@ _NO_SUBTRANSACTION = "there is no subtransaction to exit from"
 class _Subtransaction:
     """`with plpy.subtransaction():` — the block's work is undone if it raises."""
 
-    __slots__ = ("_entered", "_exited", "_cursors")
+    __slots__ = ("_entered", "_exited")
 
     def __init__(self):
         self._entered = self._exited = False
@@ -505,8 +505,7 @@ class _Subtransaction:
             raise ValueError("this subtransaction has already been entered")
         _spi(_database.transaction, _TransactionStep.BEGIN_SUB)
         self._entered = True
-        self._cursors = _weakref.WeakSet()
-        _subtransaction_cursors.append(self._cursors)
+        _subtransaction_cursors.append(_weakref.WeakSet())
         return self
 
     def __exit__(self, exc_type, exc, tb):
@@ -528,17 +527,14 @@ class _Subtransaction:
                 raise ValueError(_NO_SUBTRANSACTION) from None
             aborted = True
         self._exited = True
-        # Its own set, wherever it is in the stack: an exit out of order must not take another's.
-        for position in range(len(_subtransaction_cursors) - 1, -1, -1):
-            if _subtransaction_cursors[position] is self._cursors:
-                del _subtransaction_cursors[position]
-                break
+        # The innermost one's: SPI ends the innermost subtransaction, whichever object exits.
+        opened = _subtransaction_cursors.pop() if _subtransaction_cursors else ()
         if aborted:
-            for cursor in self._cursors:
+            for cursor in opened:
                 cursor._aborted = True
                 cursor._buffer.clear()
         elif _subtransaction_cursors:
-            _subtransaction_cursors[-1].update(self._cursors)
+            _subtransaction_cursors[-1].update(opened)
         return False
 
     enter = __enter__

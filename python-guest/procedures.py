@@ -3,6 +3,7 @@
 import ast
 import builtins
 import copy
+import gc
 import itertools
 import keyword
 import sys
@@ -162,10 +163,20 @@ def compile_procedure(name, params, body):
     """Makes `body` the body of a `def` whose parameters are `params`; line numbers stay body-relative."""
     filename, label = _filename('function "%s"' % name)
     try:
-        return _define(name, params, _parse(body, filename, label), filename)
+        return _defined(name, params, body, filename, label)
     except BaseException:
         _sources.pop(filename, None)
         raise
+
+
+def _defined(name, params, body, filename, label):
+    """The function of `body`. Out of memory, it tries once more after a collection, which may
+    free what only reference cycles held (CPython's compiler may then say SystemError)."""
+    try:
+        return _define(name, params, _parse(body, filename, label), filename)
+    except (MemoryError, SystemError):
+        gc.collect()
+        return _define(name, params, _parse(body, filename, label), filename)
 
 
 def _define(name, params, tree, filename):
@@ -244,7 +255,7 @@ def run_inline(body):
     filename, label = _filename("anonymous code block")
     try:
         try:
-            block = _define(_PROCEDURE_NAME, [], _parse(body, filename, label), filename)
+            block = _defined(_PROCEDURE_NAME, [], body, filename, label)
         except BaseException as exc:
             return describe(exc, compiling=True)
         try:

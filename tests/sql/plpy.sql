@@ -514,6 +514,24 @@ plpy.notice(plpy.execute("SELECT exits_outer() AS r")[0]["r"])
 s.__exit__(None, None, None)
 $$ LANGUAGE plpywasm;
 SELECT count(*) FROM txn_tbl WHERE i = 201;
+-- Exited out of order, a subtransaction ends the innermost one, as SPI does, and the cursors
+-- opened in that one go with it.
+DO $$
+outer = plpy.subtransaction()
+outer.__enter__()
+first = plpy.cursor("SELECT generate_series(1, 3) AS i")
+inner = plpy.subtransaction()
+inner.__enter__()
+second = plpy.cursor("SELECT generate_series(1, 3) AS i")
+outer.__exit__(ValueError, ValueError("out of order"), None)
+plpy.notice(first.fetch(1)[0]["i"])
+try:
+    second.fetch(1)
+except ValueError as e:
+    plpy.notice(e)
+inner.__exit__(None, None, None)
+plpy.notice(first.fetch(1)[0]["i"])
+$$ LANGUAGE plpywasm;
 RESET ROLE;
 
 -- Result rows are dicts by column name, whatever the names; a repeated name keeps its last value.

@@ -108,7 +108,20 @@ SELECT read_20mb();
 SELECT sqlstate_of($$SELECT length_of(repeat('x', 20000000))$$);
 SELECT read_20mb();
 SELECT length_of(repeat('x', 500000));
-DROP FUNCTION read_20mb(), length_of(text);
+-- What only a reference cycle holds (a sqlite3 connection's database) is collected after a
+-- MemoryError: the interpreter goes on, and functions new to it compile.
+CREATE FUNCTION sqlite_bomb() RETURNS text LANGUAGE plpywasm AS $$
+import sqlite3
+c = sqlite3.connect(":memory:")
+c.execute("CREATE TEMP TABLE t(x)")
+c.execute("INSERT INTO t WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 50000000) SELECT randomblob(200) FROM r")
+$$;
+CREATE FUNCTION calls_so_far() RETURNS int LANGUAGE plpywasm AS $$ return GD["calls"] $$;
+ALTER FUNCTION sqlite_bomb() OWNER TO small_memory;
+ALTER FUNCTION calls_so_far() OWNER TO small_memory;
+SELECT split_part(sqlstate_of($$SELECT sqlite_bomb()$$), ':', 1) AS out_of_memory;
+SELECT calls_so_far();
+DROP FUNCTION read_20mb(), length_of(text), sqlite_bomb(), calls_so_far();
 DROP ROLE small_memory;
 RESET plpywasm.memory_limit;
 SET ROLE alice;
