@@ -503,10 +503,12 @@ impl Database for Spi {
             let portal = live_portal(&cursor);
             // Stepping back over the rows iteration read ahead: over the end too, if it went past it.
             let count = if ahead && unsafe { (*portal).atEnd } { count - 1 } else { count };
-            // Forward with a negative count is backward, as FETCH has it.
+            // Forward with a negative count is backward, as FETCH has it. Refused once the rows
+            // outgrow plpywasm.memory_limit, as a statement's are, not after all are fetched.
             let count = std::ffi::c_long::try_from(count).unwrap_or(std::ffi::c_long::MAX);
-            unsafe { pg_sys::SPI_cursor_fetch(portal, true, count) };
-            unsafe { take_fetched(&cursor, described) }
+            let mut received = Received::whole();
+            unsafe { received.fetch(portal, count) };
+            unsafe { received.fetched(&cursor, described, portal) }
         })
     }
 
@@ -871,12 +873,7 @@ impl Received {
         let mut want = 1;
         loop {
             let before = self.tuples.len();
-            unsafe { pg_sys::PortalRunFetch(portal, pg_sys::FetchDirection::FETCH_FORWARD, want, &mut self.receiver) };
-            // The portal's query keeps the destination it last ran with: not this one, soon gone.
-            let query = unsafe { (*portal).queryDesc };
-            if !query.is_null() {
-                unsafe { (*query).dest = pg_sys::None_Receiver };
-            }
+            unsafe { self.fetch(portal, want) };
             let size = self.size();
             let left = count.saturating_sub(self.tuples.len() as i64);
             let room = budget.saturating_sub(size) / (size / self.tuples.len().max(1)).max(1);
@@ -885,6 +882,30 @@ impl Received {
             }
             want = std::ffi::c_long::try_from(left.min(room.min(MOST_AT_ONCE) as i64)).unwrap_or(1);
         }
+    }
+
+    /// Fetches `count` rows from `portal` into this, backward if it is negative, as FETCH does.
+    ///
+    /// # Safety
+    /// `portal` must be a live portal; call inside [`in_subtransaction`].
+    unsafe fn fetch(&mut self, portal: pg_sys::Portal, count: std::ffi::c_long) {
+        unsafe { pg_sys::PortalRunFetch(portal, pg_sys::FetchDirection::FETCH_FORWARD, count, &mut self.receiver) };
+        // The portal's query keeps the destination it last ran with: not this one, soon gone.
+        let query = unsafe { (*portal).queryDesc };
+        if !query.is_null() {
+            unsafe { (*query).dest = pg_sys::None_Receiver };
+        }
+    }
+
+    /// The rows fetched from `cursor`'s `portal`, for the guest; its columns described unless the
+    /// guest has them already.
+    ///
+    /// # Safety
+    /// Call inside the [`in_subtransaction`] that fetched them.
+    unsafe fn fetched(&self, cursor: &OpenCursor, described: bool, portal: pg_sys::Portal) -> Rows {
+        let tupdesc = if self.tupdesc.is_null() { unsafe { (*portal).tupDesc } } else { self.tupdesc };
+        let (status, processed) = (pg_sys::SPI_OK_FETCH as i32, self.tuples.len() as i64);
+        unsafe { cursor.columns(tupdesc).reply(status, processed, !described, tupdesc, &self.tuples, self.size()) }
     }
 
     /// The memory the rows take once read.
@@ -1256,23 +1277,6 @@ unsafe fn take_rows(status: i32) -> Rows {
     }
 }
 
-/// The rows a fetch from `cursor` left in `SPI_tuptable`, as [`take_rows`] takes them, with the
-/// cursor's columns, and without their description if the guest has it (`described`).
-///
-/// # Safety
-/// Call right after SPI_cursor_fetch, inside [`in_subtransaction`] (it may raise errors).
-unsafe fn take_fetched(cursor: &OpenCursor, described: bool) -> Rows {
-    unsafe {
-        let processed = pg_sys::SPI_processed;
-        let table = pg_sys::SPI_tuptable;
-        let tupdesc = (*table).tupdesc;
-        let (tuples, size) = spi_table(table, processed);
-        let reply = cursor.columns(tupdesc).reply(pg_sys::SPI_OK_FETCH as i32, processed as i64, !described, tupdesc, tuples, size);
-        pg_sys::SPI_freetuptable(table);
-        reply
-    }
-}
-
 /// The `processed` rows of an SPI tuple table, and what they take once read (see [`expansion`]).
 ///
 /// # Safety
@@ -1349,7 +1353,7 @@ fn too_large(size: usize) -> ! {
         ERROR,
         PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
         format!("query result of {} MB does not fit in plpywasm.memory_limit", size >> 20),
-        "Read it in parts with plpy.cursor()."
+        "Read it in parts: with plpy.cursor(), and fewer rows to a fetch."
     );
 }
 
