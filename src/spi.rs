@@ -339,16 +339,12 @@ impl Database for Spi {
         // connection made inside it.
         in_subtransaction(|| {
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-            // Several statements go SPI's own way: it keeps the last one's rows, which a
+            // Several statements go SPI's own way, guarded: it keeps the last one's rows, which a
             // destination of our own could not tell from the others'.
             let mut received = one_statement(query.as_bytes()).then(Received::whole);
-            let query = in_server_encoding(&query);
-            let status = match &mut received {
-                Some(received) => unsafe {
-                    pg_sys::SPI_execute_extended(query, &execute_options(received, limit, std::ptr::null_mut()))
-                },
-                None => unsafe { pg_sys::SPI_execute(query, read_only(), limit) },
-            };
+            let mut guarded = received.is_none().then(Guarded::new);
+            let options = execute_options(destination(&mut received, &mut guarded), limit, std::ptr::null_mut());
+            let status = unsafe { pg_sys::SPI_execute_extended(in_server_encoding(&query), &options) };
             unsafe { statement_rows("SPI_execute", status, received) }
         })
         .map(Result::flatten)
@@ -400,17 +396,14 @@ impl Database for Spi {
         };
         let done = in_subtransaction(|| {
             prepared.refresh();
-            let (mut values, nulls) = param_values(&prepared.params.borrow(), params);
+            let (values, nulls) = param_values(&prepared.params.borrow(), params);
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
             let statements = unsafe { PgList::<pg_sys::CachedPlanSource>::from_pg(pg_sys::SPI_plan_get_plan_sources(prepared.plan)) };
             let mut received = (statements.len() == 1).then(Received::whole);
-            let status = match &mut received {
-                Some(received) => unsafe {
-                    let params = param_list(prepared.plan, &values, &nulls);
-                    pg_sys::SPI_execute_plan_extended(prepared.plan, &execute_options(received, limit, params))
-                },
-                None => unsafe { pg_sys::SPI_execute_plan(prepared.plan, values.as_mut_ptr(), nulls.as_ptr(), read_only(), limit) },
-            };
+            let mut guarded = received.is_none().then(Guarded::new);
+            let params = unsafe { param_list(prepared.plan, &values, &nulls) };
+            let options = execute_options(destination(&mut received, &mut guarded), limit, params);
+            let status = unsafe { pg_sys::SPI_execute_plan_extended(prepared.plan, &options) };
             unsafe { statement_rows("SPI_execute_plan", status, received) }
         });
         used(prepared);
@@ -1314,15 +1307,82 @@ unsafe fn statement_rows(call: &str, status: i32, received: Option<Box<Received>
     })
 }
 
-/// How plpy.execute runs a statement: its rows go to `received`, which holds them to the limit.
-fn execute_options(received: &mut Received, limit: i64, params: pg_sys::ParamListInfo) -> pg_sys::SPIExecuteOptions {
+/// Where a statement's rows go: into `received`, for one statement; else into SPI's own, `guarded`.
+fn destination<'a>(received: &'a mut Option<Box<Received>>, guarded: &'a mut Option<Box<Guarded>>) -> &'a mut pg_sys::DestReceiver {
+    match (received, guarded) {
+        (Some(received), _) => &mut received.receiver,
+        (None, Some(guarded)) => &mut guarded.receiver,
+        (None, None) => unreachable!("a destination for one statement or for several"),
+    }
+}
+
+/// How plpy.execute runs a statement: its rows go to `dest`, which holds them to the limit.
+fn execute_options(dest: &mut pg_sys::DestReceiver, limit: i64, params: pg_sys::ParamListInfo) -> pg_sys::SPIExecuteOptions {
     pg_sys::SPIExecuteOptions {
         params,
         read_only: read_only(),
         tcount: limit as u64,
-        dest: &mut received.receiver,
+        dest,
         ..Default::default()
     }
+}
+
+/// SPI's own destination, for a query of several statements, refusing each statement's rows as
+/// soon as they outgrow plpywasm.memory_limit, as [`Received::whole`] does one statement's: SPI
+/// would hold them all first. It says it is SPI's, so that SPI treats the rows as its own.
+#[repr(C)]
+struct Guarded {
+    /// First, as PostgreSQL calls back with a pointer to it.
+    receiver: pg_sys::DestReceiver,
+    spi: *mut pg_sys::DestReceiver,
+    tupdesc: pg_sys::TupleDesc,
+    /// What the statement's rows take once read (see [`expansion`]).
+    size: usize,
+}
+
+impl Guarded {
+    fn new() -> Box<Self> {
+        let spi = unsafe { pg_sys::CreateDestReceiver(pg_sys::CommandDest::DestSPI) };
+        let receiver = pg_sys::DestReceiver {
+            receiveSlot: Some(guarded_slot),
+            rStartup: Some(guarded_startup),
+            rShutdown: Some(guarded_shutdown),
+            rDestroy: Some(receive_nothing),
+            mydest: pg_sys::CommandDest::DestSPI,
+        };
+        Box::new(Guarded { receiver, spi, tupdesc: std::ptr::null_mut(), size: 0 })
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn guarded_startup(receiver: *mut pg_sys::DestReceiver, operation: i32, tupdesc: pg_sys::TupleDesc) {
+    let guarded = unsafe { &mut *receiver.cast::<Guarded>() };
+    // Each statement anew: SPI frees the rows of the one before once this one's are kept.
+    guarded.tupdesc = tupdesc;
+    guarded.size = 0;
+    unsafe { (*guarded.spi).rStartup.expect("SPI's destination starts")(guarded.spi, operation, tupdesc) };
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn guarded_shutdown(receiver: *mut pg_sys::DestReceiver) {
+    let guarded = unsafe { &mut *receiver.cast::<Guarded>() };
+    unsafe { (*guarded.spi).rShutdown.expect("SPI's destination ends")(guarded.spi) };
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn guarded_slot(slot: *mut pg_sys::TupleTableSlot, receiver: *mut pg_sys::DestReceiver) -> bool {
+    let guarded = unsafe { &mut *receiver.cast::<Guarded>() };
+    let kept = unsafe { (*guarded.spi).receiveSlot.expect("SPI's destination takes rows")(slot, guarded.spi) };
+    let mut copied = false;
+    let tuple = unsafe { pg_sys::ExecFetchSlotHeapTuple(slot, false, &mut copied) };
+    guarded.size += unsafe { (*tuple).t_len as usize + expansion(guarded.tupdesc, tuple) };
+    if copied {
+        unsafe { pg_sys::heap_freetuple(tuple) };
+    }
+    if guarded.size > crate::gucs::memory_limit_bytes() {
+        too_large(guarded.size);
+    }
+    kept
 }
 
 /// A plan's parameter values as SPI_execute_plan_extended takes them.

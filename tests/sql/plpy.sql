@@ -207,9 +207,13 @@ $$ LANGUAGE plpywasm;
 -- Utility statements that return rows give them, counted, as SPI's own result would; a string of
 -- several statements gives the last one's rows.
 DO $$
-for query in ("SHOW DateStyle", "EXPLAIN (COSTS OFF) SELECT 1", "SELECT 1 AS a; SELECT 2 AS b", "SELECT ';' AS semicolon;"):
+for query in ("SHOW DateStyle", "EXPLAIN (COSTS OFF) SELECT 1", "SELECT 1 AS a; SELECT 2 AS b", "SELECT ';' AS semicolon;",
+              "SELECT 1 AS a; SET LOCAL work_mem = '5MB'", "SET LOCAL work_mem = '6MB'; SHOW work_mem",
+              "SELECT 1 AS a; SELECT 2 AS b WHERE false"):
     result = plpy.execute(query)
     plpy.notice(result.status(), result.nrows(), list(result))
+plan = plpy.prepare("SELECT $1 AS a; SELECT $1 + 1 AS b", ["int"])
+plpy.notice(list(plan.execute([41])))
 $$ LANGUAGE plpywasm;
 -- A NUL character, which SQL text cannot hold, is 22021 in a query and in a type name alike.
 DO $$

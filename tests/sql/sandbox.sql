@@ -461,17 +461,18 @@ except plpy.SPIError as e:
     return "%s %s" % (e.sqlstate, e.detail)
 $$;
 SELECT huge_result();
--- So is a fetch from a cursor of more than fits, as soon as its rows outgrow the limit: not once
--- the backend holds them all.
-CREATE FUNCTION huge_fetch() RETURNS text LANGUAGE plpywasm AS $$
-cursor = plpy.cursor("SELECT repeat('x', 1000) AS x FROM generate_series(1, 2000000)")
+-- So are a fetch from a cursor, and the last rows of a query of several statements (SPI's), of
+-- more than fits, as soon as the rows outgrow the limit: not once the backend holds them all.
+CREATE FUNCTION refused_early(reading text) RETURNS text LANGUAGE plpywasm AS $$
+rows = "SELECT repeat('x', 1000) AS x FROM generate_series(1, 2000000)"
 try:
-    cursor.fetch(10**9)
+    eval(reading)
 except plpy.SPIError as e:
     held = int(e.args[0].split(" of ")[1].split(" MB")[0])
     return "%s, refused with %s MB held" % (e.sqlstate, "under 200" if held < 200 else held)
 $$;
-SELECT huge_fetch();
+SELECT refused_early('plpy.cursor(rows).fetch(10**9)'), refused_early('plpy.execute("SELECT 1; " + rows)'),
+       refused_early('plpy.prepare("SELECT 1; " + rows).execute()');
 -- A cursor reads it, however large, and iteration reads ahead no more rows than fit: 40 rows of
 -- 4 MB are more than the limit together, not one at a time.
 DO $$
