@@ -99,6 +99,16 @@ impl OpenCursor {
         (self.alive.get() && portal == self.portal && !portal.is_null()).then_some(portal)
     }
 
+    /// After a fetch that raised: a portal that failed can run no more, and a commit or rollback
+    /// must not try to keep it (PostgreSQL's "pinned portal is not ready to be auto-held").
+    fn unpin_if_failed(&self) {
+        if let Some(portal) = self.portal() {
+            if unsafe { (*portal).status } == pg_sys::PortalStatus::PORTAL_FAILED {
+                unsafe { unpin(portal) };
+            }
+        }
+    }
+
     /// Its columns, made from `tupdesc` (the portal's) at the first fetch that needs them.
     ///
     /// # Safety
@@ -492,7 +502,7 @@ impl Database for Spi {
         if ahead && count > 0 {
             return fetch_ahead(&cursor, count);
         }
-        in_subtransaction(|| {
+        let fetched = in_subtransaction(|| {
             let portal = live_portal(&cursor);
             // Stepping back over the rows iteration read ahead: over the end too, if it went past it.
             let count = if ahead && unsafe { (*portal).atEnd } { count - 1 } else { count };
@@ -502,7 +512,11 @@ impl Database for Spi {
             let mut received = Received::whole();
             unsafe { received.fetch(portal, count) };
             unsafe { received.fetched(&cursor, described, portal) }
-        })
+        });
+        if matches!(fetched, Ok(Err(_))) {
+            cursor.unpin_if_failed();
+        }
+        fetched
     }
 
     fn close_cursor(&self, interpreter: u64, cursor: u32) -> Result<Result<(), DbError>, Canceled> {
@@ -759,10 +773,7 @@ fn fetch_ahead(cursor: &OpenCursor, count: i64) -> Result<Result<Rows, DbError>,
     let failed = match in_subtransaction(|| unsafe { received.run(live_portal(cursor), count) })? {
         Ok(()) => None,
         Err(failed) => {
-            // The failed portal can run no more: a commit or rollback must not try to keep it.
-            if let Some(portal) = cursor.portal() {
-                unsafe { unpin(portal) };
-            }
+            cursor.unpin_if_failed();
             if received.tuples.is_empty() {
                 return Ok(Err(failed));
             }

@@ -460,6 +460,17 @@ for row in plpy.cursor("UPDATE txn_tbl SET i = i WHERE i >= 1000 RETURNING i"):
     plpy.commit()
 $$;
 CALL commit_in_update_loop();
+-- A cursor whose fetch failed is not kept by the commit after it (as after iteration that failed).
+CREATE PROCEDURE commit_after_failed_fetch() LANGUAGE plpywasm AS $$
+cursor = plpy.cursor("SELECT 1 / (i - 3) AS x FROM generate_series(1, 5) i")
+try:
+    cursor.fetch(5)
+except plpy.spiexceptions.DivisionByZero as e:
+    plpy.notice(e.sqlstate)
+plpy.commit()
+plpy.notice("committed")
+$$;
+CALL commit_after_failed_fetch();
 -- A cursor kept in GD ends with its transaction, unless a commit made it a held one; then it
 -- lives until closed.
 CREATE FUNCTION keep_cursor() RETURNS int LANGUAGE plpywasm AS $$
