@@ -457,6 +457,9 @@ def _json_text(obj):
     try:
         text = (_JSON_SOURCES and _json_source(obj)) or dumps_json(obj)
     except TypeError as exc:
+        if not str(exc).startswith(("Object of type ", "keys must be ")):
+            # The object's own methods raised it.
+            raise
         raise ConversionError("42804", "could not convert Python object to JSON: %s" % exc) from None
     # A lone surrogate (a json value's "\ud800" read in) can only be in a string: escaped, as read.
     return text if text.isascii() else _LONE_SURROGATE.sub(_escaped_surrogate, text)

@@ -153,14 +153,16 @@ SELECT to_jsonb('None') IS NULL AS sql_null, to_jsonb('(1, 2)');
 SELECT sqlstate_of($$SELECT to_jsonb('{1, 2}')$$);
 SELECT sqlstate_of($$SELECT to_jsonb('float("nan")')$$);
 SELECT sqlstate_of($$SELECT to_jsonb('object()')$$);
--- A ValueError that the object's own code raises while it is encoded is that error, not NaN's.
-CREATE FUNCTION checked_jsonb() RETURNS jsonb LANGUAGE plpywasm AS $$
+-- A ValueError or TypeError that the object's own code raises while it is encoded is that error,
+-- not NaN's or an unserialisable object's.
+CREATE FUNCTION checked_jsonb(error text) RETURNS jsonb LANGUAGE plpywasm AS $$
 class Checked(dict):
     def items(self):
-        raise ValueError("amount must be positive")
+        raise {"value": ValueError, "type": TypeError}[error]("amount must be positive")
 return Checked(amount=-1)
 $$;
-SELECT checked_jsonb();
+SELECT checked_jsonb('value');
+SELECT checked_jsonb('type');
 -- A value that contains itself, on the quick path and on the exact one (a Decimal in it); a value
 -- repeated is no cycle.
 SELECT sqlstate_of($$SELECT to_jsonb('(lambda l: (l.append(l), l)[1])([])')$$);
