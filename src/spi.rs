@@ -1014,10 +1014,7 @@ unsafe extern "C-unwind" fn receive_slot(slot: *mut pg_sys::TupleTableSlot, rece
     received.expansions.push(expansion);
     received.expanded += expansion;
     if received.whole {
-        let size = received.size();
-        if size > crate::gucs::memory_limit_bytes() {
-            too_large(size);
-        }
+        hold_to_limit(received.size());
     }
     true
 }
@@ -1390,9 +1387,7 @@ unsafe extern "C-unwind" fn guarded_slot(slot: *mut pg_sys::TupleTableSlot, rece
     if copied {
         unsafe { pg_sys::heap_freetuple(tuple) };
     }
-    if guarded.size > crate::gucs::memory_limit_bytes() {
-        too_large(guarded.size);
-    }
+    hold_to_limit(guarded.size);
     kept
 }
 
@@ -1418,14 +1413,16 @@ unsafe fn param_list(plan: pg_sys::SPIPlanPtr, values: &[Datum], nulls: &[c_char
     }
 }
 
-/// Refuses a result of `size` bytes, more than the interpreter may hold.
-fn too_large(size: usize) -> ! {
-    pgrx::ereport!(
-        ERROR,
-        PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-        format!("query result of {} MB does not fit in plpywasm.memory_limit", size >> 20),
-        "Read it in parts: with plpy.cursor(), and fewer rows to a fetch."
-    );
+/// Refuses a result of `size` bytes if that is more than the interpreter may hold.
+fn hold_to_limit(size: usize) {
+    if size > crate::gucs::memory_limit_bytes() {
+        pgrx::ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            format!("query result of {} MB does not fit in plpywasm.memory_limit", size >> 20),
+            "Read it in parts: with plpy.cursor(), and fewer rows to a fetch."
+        );
+    }
 }
 
 /// How much more than its copy `tuple` takes once read: a toasted value is still small in a
@@ -1519,9 +1516,7 @@ impl Columns {
     ) -> Rows {
         // Whatever does not fit in the interpreter must not be copied for it either: a result
         // larger than its memory limit would only grow the backend's own memory.
-        if size > crate::gucs::memory_limit_bytes() {
-            too_large(size);
-        }
+        hold_to_limit(size);
         let mut reply = reply_head(status, processed);
         if describe {
             reply.extend_from_slice(&self.description);
