@@ -17,7 +17,7 @@ use crate::error::{making, with_context, ContextArg, Phase, PlError, RETURN_VALU
 use crate::identity;
 use crate::interpreters::{abandon_set, close_set, with_interpreter};
 use crate::procedure::{Procedure, Resolved};
-use crate::runtime::{Node, Output, Stream};
+use crate::runtime::{Node, Output};
 use crate::spi::Access;
 
 /// Refuses a call `procedure` cannot take at all before it counts as running (no error context
@@ -347,12 +347,10 @@ fn finish<T>(outcome: Result<(Result<T, PlError>, Output), PlError>) -> Result<T
 /// server's log's), in the order written, in the server encoding as plpy's messages are (see
 /// `error::report`).
 fn report(output: Output) {
+    // (The guest's runtime knows the levels by number, as PostgreSQL 15 numbers them.)
+    const _: () = assert!(pg_sys::LOG_SERVER_ONLY == 16 && pg_sys::NOTICE == 18 && pg_sys::WARNING == 19);
     for (stream, line) in output.lines {
-        let level = match stream {
-            Stream::Stdout => pg_sys::NOTICE,
-            Stream::Stderr => pg_sys::WARNING,
-            Stream::Log => pg_sys::LOG_SERVER_ONLY,
-        } as i32;
+        let level = i32::from(stream.level());
         // Guarded: sending a message can fail (a character the client's encoding lacks).
         unsafe { pg_sys::ffi::pg_guard_ffi_boundary(|| crate::error::report(level, 0, line, None, None, Vec::new(), None, c"report")) };
     }

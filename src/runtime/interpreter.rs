@@ -110,12 +110,7 @@ impl host::Host for HostState {
     ) -> wasmtime::Result<Result<(), DbError>> {
         // What the guest printed so far comes first, so that messages keep the order they were made in.
         for (stream, line) in self.output.drain_lines() {
-            let level = match stream {
-                Stream::Stdout => NOTICE,
-                Stream::Stderr => WARNING,
-                Stream::Log => LOG_SERVER_ONLY,
-            };
-            match self.database.report(level, &line, None, None, None, Vec::new()) {
+            match self.database.report(stream.level(), &line, None, None, None, Vec::new()) {
                 Ok(Ok(())) => {}
                 failed => return failed.map_err(|Canceled| Trap::Interrupt.into()),
             }
@@ -227,11 +222,6 @@ impl ResourceLimiter for Limiter {
         16
     }
 }
-
-/// PostgreSQL's elog levels for output written between `plpy` messages.
-const LOG_SERVER_ONLY: u8 = 16;
-const NOTICE: u8 = 18;
-const WARNING: u8 = 19;
 
 /// Why a guest call failed.
 #[derive(Debug)]

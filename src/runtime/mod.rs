@@ -22,7 +22,7 @@ use wasmtime::Engine;
 pub use bindings::{Cursor, DbError, Decoding, Interval, Node, Plan, PythonError, Rows, Shape, TransactionStep, Zoned};
 pub use interpreter::{stack_address, Guest, GuestError, Interpreter, Limits, TrapKind};
 pub use lending::{is_lent, lending, Borrowed};
-pub use output::{Output, Stream};
+pub use output::Output;
 
 use bindings::PlpywasmPre;
 use interpreter::HostState;

@@ -10,6 +10,17 @@ pub enum Stream {
     Log,
 }
 
+impl Stream {
+    /// PostgreSQL's elog level for the stream's lines: NOTICE, WARNING, LOG_SERVER_ONLY.
+    pub fn level(self) -> u8 {
+        match self {
+            Stream::Stdout => 18,
+            Stream::Stderr => 19,
+            Stream::Log => 16,
+        }
+    }
+}
+
 /// Output collected during one guest call; the host reports it once the call has returned.
 #[derive(Debug, Default)]
 pub struct Output {
